@@ -1,0 +1,14 @@
+//! The delete-manifest Lambda function: builds the registry once per container, then hands every
+//! request to [`quayside::http::manifests::delete_manifest`].
+
+use lambda_http::{Error, Request, run, service_fn};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_http::tracing::init_default_subscriber();
+    let registry = quayside::backend::from_env()?;
+    run(service_fn(async |req: Request| {
+        Ok::<_, Error>(quayside::http::manifests::delete_manifest(&registry, req).await)
+    }))
+    .await
+}

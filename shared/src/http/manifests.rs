@@ -1,0 +1,93 @@
+//! The three manifest functions: fetch (GET, HEAD), write (PUT), delete (DELETE) on
+//! `/v2/{namespace}/{repo}/manifests/{reference}`.
+//!
+//! May call: `registry`, domain types, `http` helpers. Nothing of storage.
+
+use super::{
+    DOCKER_CONTENT_DIGEST, OCI_SUBJECT, body_bytes, body_of, path_parameter, repository, respond,
+    response,
+};
+use crate::error::RegistryError;
+use crate::manifest::accept::Accept;
+use crate::names::{Reference, RepositoryName};
+use crate::registry::Registry;
+use http::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
+use http::{Method, StatusCode};
+use lambda_http::{Body, Request, Response};
+
+fn manifest_route(req: &Request) -> Result<(RepositoryName, Reference), RegistryError> {
+    let repo = repository(req)?;
+    let reference = Reference::parse(&path_parameter(req, "reference")?)?;
+    Ok((repo, reference))
+}
+
+/// GET and HEAD: the stored bytes unchanged (or the form `Accept` asks for), with
+/// `Content-Type`, `Docker-Content-Digest` and `Content-Length`; HEAD without the body.
+pub async fn fetch_manifest(registry: &Registry, req: Request) -> Response<Body> {
+    let method = req.method().clone();
+    let result = async {
+        let (repo, reference) = manifest_route(&req)?;
+        let accept = Accept::from_headers(
+            req.headers()
+                .get_all(ACCEPT)
+                .iter()
+                .filter_map(|v| v.to_str().ok()),
+        );
+        let manifest = registry.get_manifest(&repo, &reference, &accept).await?;
+        let builder = response(StatusCode::OK)
+            .header(CONTENT_TYPE, &manifest.media_type)
+            .header(DOCKER_CONTENT_DIGEST, manifest.digest.to_string())
+            .header(CONTENT_LENGTH, manifest.body.len());
+        let body = if method == Method::HEAD {
+            Body::Empty
+        } else {
+            body_of(manifest.body)
+        };
+        builder.body(body).map_err(RegistryError::internal)
+    }
+    .await;
+    respond(&method, result)
+}
+
+/// PUT: `201 Created` with `Location` and `Docker-Content-Digest` (and `OCI-Subject` when
+/// the manifest has a subject).
+pub async fn write_manifest(registry: &Registry, req: Request) -> Response<Body> {
+    let method = req.method().clone();
+    let result = async {
+        let (repo, reference) = manifest_route(&req)?;
+        let content_type = req
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let body = body_bytes(req.into_body());
+        let pushed = registry
+            .put_manifest(&repo, &reference, content_type.as_deref(), body)
+            .await?;
+        let mut builder = response(StatusCode::CREATED)
+            .header(LOCATION, format!("/v2/{repo}/manifests/{}", pushed.digest))
+            .header(DOCKER_CONTENT_DIGEST, pushed.digest.to_string())
+            .header(CONTENT_LENGTH, 0);
+        if let Some(subject) = &pushed.subject {
+            builder = builder.header(OCI_SUBJECT, subject.to_string());
+        }
+        builder.body(Body::Empty).map_err(RegistryError::internal)
+    }
+    .await;
+    respond(&method, result)
+}
+
+/// DELETE by digest or by tag: `202 Accepted`.
+pub async fn delete_manifest(registry: &Registry, req: Request) -> Response<Body> {
+    let method = req.method().clone();
+    let result = async {
+        let (repo, reference) = manifest_route(&req)?;
+        registry.delete_manifest(&repo, &reference).await?;
+        response(StatusCode::ACCEPTED)
+            .header(CONTENT_LENGTH, 0)
+            .body(Body::Empty)
+            .map_err(RegistryError::internal)
+    }
+    .await;
+    respond(&method, result)
+}

@@ -1,0 +1,19 @@
+//! quayside's shared crate: everything the Lambda functions and registry-local have in common.
+//!
+//! Layers, each allowed to call only those above it:
+//! - domain: [`digest`], [`names`], [`error`], [`manifest`] (one module per format), [`signing`];
+//! - [`ports`]: the storage traits, and [`registry`]: the registry's operations over them;
+//! - adapters: [`embedded`] (redb, a blob folder, a key file, a JSON-lines file);
+//! - [`http`]: the handlers, `lambda_http::Request` in, `Response` out, over [`registry`].
+
+pub mod backend;
+pub mod digest;
+#[cfg(feature = "embedded")]
+pub mod embedded;
+pub mod error;
+pub mod http;
+pub mod manifest;
+pub mod names;
+pub mod ports;
+pub mod registry;
+pub mod signing;

@@ -1,0 +1,214 @@
+//! The storage ports: what the registry needs from a metadata store, a blob store, a signer
+//! and an event sink. Each has an embedded adapter (`crate::embedded`) and an AWS adapter.
+//!
+//! The records here are the domain's, not any backend's item shapes. Each method is shaped so
+//! that a DynamoDB/S3 adapter answers it in one round trip where the hot path needs it
+//! (manifest GET/HEAD: one read; manifest PUT: one batched lookup, one transaction).
+//! May call: `digest`, `names`. Must not know HTTP or any backend.
+
+use crate::digest::Digest;
+use crate::names::{RepositoryName, Tag};
+use async_trait::async_trait;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+/// A failure of a backend. Never caused by what a client sent: the caller answers 5xx.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A condition of a write failed because another writer got there first.
+    #[error("write conflict: {0}")]
+    Conflict(String),
+    #[error("backend failure: {0}")]
+    Backend(String),
+}
+
+impl StoreError {
+    pub fn backend(cause: impl std::fmt::Display) -> Self {
+        StoreError::Backend(cause.to_string())
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A manifest exactly as pushed: its digest, media type and bytes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredManifest {
+    pub digest: Digest,
+    pub media_type: String,
+    pub body: Bytes,
+}
+
+/// What a tag points at. A schema1 tag also names the leaf of its v1 image chain, so that it
+/// survives the deletion of its manifest and a new one can be built from the chain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TagTarget {
+    pub manifest: Option<StoredManifest>,
+    pub v1_image: Option<String>,
+}
+
+/// A v1 image synthesized from a schema1 manifest's `v1Compatibility`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct V1Image {
+    pub docker_id: String,
+    pub parent: Option<String>,
+    /// The layer blob of this image.
+    pub blob: Digest,
+    pub created: Option<String>,
+    pub comment: Option<String>,
+    pub command: Option<String>,
+    /// The `v1Compatibility` string as pushed, kept verbatim to rebuild manifests.
+    pub v1_json: String,
+}
+
+/// A manifest that names another in its `subject` (OCI 1.1 referrers), as the referrers
+/// API lists it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Referrer {
+    pub subject: Digest,
+    pub digest: Digest,
+    pub media_type: String,
+    pub size: u64,
+    pub artifact_type: Option<String>,
+    pub annotations: Option<HashMap<String, String>>,
+}
+
+/// Everything a manifest PUT needs to know before it writes, asked in one batch.
+#[derive(Clone, Debug, Default)]
+pub struct Lookup {
+    pub blobs: Vec<Digest>,
+    pub manifests: Vec<Digest>,
+    pub images: Vec<String>,
+}
+
+/// The part of a [`Lookup`] that exists in the repository.
+#[derive(Clone, Debug, Default)]
+pub struct Found {
+    pub blobs: HashSet<Digest>,
+    pub manifests: HashSet<Digest>,
+    pub images: HashMap<String, V1Image>,
+}
+
+/// One push, written atomically: the manifest, the tag (if pushed by tag), the v1 images it
+/// synthesizes and its referrer entry. The repository is created if it does not exist.
+#[derive(Clone, Debug)]
+pub struct Push {
+    pub manifest: StoredManifest,
+    pub tag: Option<Tag>,
+    /// For a schema1 push by tag: the leaf image id (`fsLayers[0]`) the tag points at.
+    pub tag_v1_image: Option<String>,
+    /// New images only (existing ones are left as they are); parents come before children.
+    pub images: Vec<V1Image>,
+    pub referrer: Option<Referrer>,
+}
+
+/// What a manifest deletion did to the tags that pointed at it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DeletedManifest {
+    /// Tags removed with the manifest.
+    pub removed_tags: Vec<Tag>,
+    /// Schema1 tags kept because their v1 image chain remains; they now have no manifest.
+    pub kept_tags: Vec<Tag>,
+}
+
+/// Repositories, tags, manifests, v1 images, blob links (and later uploads).
+#[async_trait]
+pub trait MetadataStore: Send + Sync {
+    async fn repository_exists(&self, repo: &RepositoryName) -> StoreResult<bool>;
+
+    /// The tag's target, with the manifest's bytes: one read.
+    async fn tag(&self, repo: &RepositoryName, tag: &Tag) -> StoreResult<Option<TagTarget>>;
+
+    /// A manifest by digest: one read.
+    async fn manifest(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+    ) -> StoreResult<Option<StoredManifest>>;
+
+    /// Which of the asked blobs, manifests and images the repository has: one batched read.
+    async fn lookup(&self, repo: &RepositoryName, lookup: &Lookup) -> StoreResult<Found>;
+
+    /// The v1 image `leaf` and its ancestors, leaf first. Empty when `leaf` is unknown;
+    /// stops where a parent is missing.
+    async fn image_chain(&self, repo: &RepositoryName, leaf: &str) -> StoreResult<Vec<V1Image>>;
+
+    /// Writes a push atomically: all of it or none of it.
+    async fn commit_push(&self, repo: &RepositoryName, push: &Push) -> StoreResult<()>;
+
+    /// Stores a manifest built for a tag that had none and points the tag at it, only if
+    /// the tag still names `v1_image` and has no manifest (else `Conflict`, nothing written).
+    async fn attach_generated_manifest(
+        &self,
+        repo: &RepositoryName,
+        tag: &Tag,
+        v1_image: &str,
+        manifest: &StoredManifest,
+    ) -> StoreResult<()>;
+
+    /// Deletes a manifest. Tags that pointed at it go too, except those with a v1 image,
+    /// which stay without a manifest. `None` when the manifest is unknown.
+    async fn delete_manifest(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+    ) -> StoreResult<Option<DeletedManifest>>;
+
+    /// Deletes a tag only. False when the tag is unknown.
+    async fn delete_tag(&self, repo: &RepositoryName, tag: &Tag) -> StoreResult<bool>;
+
+    /// Links a blob to a repository, creating the repository if needed (the upload API
+    /// does this; tests seed with it).
+    async fn link_blob(&self, repo: &RepositoryName, digest: &Digest, size: u64)
+    -> StoreResult<()>;
+}
+
+/// Content-addressed blob bytes.
+#[async_trait]
+pub trait BlobStore: Send + Sync {
+    /// The blob's size, or `None` if it is not stored.
+    async fn size(&self, digest: &Digest) -> StoreResult<Option<u64>>;
+    async fn get(&self, digest: &Digest) -> StoreResult<Option<Bytes>>;
+    /// Stores `bytes` under `digest`. The caller has checked that they hash to it.
+    async fn put(&self, digest: &Digest, bytes: Bytes) -> StoreResult<()>;
+}
+
+/// The public half of the signing key as a libtrust JWK (RSA: `n`, `e`, `kid`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublicJwk {
+    pub kty: String,
+    pub kid: String,
+    pub n: String,
+    pub e: String,
+}
+
+/// Signs with the registry's RSA key: RS256 (RSASSA-PKCS1-v1_5 with SHA-256).
+#[async_trait]
+pub trait Signer: Send + Sync {
+    /// The RS256 signature of `message`.
+    async fn sign_rs256(&self, message: &[u8]) -> StoreResult<Vec<u8>>;
+    /// The public key, fetched once and kept.
+    async fn public_jwk(&self) -> StoreResult<Arc<PublicJwk>>;
+}
+
+/// A change of the registry that subscribers hear of (`repo_push` and the deletes).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegistryEvent {
+    pub event: String,
+    pub repository: String,
+    pub namespace: String,
+    pub updated_tags: Vec<String>,
+    /// The manifest pushed or deleted; none for a tag deletion.
+    pub digest: Option<String>,
+    pub media_type: Option<String>,
+    /// RFC 3339, UTC.
+    pub time: String,
+}
+
+/// Where events go. On AWS the DynamoDB stream drives notification, so that adapter's sink
+/// only logs; the embedded one appends to a JSON-lines file.
+#[async_trait]
+pub trait EventSink: Send + Sync {
+    async fn publish(&self, event: &RegistryEvent) -> StoreResult<()>;
+}

@@ -1,0 +1,518 @@
+//! The registry's manifest operations: the seed's routes, checks and errors, as corrected in
+//! DESIGN.md, over the storage ports.
+//!
+//! May call: the domain modules and the `ports` traits. Must not know HTTP (the `http`
+//! module calls this), nor any backend's item shapes, nor AWS.
+
+use crate::digest::{Algorithm, Digest};
+use crate::error::{ErrorCode, RegistryError, Result};
+use crate::manifest::accept::Accept;
+use crate::manifest::schema1::{self, SignedManifest};
+use crate::manifest::schema1_builder::Schema1Builder;
+use crate::manifest::{Content, Format, Manifest};
+use crate::names::{Reference, RepositoryName, Tag};
+use crate::ports::{
+    BlobStore, EventSink, Lookup, MetadataStore, Push, Referrer, RegistryEvent, Signer, StoreError,
+    StoredManifest, TagTarget, V1Image,
+};
+use bytes::Bytes;
+use oci_spec::image::ImageIndex;
+use serde_json::json;
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+/// The platform a client that cannot read an index is given, as distribution does.
+const DEFAULT_PLATFORM: (&str, &str) = ("linux", "amd64");
+
+/// The registry over its four ports. Cheap to share: build it once per process.
+#[derive(Clone)]
+pub struct Registry {
+    pub metadata: Arc<dyn MetadataStore>,
+    pub blobs: Arc<dyn BlobStore>,
+    pub signer: Arc<dyn Signer>,
+    pub events: Arc<dyn EventSink>,
+}
+
+/// What a successful manifest PUT tells the client.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PushedManifest {
+    pub digest: Digest,
+    /// The manifest's `subject`, answered as `OCI-Subject` (OCI 1.1).
+    pub subject: Option<Digest>,
+}
+
+impl From<StoreError> for RegistryError {
+    fn from(e: StoreError) -> Self {
+        RegistryError::internal(e)
+    }
+}
+
+impl Registry {
+    /// GET/HEAD of a manifest by tag or digest, negotiated against `accept`.
+    pub async fn get_manifest(
+        &self,
+        repo: &RepositoryName,
+        reference: &Reference,
+        accept: &Accept,
+    ) -> Result<StoredManifest> {
+        match reference {
+            Reference::Digest(digest) => match self.metadata.manifest(repo, digest).await? {
+                Some(manifest) => self.negotiate(repo, None, manifest, accept).await,
+                None => Err(self.not_found(repo, reference).await),
+            },
+            Reference::Tag(tag) => match self.metadata.tag(repo, tag).await? {
+                Some(TagTarget {
+                    manifest: Some(manifest),
+                    ..
+                }) => self.negotiate(repo, Some(tag), manifest, accept).await,
+                // The seed's path: a v1 tag whose manifest was deleted (or never pushed) is
+                // served a manifest built and signed from its image chain.
+                Some(TagTarget {
+                    manifest: None,
+                    v1_image: Some(leaf),
+                }) => {
+                    let manifest = self.generate_schema1(repo, tag, &leaf).await?;
+                    self.negotiate(repo, Some(tag), manifest, accept).await
+                }
+                _ => Err(self.not_found(repo, reference).await),
+            },
+        }
+    }
+
+    /// PUT of a manifest by tag or digest: checked against the reference and the repository,
+    /// stored atomically with its tag and v1 images, announced as `repo_push`.
+    pub async fn put_manifest(
+        &self,
+        repo: &RepositoryName,
+        reference: &Reference,
+        content_type: Option<&str>,
+        body: Bytes,
+    ) -> Result<PushedManifest> {
+        let algorithm = match reference {
+            Reference::Digest(d) => d.algorithm(),
+            Reference::Tag(_) => Algorithm::Sha256,
+        };
+        let manifest = Manifest::parse(content_type, body, algorithm)?;
+        let tag = match reference {
+            Reference::Tag(tag) => {
+                if let Content::Schema1(signed) = &manifest.content
+                    && signed.tag() != tag.as_str()
+                {
+                    return Err(RegistryError::new(
+                        ErrorCode::TagInvalid,
+                        format!(
+                            "manifest tag {:?} does not match the reference {tag:?}",
+                            signed.tag()
+                        ),
+                    ));
+                }
+                Some(tag.clone())
+            }
+            Reference::Digest(digest) => {
+                if manifest.digest != *digest {
+                    return Err(RegistryError::new(
+                        ErrorCode::DigestInvalid,
+                        format!(
+                            "manifest digest is {}, not the reference {digest}",
+                            manifest.digest
+                        ),
+                    ));
+                }
+                None
+            }
+        };
+
+        let (images, tag_v1_image) = match &manifest.content {
+            Content::Schema1(signed) => {
+                let images = self.check_schema1(repo, &manifest, signed).await?;
+                let leaf = signed.layers().first().map(|l| l.v1.id.clone());
+                (images, tag.as_ref().and(leaf))
+            }
+            _ => {
+                self.check_references(repo, &manifest).await?;
+                (Vec::new(), None)
+            }
+        };
+
+        let subject = manifest.subject();
+        let stored = StoredManifest {
+            digest: manifest.digest.clone(),
+            media_type: manifest.media_type().to_string(),
+            body: manifest.body.clone(),
+        };
+        let push = Push {
+            referrer: subject.as_ref().map(|s| Referrer {
+                subject: s.digest.clone(),
+                digest: stored.digest.clone(),
+                media_type: stored.media_type.clone(),
+                size: stored.body.len() as u64,
+                artifact_type: s.artifact_type.clone(),
+                annotations: s.annotations.clone(),
+            }),
+            manifest: stored,
+            tag: tag.clone(),
+            tag_v1_image,
+            images,
+        };
+        self.metadata.commit_push(repo, &push).await?;
+
+        let updated_tags: Vec<String> = tag.iter().map(|t| t.to_string()).collect();
+        tracing::info!(
+            target: "quayside::audit",
+            action = "push_repo",
+            repository = %repo,
+            tags = ?updated_tags,
+            digest = %manifest.digest,
+            media_type = manifest.media_type(),
+        );
+        self.announce(
+            "repo_push",
+            repo,
+            updated_tags,
+            Some(&manifest.digest),
+            Some(manifest.media_type()),
+        )
+        .await;
+        Ok(PushedManifest {
+            digest: manifest.digest,
+            subject: subject.map(|s| s.digest),
+        })
+    }
+
+    /// DELETE by digest (the manifest and the tags on it, but a v1 tag keeps its image chain)
+    /// or by tag (that tag only).
+    pub async fn delete_manifest(
+        &self,
+        repo: &RepositoryName,
+        reference: &Reference,
+    ) -> Result<()> {
+        let (event, tags, digest) = match reference {
+            Reference::Digest(digest) => match self.metadata.delete_manifest(repo, digest).await? {
+                Some(deleted) => (
+                    "manifest_delete",
+                    deleted.removed_tags.iter().map(|t| t.to_string()).collect(),
+                    Some(digest),
+                ),
+                None => return Err(self.not_found(repo, reference).await),
+            },
+            Reference::Tag(tag) => {
+                if !self.metadata.delete_tag(repo, tag).await? {
+                    return Err(self.not_found(repo, reference).await);
+                }
+                ("tag_delete", vec![tag.to_string()], None)
+            }
+        };
+        tracing::info!(target: "quayside::audit", action = event, repository = %repo, reference = %reference, tags = ?tags);
+        self.announce(event, repo, tags, digest, None).await;
+        Ok(())
+    }
+
+    /// The seed's schema1 checks: name, signature, layers, linked blobs, v1 parents. Returns
+    /// the v1 images to synthesize, parents before children.
+    async fn check_schema1(
+        &self,
+        repo: &RepositoryName,
+        manifest: &Manifest,
+        signed: &SignedManifest,
+    ) -> Result<Vec<V1Image>> {
+        if signed.name() != repo.as_str() {
+            return Err(RegistryError::new(
+                ErrorCode::NameInvalid,
+                format!(
+                    "manifest name {:?} does not match the repository {repo}",
+                    signed.name()
+                ),
+            ));
+        }
+        signed.verify()?;
+        if signed.layers().is_empty() {
+            return Err(manifest_invalid("manifest does not reference any layers"));
+        }
+        let layers = signed.layers();
+        let lookup = Lookup {
+            blobs: manifest.blobs(),
+            manifests: Vec::new(),
+            images: layers
+                .iter()
+                .flat_map(|l| std::iter::once(&l.v1.id).chain(&l.v1.parent))
+                .cloned()
+                .collect(),
+        };
+        let found = self.metadata.lookup(repo, &lookup).await?;
+        if let Some(missing) = lookup.blobs.iter().find(|d| !found.blobs.contains(d)) {
+            return Err(blob_unknown(ErrorCode::BlobUnknown, missing));
+        }
+        // Base first, so that each parent is known before its child.
+        let mut known: HashSet<&str> = found.images.keys().map(String::as_str).collect();
+        let mut images = Vec::new();
+        for layer in layers.iter().rev() {
+            let v1 = &layer.v1;
+            if known.contains(v1.id.as_str()) {
+                continue;
+            }
+            if let Some(parent) = &v1.parent
+                && !known.contains(parent.as_str())
+            {
+                return Err(manifest_invalid(format!(
+                    "Parent not found with docker image id {parent}"
+                ))
+                .with_detail(json!({ "parent": parent })));
+            }
+            known.insert(&v1.id);
+            images.push(V1Image {
+                docker_id: v1.id.clone(),
+                parent: v1.parent.clone(),
+                blob: layer.blob_sum.clone(),
+                created: v1.created.clone(),
+                comment: v1.comment.clone(),
+                command: v1.command.clone(),
+                v1_json: layer.v1_json.clone(),
+            });
+        }
+        Ok(images)
+    }
+
+    /// Schema2/OCI: config and layers must be linked blobs, an index's children manifests of
+    /// the repository. One batched lookup.
+    async fn check_references(&self, repo: &RepositoryName, manifest: &Manifest) -> Result<()> {
+        let lookup = Lookup {
+            blobs: manifest.blobs(),
+            manifests: manifest.child_manifests(),
+            images: Vec::new(),
+        };
+        if lookup.blobs.is_empty() && lookup.manifests.is_empty() {
+            return Ok(());
+        }
+        let found = self.metadata.lookup(repo, &lookup).await?;
+        if let Some(missing) = lookup.blobs.iter().find(|d| !found.blobs.contains(d)) {
+            return Err(blob_unknown(ErrorCode::ManifestBlobUnknown, missing));
+        }
+        if let Some(missing) = lookup
+            .manifests
+            .iter()
+            .find(|d| !found.manifests.contains(d))
+        {
+            return Err(RegistryError::new(
+                ErrorCode::ManifestBlobUnknown,
+                format!("manifest {missing} listed in the index is not in {repo}; push it first"),
+            )
+            .with_detail(json!({ "digest": missing.to_string() })));
+        }
+        Ok(())
+    }
+
+    /// Serves `manifest` if the client accepts its type. Otherwise, by tag: an index is
+    /// replaced by its linux/amd64 manifest, and an image manifest is converted to signed
+    /// schema1 for a client that asks for schema1 (as distribution 2.x and Quay do).
+    async fn negotiate(
+        &self,
+        repo: &RepositoryName,
+        tag: Option<&Tag>,
+        manifest: StoredManifest,
+        accept: &Accept,
+    ) -> Result<StoredManifest> {
+        let format = Format::from_media_type(&manifest.media_type);
+        let allowed = |m: &StoredManifest, f: Option<Format>| {
+            f.map_or_else(|| accept.allows(&m.media_type), |f| accept.allows_format(f))
+        };
+        if allowed(&manifest, format) {
+            return Ok(manifest);
+        }
+        let refused = |m: &StoredManifest| {
+            RegistryError::new(
+                ErrorCode::ManifestUnknown,
+                format!(
+                    "the manifest is {}, which the request's Accept header does not allow",
+                    m.media_type
+                ),
+            )
+        };
+        let Some(tag) = tag else {
+            // A digest names these exact bytes: serving another form would break it.
+            return Err(refused(&manifest));
+        };
+        let image = match format {
+            Some(Format::ManifestList | Format::OciIndex) => {
+                match self.default_platform_child(repo, &manifest).await? {
+                    Some(child) => child,
+                    None => return Err(refused(&manifest)),
+                }
+            }
+            _ => manifest,
+        };
+        let image_format = Format::from_media_type(&image.media_type);
+        if allowed(&image, image_format) {
+            return Ok(image);
+        }
+        match image_format {
+            Some(Format::Schema2 | Format::OciManifest) if accept.names_schema1() => {
+                self.convert_to_schema1(repo, tag, &image).await
+            }
+            _ => Err(refused(&image)),
+        }
+    }
+
+    /// The linux/amd64 manifest of an index, if the index has one and the repository holds it.
+    async fn default_platform_child(
+        &self,
+        repo: &RepositoryName,
+        index: &StoredManifest,
+    ) -> Result<Option<StoredManifest>> {
+        let Ok(parsed) = serde_json::from_slice::<ImageIndex>(&index.body) else {
+            return Ok(None);
+        };
+        let (os, arch) = DEFAULT_PLATFORM;
+        let child = parsed.manifests().iter().find(|d| {
+            d.platform()
+                .as_ref()
+                .is_some_and(|p| p.os().to_string() == os && p.architecture().to_string() == arch)
+        });
+        let Some(digest) = child.and_then(|d| d.digest().to_string().parse::<Digest>().ok()) else {
+            return Ok(None);
+        };
+        Ok(self.metadata.manifest(repo, &digest).await?)
+    }
+
+    /// distribution's schema2 → schema1 conversion, signed with the registry's key. Not
+    /// stored: the payload is deterministic, so the digest is the same each time.
+    async fn convert_to_schema1(
+        &self,
+        repo: &RepositoryName,
+        tag: &Tag,
+        image: &StoredManifest,
+    ) -> Result<StoredManifest> {
+        let parsed = Manifest::parse(
+            Some(&image.media_type),
+            image.body.clone(),
+            Algorithm::Sha256,
+        )?;
+        let Content::Image(im) = &parsed.content else {
+            return Err(RegistryError::internal(
+                "conversion of a non-image manifest",
+            ));
+        };
+        let config_digest: Digest = im
+            .config()
+            .digest()
+            .to_string()
+            .parse()
+            .map_err(RegistryError::internal)?;
+        let layers = im
+            .layers()
+            .iter()
+            .map(|l| l.digest().to_string().parse::<Digest>())
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(RegistryError::internal)?;
+        let config = self.blobs.get(&config_digest).await?.ok_or_else(|| {
+            RegistryError::internal(format!("config blob {config_digest} of {repo} is missing"))
+        })?;
+        let builder =
+            Schema1Builder::from_image_config(repo.as_str(), tag.as_str(), &config, &layers)?;
+        let signed = builder.build(self.signer.as_ref()).await?;
+        Ok(schema1_record(&signed))
+    }
+
+    /// The seed's `_generate_and_store_manifest`: a schema1 manifest built from the tag's v1
+    /// image chain, signed, stored with the tag, returned.
+    async fn generate_schema1(
+        &self,
+        repo: &RepositoryName,
+        tag: &Tag,
+        leaf: &str,
+    ) -> Result<StoredManifest> {
+        let chain = self.metadata.image_chain(repo, leaf).await?;
+        let complete = chain.last().is_some_and(|base| base.parent.is_none());
+        if !complete {
+            tracing::warn!(repository = %repo, %tag, leaf, "v1 image chain is incomplete");
+            return Err(self.not_found(repo, &Reference::Tag(tag.clone())).await);
+        }
+        let architecture = serde_json::from_str::<serde_json::Value>(&chain[0].v1_json)
+            .ok()
+            .and_then(|v| v.get("architecture")?.as_str().map(str::to_string))
+            .unwrap_or_else(|| "amd64".to_string());
+        let mut builder = Schema1Builder::new(repo.as_str(), tag.as_str(), &architecture);
+        for image in &chain {
+            builder.add_layer(image.blob.clone(), image.v1_json.clone());
+        }
+        let manifest = schema1_record(&builder.build(self.signer.as_ref()).await?);
+        match self
+            .metadata
+            .attach_generated_manifest(repo, tag, leaf, &manifest)
+            .await
+        {
+            Ok(()) => Ok(manifest),
+            // Another request stored one first, or the tag moved: serve what it has now.
+            Err(StoreError::Conflict(_)) => match self.metadata.tag(repo, tag).await? {
+                Some(TagTarget {
+                    manifest: Some(current),
+                    ..
+                }) => Ok(current),
+                _ => Err(self.not_found(repo, &Reference::Tag(tag.clone())).await),
+            },
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// `NAME_UNKNOWN` for a repository that does not exist, else `MANIFEST_UNKNOWN`. Only
+    /// a miss pays for the second read.
+    async fn not_found(&self, repo: &RepositoryName, reference: &Reference) -> RegistryError {
+        match self.metadata.repository_exists(repo).await {
+            Ok(false) => RegistryError::new(
+                ErrorCode::NameUnknown,
+                format!("repository {repo} is not known to the registry"),
+            )
+            .with_detail(json!({ "name": repo.as_str() })),
+            Ok(true) => RegistryError::new(
+                ErrorCode::ManifestUnknown,
+                format!("manifest {reference} is not in {repo}"),
+            )
+            .with_detail(json!({ "reference": reference.to_string() })),
+            Err(e) => e.into(),
+        }
+    }
+
+    /// Publishes an event. The change is already stored, so a failure is logged, not
+    /// answered: the client's push succeeded.
+    async fn announce(
+        &self,
+        event: &str,
+        repo: &RepositoryName,
+        updated_tags: Vec<String>,
+        digest: Option<&Digest>,
+        media_type: Option<&str>,
+    ) {
+        let event = RegistryEvent {
+            event: event.to_string(),
+            repository: repo.to_string(),
+            namespace: repo.namespace().to_string(),
+            updated_tags,
+            digest: digest.map(|d| d.to_string()),
+            media_type: media_type.map(str::to_string),
+            time: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+        };
+        if let Err(e) = self.events.publish(&event).await {
+            tracing::error!(error = %e, event = ?event, "event not published");
+        }
+    }
+}
+
+fn schema1_record(signed: &SignedManifest) -> StoredManifest {
+    StoredManifest {
+        digest: signed.digest().clone(),
+        media_type: schema1::MEDIA_TYPE_SIGNED.to_string(),
+        body: Bytes::copy_from_slice(signed.bytes()),
+    }
+}
+
+fn manifest_invalid(message: impl Into<String>) -> RegistryError {
+    RegistryError::new(ErrorCode::ManifestInvalid, message)
+}
+
+fn blob_unknown(code: ErrorCode, digest: &Digest) -> RegistryError {
+    RegistryError::new(
+        code,
+        format!("blob {digest} is not in the repository; push it first"),
+    )
+    .with_detail(json!({ "digest": digest.to_string() }))
+}

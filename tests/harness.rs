@@ -1,0 +1,245 @@
+//! Test harness: a registry over a chosen backend, requests built as API Gateway would
+//! deliver them, routed through `quayside::http::routes()` to the very handlers the Lambda
+//! functions run, and the fixtures made by real clients.
+//!
+//! The backend is `QUAYSIDE_TEST_BACKEND` (`embedded`, the default). Every test runs
+//! unchanged against each backend.
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use http::{Method, Request};
+use lambda_http::{Body, RequestExt, Response};
+use quayside::digest::Digest;
+use quayside::names::RepositoryName;
+use quayside::ports::{EventSink, RegistryEvent, StoreResult};
+use quayside::registry::Registry;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// The project's copy of the fixtures made by skopeo and distribution.
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+pub fn fixture(name: &str) -> Vec<u8> {
+    let path = fixtures().join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()))
+}
+
+pub fn manifest_fixture(name: &str) -> Vec<u8> {
+    fixture(&format!("manifests/{name}"))
+}
+
+/// A blob of the OCI layout fixture by its hex digest.
+pub fn layout_blob(hex: &str) -> Vec<u8> {
+    fixture(&format!("oci-layout/blobs/sha256/{hex}"))
+}
+
+/// Records every event the registry publishes, then passes it on.
+pub struct RecordingEvents {
+    inner: Arc<dyn EventSink>,
+    pub events: Mutex<Vec<RegistryEvent>>,
+}
+
+#[async_trait]
+impl EventSink for RecordingEvents {
+    async fn publish(&self, event: &RegistryEvent) -> StoreResult<()> {
+        self.events.lock().expect("events lock").push(event.clone());
+        self.inner.publish(event).await
+    }
+}
+
+/// A registry for one test, with its own storage.
+pub struct TestRegistry {
+    pub registry: Registry,
+    pub events: Arc<RecordingEvents>,
+    _dir: tempfile::TempDir,
+}
+
+/// A response as a test reads it.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: http::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "body is not JSON ({e}): {}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+
+    /// The code of a registry error body.
+    pub fn error_code(&self) -> String {
+        self.json()["errors"][0]["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+}
+
+impl From<Response<Body>> for Answer {
+    fn from(response: Response<Body>) -> Self {
+        let (parts, body) = response.into_parts();
+        Answer {
+            status: parts.status.as_u16(),
+            headers: parts.headers,
+            body: body.as_ref().to_vec(),
+        }
+    }
+}
+
+impl TestRegistry {
+    pub async fn new() -> TestRegistry {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let backend = std::env::var("QUAYSIDE_TEST_BACKEND").unwrap_or_else(|_| "embedded".into());
+        let mut registry = match backend.as_str() {
+            "embedded" => quayside::backend::open_embedded(dir.path()).expect("embedded backend"),
+            other => panic!("unknown QUAYSIDE_TEST_BACKEND {other:?}"),
+        };
+        let events = Arc::new(RecordingEvents {
+            inner: registry.events.clone(),
+            events: Mutex::new(Vec::new()),
+        });
+        registry.events = events.clone();
+        TestRegistry {
+            registry,
+            events,
+            _dir: dir,
+        }
+    }
+
+    /// Stores a blob and links it to `repo`, as the upload API will.
+    pub async fn seed_blob(&self, repo: &str, bytes: &[u8]) -> Digest {
+        let repo = RepositoryName::parse(repo).expect("repository name");
+        let digest = Digest::sha256(bytes);
+        self.registry
+            .blobs
+            .put(&digest, Bytes::copy_from_slice(bytes))
+            .await
+            .expect("blob put");
+        self.registry
+            .metadata
+            .link_blob(&repo, &digest, bytes.len() as u64)
+            .await
+            .expect("blob link");
+        digest
+    }
+
+    /// Seeds every blob of the `tiny` image (config and two layers) into `repo`.
+    pub async fn seed_tiny_blobs(&self, repo: &str) {
+        for hex in [TINY_CONFIG, TINY_LAYER0, TINY_LAYER1] {
+            self.seed_blob(repo, &layout_blob(hex)).await;
+        }
+    }
+
+    pub fn published(&self) -> Vec<RegistryEvent> {
+        self.events.events.lock().expect("events lock").clone()
+    }
+
+    /// Sends a request through the route table, as API Gateway would: path parameters set,
+    /// body as bytes.
+    pub async fn send(&self, req: Request<Body>) -> Answer {
+        let path = req.uri().path().to_string();
+        let route = quayside::http::routes()
+            .into_iter()
+            .find_map(|route| {
+                let params = match_template(route.path, &path)?;
+                route
+                    .methods
+                    .contains(req.method())
+                    .then_some((route.handler, params))
+            })
+            .unwrap_or_else(|| panic!("no route for {} {path}", req.method()));
+        let (handler, params) = route;
+        handler(&self.registry, req.with_path_parameters(params))
+            .await
+            .into()
+    }
+
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Answer {
+        let mut builder = Request::builder().method(method).uri(path);
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        let body = if body.is_empty() {
+            Body::Empty
+        } else {
+            Body::Binary(body.to_vec())
+        };
+        self.send(builder.body(body).expect("request")).await
+    }
+
+    pub async fn get(&self, path: &str, accept: &[&str]) -> Answer {
+        let headers: Vec<(&str, &str)> = accept.iter().map(|a| ("accept", *a)).collect();
+        self.request(Method::GET, path, &headers, b"").await
+    }
+
+    pub async fn head(&self, path: &str) -> Answer {
+        self.request(Method::HEAD, path, &[], b"").await
+    }
+
+    pub async fn put_manifest(&self, path: &str, content_type: &str, body: &[u8]) -> Answer {
+        self.request(Method::PUT, path, &[("content-type", content_type)], body)
+            .await
+    }
+
+    pub async fn delete(&self, path: &str) -> Answer {
+        self.request(Method::DELETE, path, &[], b"").await
+    }
+}
+
+/// Path parameters of `path` under an API Gateway template such as
+/// `/v2/{namespace}/{repo}/manifests/{reference}`, or `None` if it does not match.
+pub fn match_template(template: &str, path: &str) -> Option<HashMap<String, String>> {
+    let mut params = HashMap::new();
+    let mut segments = path.split('/');
+    for part in template.split('/') {
+        let segment = segments.next()?;
+        match part.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
+            Some(name) => {
+                params.insert(name.to_string(), segment.to_string());
+            }
+            None if part == segment => {}
+            None => return None,
+        }
+    }
+    segments.next().is_none().then_some(params)
+}
+
+/// The `tiny` image of the OCI layout fixture: its config and two layers.
+pub const TINY_CONFIG: &str = "fd490d954e1449d64ff54ac0603c9e6656cf1432c4da7facb7bb5ce45bb35f1d";
+pub const TINY_LAYER0: &str = "24a863956fae3a40fb5b94126d87434c1f5fba66a4569ba3db6b9a37f26416c4";
+pub const TINY_LAYER1: &str = "f2e9a1681beca57f3d4744cc55ce690d3eb4ae9d90c58a607827a0f47fd50f0e";
+
+pub const SCHEMA1: &str = "application/vnd.docker.distribution.manifest.v1+prettyjws";
+pub const SCHEMA2: &str = "application/vnd.docker.distribution.manifest.v2+json";
+pub const MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+
+/// The six Accept headers skopeo sends on a manifest GET.
+pub const SKOPEO_ACCEPT: [&str; 6] = [
+    OCI_MANIFEST,
+    OCI_INDEX,
+    MANIFEST_LIST,
+    SCHEMA2,
+    SCHEMA1,
+    "application/vnd.docker.distribution.manifest.v1+json",
+];

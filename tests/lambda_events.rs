@@ -1,0 +1,58 @@
+//! Each manifest function's handler fed API Gateway HTTP API (payload 2.0) events, as JSON,
+//! deserialized by `lambda_http` itself: path parameters, base64-encoded bodies, HEAD.
+
+use quayside_tests::*;
+use serde_json::Value;
+
+/// The handler of the function whose route the event's `routeKey` names, fed the event.
+async fn invoke(t: &TestRegistry, event_file: &str) -> Answer {
+    let json = String::from_utf8(fixture(&format!("events/{event_file}"))).unwrap();
+    let route_key = serde_json::from_str::<Value>(&json).unwrap()["routeKey"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (method, path) = route_key.split_once(' ').unwrap();
+    let route = quayside::http::routes()
+        .into_iter()
+        .find(|r| r.path == path && r.methods.iter().any(|m| m.as_str() == method))
+        .unwrap_or_else(|| panic!("no function serves {route_key}"));
+    let req = lambda_http::request::from_str(&json).expect("lambda_http reads the event");
+    (route.handler)(&t.registry, req).await.into()
+}
+
+#[tokio::test]
+async fn manifest_functions_answer_api_gateway_events() {
+    let t = TestRegistry::new().await;
+    t.seed_tiny_blobs("library/tiny").await;
+    let oci = manifest_fixture("oci-image-manifest.json");
+    let digest = "sha256:2ec2eb59508e4e49066740b26802363fb7015236660a8ab943fdb48ed75da2a4";
+
+    // A base64-encoded body, as API Gateway delivers a binary one.
+    let put = invoke(&t, "put-manifest-base64.json").await;
+    assert_eq!(put.status, 201, "{}", String::from_utf8_lossy(&put.body));
+    assert_eq!(put.header("docker-content-digest"), Some(digest));
+
+    let get = invoke(&t, "get-manifest-by-tag.json").await;
+    assert_eq!(get.status, 200);
+    assert_eq!(get.body, oci);
+    assert_eq!(get.header("content-type"), Some(OCI_MANIFEST));
+
+    let head = invoke(&t, "head-manifest-by-digest.json").await;
+    assert_eq!(head.status, 200);
+    assert!(head.body.is_empty());
+    assert_eq!(
+        head.header("content-length"),
+        Some(oci.len().to_string().as_str())
+    );
+    assert_eq!(head.header("docker-content-digest"), Some(digest));
+
+    let bad = invoke(&t, "put-manifest-bad-name.json").await;
+    assert_eq!(
+        (bad.status, bad.error_code().as_str()),
+        (400, "NAME_INVALID")
+    );
+
+    let deleted = invoke(&t, "delete-manifest-by-digest.json").await;
+    assert_eq!(deleted.status, 202);
+    assert_eq!(invoke(&t, "get-manifest-by-tag.json").await.status, 404);
+}

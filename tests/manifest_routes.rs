@@ -1,0 +1,921 @@
+//! The manifest routes through their handlers: every status and error code of the seed's
+//! behaviour (as corrected in DESIGN.md), with manifests made by real clients.
+
+use quayside::digest::Digest;
+use quayside::manifest::schema1::SignedManifest;
+use quayside::manifest::schema1_builder::Schema1Builder;
+use quayside_tests::*;
+use serde_json::{Value, json};
+
+const ES256_DIGEST: &str =
+    "sha256:fc8270262395733bcbece2cc6c202bf29922ab192196c157039fbb295ef60b1a";
+const RS256_DIGEST: &str =
+    "sha256:533e7bbd24f82a13d3c2fbc62762ce9c85848ace676188fc82b4c86dff1bda87";
+const SCHEMA2_DIGEST: &str =
+    "sha256:e44e781fea585a898b27801d15a7f93bde29d72afcf9a807e72a4c592d768a0e";
+const OCI_DIGEST: &str = "sha256:2ec2eb59508e4e49066740b26802363fb7015236660a8ab943fdb48ed75da2a4";
+const INDEX_DIGEST: &str =
+    "sha256:bcbefb32c41df96c152d82a06d8fa9421bf644a5e1fae556cb8ec923e68d3a68";
+
+/// Pushes the schema1 fixture skopeo signed (ES256), into its own repository.
+async fn push_es256(t: &TestRegistry) -> Answer {
+    t.seed_tiny_blobs("fixtures/schema1").await;
+    t.put_manifest(
+        "/v2/fixtures/schema1/manifests/tiny",
+        SCHEMA1,
+        &manifest_fixture("docker-schema1-es256-skopeo.json"),
+    )
+    .await
+}
+
+/// Asserts that nothing of a refused push is visible.
+async fn assert_not_stored(t: &TestRegistry, repo: &str, tag: &str, digest: &str) {
+    let by_tag = t.get(&format!("/v2/{repo}/manifests/{tag}"), &[]).await;
+    assert_eq!(by_tag.status, 404, "tag {tag} must not exist");
+    let by_digest = t.get(&format!("/v2/{repo}/manifests/{digest}"), &[]).await;
+    assert_eq!(by_digest.status, 404, "manifest {digest} must not exist");
+    assert!(t.published().is_empty(), "no event for a refused push");
+}
+
+#[tokio::test]
+async fn schema1_put_then_get_gives_the_same_bytes_and_digest() {
+    let t = TestRegistry::new().await;
+    let body = manifest_fixture("docker-schema1-es256-skopeo.json");
+    let put = push_es256(&t).await;
+    assert_eq!(put.status, 201, "{}", String::from_utf8_lossy(&put.body));
+    assert_eq!(put.header("docker-content-digest"), Some(ES256_DIGEST));
+    assert_eq!(
+        put.header("location"),
+        Some(format!("/v2/fixtures/schema1/manifests/{ES256_DIGEST}").as_str())
+    );
+
+    for reference in ["tiny", ES256_DIGEST] {
+        let got = t
+            .get(
+                &format!("/v2/fixtures/schema1/manifests/{reference}"),
+                &SKOPEO_ACCEPT,
+            )
+            .await;
+        assert_eq!(got.status, 200);
+        assert_eq!(got.body, body, "stored bytes unchanged");
+        assert_eq!(got.header("content-type"), Some(SCHEMA1));
+        assert_eq!(got.header("docker-content-digest"), Some(ES256_DIGEST));
+        assert_eq!(
+            got.header("content-length"),
+            Some(body.len().to_string().as_str())
+        );
+        assert_eq!(
+            got.header("docker-distribution-api-version"),
+            Some("registry/2.0")
+        );
+    }
+
+    let head = t.head("/v2/fixtures/schema1/manifests/tiny").await;
+    assert_eq!(head.status, 200);
+    assert!(head.body.is_empty(), "HEAD has no body");
+    assert_eq!(
+        head.header("content-length"),
+        Some(body.len().to_string().as_str())
+    );
+    assert_eq!(head.header("docker-content-digest"), Some(ES256_DIGEST));
+
+    let events = t.published();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].event, "repo_push");
+    assert_eq!(events[0].repository, "fixtures/schema1");
+    assert_eq!(events[0].namespace, "fixtures");
+    assert_eq!(events[0].updated_tags, ["tiny"]);
+    assert_eq!(events[0].digest.as_deref(), Some(ES256_DIGEST));
+}
+
+#[tokio::test]
+async fn schema1_from_distribution_rs256_is_accepted() {
+    let t = TestRegistry::new().await;
+    t.seed_tiny_blobs("fixtures/schema2").await;
+    let put = t
+        .put_manifest(
+            &format!("/v2/fixtures/schema2/manifests/{RS256_DIGEST}"),
+            SCHEMA1,
+            &manifest_fixture("docker-schema1-rs256-distribution.json"),
+        )
+        .await;
+    assert_eq!(put.status, 201, "{}", String::from_utf8_lossy(&put.body));
+    assert_eq!(put.header("docker-content-digest"), Some(RS256_DIGEST));
+    // Pushed by digest: stored, but no tag moves (the OCI spec; the seed tagged it).
+    assert_eq!(
+        t.get("/v2/fixtures/schema2/manifests/tiny", &[])
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        t.get(
+            &format!("/v2/fixtures/schema2/manifests/{RS256_DIGEST}"),
+            &[]
+        )
+        .await
+        .status,
+        200
+    );
+    assert!(t.published()[0].updated_tags.is_empty());
+}
+
+#[tokio::test]
+async fn schema1_tag_must_match_the_reference() {
+    let t = TestRegistry::new().await;
+    t.seed_tiny_blobs("fixtures/schema1").await;
+    let put = t
+        .put_manifest(
+            "/v2/fixtures/schema1/manifests/other",
+            SCHEMA1,
+            &manifest_fixture("docker-schema1-es256-skopeo.json"),
+        )
+        .await;
+    assert_eq!(
+        (put.status, put.error_code().as_str()),
+        (400, "TAG_INVALID")
+    );
+    assert_not_stored(&t, "fixtures/schema1", "other", ES256_DIGEST).await;
+}
+
+#[tokio::test]
+async fn schema1_name_must_match_the_repository() {
+    let t = TestRegistry::new().await;
+    t.seed_tiny_blobs("elsewhere/repo").await;
+    let put = t
+        .put_manifest(
+            "/v2/elsewhere/repo/manifests/tiny",
+            SCHEMA1,
+            &manifest_fixture("docker-schema1-es256-skopeo.json"),
+        )
+        .await;
+    assert_eq!(
+        (put.status, put.error_code().as_str()),
+        (400, "NAME_INVALID")
+    );
+    assert_not_stored(&t, "elsewhere/repo", "tiny", ES256_DIGEST).await;
+}
+
+#[tokio::test]
+async fn put_by_digest_must_match_the_content() {
+    let t = TestRegistry::new().await;
+    t.seed_tiny_blobs("fixtures/schema1").await;
+    let wrong = Digest::sha256(b"something else");
+    let put = t
+        .put_manifest(
+            &format!("/v2/fixtures/schema1/manifests/{wrong}"),
+            SCHEMA1,
+            &manifest_fixture("docker-schema1-es256-skopeo.json"),
+        )
+        .await;
+    assert_eq!(
+        (put.status, put.error_code().as_str()),
+        (400, "DIGEST_INVALID")
+    );
+    assert_not_stored(&t, "fixtures/schema1", "tiny", ES256_DIGEST).await;
+
+    t.seed_tiny_blobs("library/tiny").await;
+    let put = t
+        .put_manifest(
+            &format!("/v2/library/tiny/manifests/{wrong}"),
+            OCI_MANIFEST,
+            &manifest_fixture("oci-image-manifest.json"),
+        )
+        .await;
+    assert_eq!(
+        (put.status, put.error_code().as_str()),
+        (400, "DIGEST_INVALID")
+    );
+}
+
+#[tokio::test]
+async fn schema1_with_a_changed_payload_byte_is_unverified() {
+    let t = TestRegistry::new().await;
+    t.seed_tiny_blobs("fixtures/schema1").await;
+    let body = String::from_utf8(manifest_fixture("docker-schema1-es256-skopeo.json")).unwrap();
+    // One byte of the signed payload: the architecture inside the leaf's v1Compatibility.
+    let tampered = body.replacen(
+        "\\\"architecture\\\":\\\"amd64\\\"",
+        "\\\"architecture\\\":\\\"amd65\\\"",
+        1,
+    );
+    assert_ne!(tampered, body);
+    let put = t
+        .put_manifest(
+            "/v2/fixtures/schema1/manifests/tiny",
+            SCHEMA1,
+            tampered.as_bytes(),
+        )
+        .await;
+    assert_eq!(
+        (put.status, put.error_code().as_str()),
+        (400, "MANIFEST_UNVERIFIED")
+    );
+    assert_not_stored(&t, "fixtures/schema1", "tiny", ES256_DIGEST).await;
+}
+
+#[tokio::test]
+async fn schema1_layers_must_be_linked_blobs() {
+    let t = TestRegistry::new().await;
+    // Only one of the two layers.
+    t.seed_blob("fixtures/schema1", &layout_blob(TINY_LAYER0))
+        .await;
+    let put = t
+        .put_manifest(
+            "/v2/fixtures/schema1/manifests/tiny",
+            SCHEMA1,
+            &manifest_fixture("docker-schema1-es256-skopeo.json"),
+        )
+        .await;
+    assert_eq!(
+        (put.status, put.error_code().as_str()),
+        (404, "BLOB_UNKNOWN")
+    );
+    assert_eq!(
+        put.json()["errors"][0]["detail"]["digest"],
+        format!("sha256:{TINY_LAYER1}")
+    );
+    assert_not_stored(&t, "fixtures/schema1", "tiny", ES256_DIGEST).await;
+}
+
+/// A schema1 manifest signed by the registry's own key, for the cases no client makes.
+async fn signed_schema1(
+    t: &TestRegistry,
+    name: &str,
+    tag: &str,
+    layers: &[(Digest, Value)],
+) -> Vec<u8> {
+    let mut builder = Schema1Builder::new(name, tag, "amd64");
+    for (blob, v1) in layers {
+        builder.add_layer(blob.clone(), v1.to_string());
+    }
+    builder
+        .build(t.registry.signer.as_ref())
+        .await
+        .expect("signed")
+        .bytes()
+        .to_vec()
+}
+
+#[tokio::test]
+async fn schema1_parent_must_exist_and_layers_must_not_be_empty() {
+    let t = TestRegistry::new().await;
+    let blob = t.seed_blob("acme/app", b"layer").await;
+    let orphan = signed_schema1(
+        &t,
+        "acme/app",
+        "v1",
+        &[(
+            blob.clone(),
+            json!({"id": "a".repeat(64), "parent": "b".repeat(64)}),
+        )],
+    )
+    .await;
+    let put = t
+        .put_manifest("/v2/acme/app/manifests/v1", SCHEMA1, &orphan)
+        .await;
+    assert_eq!(
+        (put.status, put.error_code().as_str()),
+        (400, "MANIFEST_INVALID")
+    );
+    assert!(
+        put.json()["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Parent not found")
+    );
+
+    // No layers: our builder refuses to sign that, so wrap the payload in a JWS by hand.
+    let payload = r#"{"schemaVersion":1,"name":"acme/app","tag":"v1","architecture":"amd64","fsLayers":[],"history":[]}"#;
+    let split = payload.len() - 1;
+    let b64 =
+        |s: &str| base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, s);
+    let protected = b64(&format!(
+        r#"{{"formatLength":{split},"formatTail":"{}"}}"#,
+        b64("}")
+    ));
+    let empty = format!(
+        r#"{},"signatures":[{{"header":{{"alg":"RS256","jwk":{{"kty":"RSA","n":"AQAB","e":"AQAB"}}}},"signature":"AAAA","protected":"{protected}"}}]}}"#,
+        &payload[..split]
+    );
+    let put = t
+        .put_manifest("/v2/acme/app/manifests/v1", SCHEMA1, empty.as_bytes())
+        .await;
+    assert_eq!(
+        (put.status, put.error_code().as_str()),
+        (400, "MANIFEST_INVALID")
+    );
+    assert!(
+        put.json()["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no layers")
+    );
+    assert_eq!(t.get("/v2/acme/app/manifests/v1", &[]).await.status, 404);
+    assert!(t.published().is_empty());
+}
+
+#[tokio::test]
+async fn schema1_push_synthesizes_images_and_the_tag_names_the_leaf() {
+    let t = TestRegistry::new().await;
+    let base_blob = t.seed_blob("acme/app", b"base").await;
+    let leaf_blob = t.seed_blob("acme/app", b"leaf").await;
+    let (base, leaf) = ("b".repeat(64), "c".repeat(64));
+    let body = signed_schema1(
+        &t,
+        "acme/app",
+        "v1",
+        &[
+            (leaf_blob.clone(), json!({"id": leaf, "parent": base, "container_config": {"Cmd": ["/bin/sh", "-c", "echo"]}})),
+            (base_blob.clone(), json!({"id": base, "created": "2026-01-01T00:00:00Z"})),
+        ],
+    )
+    .await;
+    assert_eq!(
+        t.put_manifest("/v2/acme/app/manifests/v1", SCHEMA1, &body)
+            .await
+            .status,
+        201
+    );
+
+    let repo = quayside::names::RepositoryName::parse("acme/app").unwrap();
+    let chain = t.registry.metadata.image_chain(&repo, &leaf).await.unwrap();
+    let ids: Vec<&str> = chain.iter().map(|i| i.docker_id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [leaf.as_str(), base.as_str()],
+        "leaf first, then its parent"
+    );
+    assert_eq!(chain[0].blob, leaf_blob);
+    assert_eq!(
+        chain[0].command.as_deref(),
+        Some(r#"["/bin/sh","-c","echo"]"#)
+    );
+    assert_eq!(chain[1].created.as_deref(), Some("2026-01-01T00:00:00Z"));
+
+    // A second manifest on top reuses the existing images: only its new leaf is new.
+    let top_blob = t.seed_blob("acme/app", b"top").await;
+    let top = "d".repeat(64);
+    let body = signed_schema1(
+        &t,
+        "acme/app",
+        "v2",
+        &[
+            (top_blob, json!({"id": top, "parent": leaf})),
+            (leaf_blob, json!({"id": leaf, "parent": base})),
+            (base_blob, json!({"id": base})),
+        ],
+    )
+    .await;
+    assert_eq!(
+        t.put_manifest("/v2/acme/app/manifests/v2", SCHEMA1, &body)
+            .await
+            .status,
+        201
+    );
+    assert_eq!(
+        t.registry
+            .metadata
+            .image_chain(&repo, &top)
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+}
+
+#[tokio::test]
+async fn deleting_a_schema1_manifest_keeps_its_tag_which_gets_a_newly_signed_one() {
+    let t = TestRegistry::new().await;
+    assert_eq!(push_es256(&t).await.status, 201);
+    let original =
+        SignedManifest::parse(&manifest_fixture("docker-schema1-es256-skopeo.json")).unwrap();
+
+    let deleted = t
+        .delete(&format!("/v2/fixtures/schema1/manifests/{ES256_DIGEST}"))
+        .await;
+    assert_eq!(deleted.status, 202);
+    assert_eq!(
+        t.get(
+            &format!("/v2/fixtures/schema1/manifests/{ES256_DIGEST}"),
+            &[]
+        )
+        .await
+        .status,
+        404
+    );
+
+    let regenerated = t
+        .get("/v2/fixtures/schema1/manifests/tiny", &SKOPEO_ACCEPT)
+        .await;
+    assert_eq!(
+        regenerated.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&regenerated.body)
+    );
+    assert_eq!(regenerated.header("content-type"), Some(SCHEMA1));
+    let manifest = SignedManifest::parse(&regenerated.body).expect("parses");
+    manifest.verify().expect("signed by the registry's key");
+    assert_eq!(manifest.name(), "fixtures/schema1");
+    assert_eq!(manifest.tag(), "tiny");
+    let layers = |m: &SignedManifest| -> Vec<(String, String)> {
+        m.layers()
+            .iter()
+            .map(|l| (l.blob_sum.to_string(), l.v1.id.clone()))
+            .collect()
+    };
+    assert_eq!(
+        layers(&manifest),
+        layers(&original),
+        "same layers, leaf first"
+    );
+    let digest = manifest.digest().to_string();
+    assert_ne!(digest, ES256_DIGEST, "a new manifest");
+    assert_eq!(
+        regenerated.header("docker-content-digest"),
+        Some(digest.as_str())
+    );
+
+    // It was stored with the tag: by digest, and the same bytes again by tag.
+    let by_digest = t
+        .get(&format!("/v2/fixtures/schema1/manifests/{digest}"), &[])
+        .await;
+    assert_eq!(by_digest.status, 200);
+    assert_eq!(by_digest.body, regenerated.body);
+    let again = t.get("/v2/fixtures/schema1/manifests/tiny", &[]).await;
+    assert_eq!(again.body, regenerated.body);
+
+    let kinds: Vec<String> = t.published().iter().map(|e| e.event.clone()).collect();
+    assert_eq!(kinds, ["repo_push", "manifest_delete"]);
+    assert!(t.published()[1].updated_tags.is_empty(), "the tag was kept");
+}
+
+#[tokio::test]
+async fn every_descriptor_format_round_trips() {
+    let t = TestRegistry::new().await;
+    t.seed_tiny_blobs("library/tiny").await;
+    for (file, media_type, digest, tag) in [
+        (
+            "docker-schema2-manifest.json",
+            SCHEMA2,
+            SCHEMA2_DIGEST,
+            "v2s2",
+        ),
+        ("oci-image-manifest.json", OCI_MANIFEST, OCI_DIGEST, "oci"),
+    ] {
+        let body = manifest_fixture(file);
+        let put = t
+            .put_manifest(
+                &format!("/v2/library/tiny/manifests/{tag}"),
+                media_type,
+                &body,
+            )
+            .await;
+        assert_eq!(
+            put.status,
+            201,
+            "{file}: {}",
+            String::from_utf8_lossy(&put.body)
+        );
+        assert_eq!(put.header("docker-content-digest"), Some(digest));
+        for reference in [tag, digest] {
+            let got = t
+                .get(
+                    &format!("/v2/library/tiny/manifests/{reference}"),
+                    &SKOPEO_ACCEPT,
+                )
+                .await;
+            assert_eq!(got.status, 200);
+            assert_eq!(got.body, body);
+            assert_eq!(got.header("content-type"), Some(media_type));
+            assert_eq!(got.header("docker-content-digest"), Some(digest));
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_index_needs_its_children_in_the_repository() {
+    let t = TestRegistry::new().await;
+    let index = manifest_fixture("oci-image-index.json");
+    let put = t
+        .put_manifest("/v2/library/multi/manifests/latest", OCI_INDEX, &index)
+        .await;
+    assert_eq!(
+        (put.status, put.error_code().as_str()),
+        (400, "MANIFEST_BLOB_UNKNOWN")
+    );
+    assert_not_stored(&t, "library/multi", "latest", INDEX_DIGEST).await;
+
+    // Push the two platform manifests (their blobs are in the layout), then the index.
+    let parsed: Value = serde_json::from_slice(&index).unwrap();
+    for child in parsed["manifests"].as_array().unwrap() {
+        let hex = child["digest"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("sha256:");
+        let body = layout_blob(hex);
+        let manifest: Value = serde_json::from_slice(&body).unwrap();
+        let blobs =
+            std::iter::once(&manifest["config"]).chain(manifest["layers"].as_array().unwrap());
+        for blob in blobs {
+            let hex = blob["digest"]
+                .as_str()
+                .unwrap()
+                .trim_start_matches("sha256:");
+            t.seed_blob("library/multi", &layout_blob(hex)).await;
+        }
+        let put = t
+            .put_manifest(
+                &format!("/v2/library/multi/manifests/sha256:{hex}"),
+                OCI_MANIFEST,
+                &body,
+            )
+            .await;
+        assert_eq!(put.status, 201);
+    }
+    let put = t
+        .put_manifest("/v2/library/multi/manifests/latest", OCI_INDEX, &index)
+        .await;
+    assert_eq!(put.status, 201, "{}", String::from_utf8_lossy(&put.body));
+    assert_eq!(put.header("docker-content-digest"), Some(INDEX_DIGEST));
+    let got = t
+        .get("/v2/library/multi/manifests/latest", &SKOPEO_ACCEPT)
+        .await;
+    assert_eq!((got.status, got.body), (200, index));
+
+    // A Docker manifest list over children the repository lacks.
+    let list = manifest_fixture("docker-manifest-list.json");
+    let put = t
+        .put_manifest("/v2/library/multi/manifests/list", MANIFEST_LIST, &list)
+        .await;
+    assert_eq!(
+        (put.status, put.error_code().as_str()),
+        (400, "MANIFEST_BLOB_UNKNOWN")
+    );
+}
+
+#[tokio::test]
+async fn image_manifests_need_their_blobs() {
+    let t = TestRegistry::new().await;
+    t.seed_blob("library/tiny", &layout_blob(TINY_CONFIG)).await;
+    for (file, media_type, digest) in [
+        ("docker-schema2-manifest.json", SCHEMA2, SCHEMA2_DIGEST),
+        ("oci-image-manifest.json", OCI_MANIFEST, OCI_DIGEST),
+    ] {
+        let put = t
+            .put_manifest(
+                "/v2/library/tiny/manifests/latest",
+                media_type,
+                &manifest_fixture(file),
+            )
+            .await;
+        assert_eq!(
+            (put.status, put.error_code().as_str()),
+            (400, "MANIFEST_BLOB_UNKNOWN"),
+            "{file}"
+        );
+        assert_eq!(
+            put.json()["errors"][0]["detail"]["digest"],
+            format!("sha256:{TINY_LAYER0}")
+        );
+        assert_not_stored(&t, "library/tiny", "latest", digest).await;
+    }
+    // Linked to another repository is not enough.
+    t.seed_tiny_blobs("other/repo").await;
+    let put = t
+        .put_manifest(
+            "/v2/library/tiny/manifests/latest",
+            OCI_MANIFEST,
+            &manifest_fixture("oci-image-manifest.json"),
+        )
+        .await;
+    assert_eq!(put.error_code(), "MANIFEST_BLOB_UNKNOWN");
+}
+
+#[tokio::test]
+async fn bad_bodies_are_manifest_invalid_and_store_nothing() {
+    let t = TestRegistry::new().await;
+    t.seed_tiny_blobs("library/tiny").await;
+    let cases: [(&str, &[u8]); 8] = [
+        (OCI_MANIFEST, b"not json"),
+        (OCI_MANIFEST, b"{\"schemaVersion\":2,\"config\":{\"digest\":5}}"),
+        (OCI_MANIFEST, b"{\"schemaVersion\":99999999999999999999999}"),
+        (SCHEMA2, b"[]"),
+        (SCHEMA1, b"{\"schemaVersion\":1}"),
+        (SCHEMA1, b"{\"schemaVersion\":1,\"name\":\"library/tiny\",\"tag\":\"x\",\"fsLayers\":[],\"history\":[],\"signatures\":[{\"protected\":\"e30\",\"signature\":\"\",\"header\":{}}]}"),
+        ("application/json", b"{}"),
+        (OCI_INDEX, b"{\"schemaVersion\":2,\"manifests\":[{\"mediaType\":\"x\",\"digest\":\"md5:abc\",\"size\":1}]}"),
+    ];
+    for (content_type, body) in cases {
+        let put = t
+            .put_manifest("/v2/library/tiny/manifests/x", content_type, body)
+            .await;
+        assert_eq!(
+            put.status,
+            400,
+            "{content_type} {}",
+            String::from_utf8_lossy(body)
+        );
+        assert_eq!(
+            put.error_code(),
+            "MANIFEST_INVALID",
+            "{}",
+            String::from_utf8_lossy(body)
+        );
+    }
+    assert_eq!(t.get("/v2/library/tiny/manifests/x", &[]).await.status, 404);
+    assert!(t.published().is_empty());
+}
+
+#[tokio::test]
+async fn a_manifest_over_4_mib_is_refused_with_413() {
+    let t = TestRegistry::new().await;
+    let mut body = b"{\"schemaVersion\":2,\"annotations\":{\"x\":\"".to_vec();
+    body.resize(4 * 1024 * 1024 + 1, b'a');
+    let put = t
+        .put_manifest("/v2/library/big/manifests/x", OCI_MANIFEST, &body)
+        .await;
+    assert_eq!(
+        (put.status, put.error_code().as_str()),
+        (413, "MANIFEST_INVALID")
+    );
+}
+
+#[tokio::test]
+async fn unknown_names_tags_and_digests() {
+    let t = TestRegistry::new().await;
+    let unknown_repo = t.get("/v2/nobody/here/manifests/latest", &[]).await;
+    assert_eq!(
+        (unknown_repo.status, unknown_repo.error_code().as_str()),
+        (404, "NAME_UNKNOWN")
+    );
+
+    t.seed_tiny_blobs("library/tiny").await;
+    t.put_manifest(
+        "/v2/library/tiny/manifests/latest",
+        OCI_MANIFEST,
+        &manifest_fixture("oci-image-manifest.json"),
+    )
+    .await;
+    for path in [
+        "/v2/library/tiny/manifests/missing".to_string(),
+        format!("/v2/library/tiny/manifests/{}", Digest::sha256(b"none")),
+    ] {
+        let got = t.get(&path, &[]).await;
+        assert_eq!(
+            (got.status, got.error_code().as_str()),
+            (404, "MANIFEST_UNKNOWN"),
+            "{path}"
+        );
+        let head = t.head(&path).await;
+        assert_eq!(head.status, 404);
+        assert!(head.body.is_empty());
+        let deleted = t.delete(&path).await;
+        assert_eq!(
+            (deleted.status, deleted.error_code().as_str()),
+            (404, "MANIFEST_UNKNOWN")
+        );
+    }
+}
+
+#[tokio::test]
+async fn malformed_names_and_references_are_400() {
+    let t = TestRegistry::new().await;
+    for (path, code) in [
+        ("/v2/Library/tiny/manifests/latest", "NAME_INVALID"),
+        ("/v2/library/ti..ny/manifests/latest", "NAME_INVALID"),
+        ("/v2/library/tiny/manifests/.hidden", "TAG_INVALID"),
+        ("/v2/library/tiny/manifests/sha256:abc", "DIGEST_INVALID"),
+        (
+            "/v2/library/tiny/manifests/md5:d41d8cd98f00b204e9800998ecf8427e",
+            "DIGEST_INVALID",
+        ),
+    ] {
+        let got = t.get(path, &[]).await;
+        assert_eq!(
+            (got.status, got.error_code().as_str()),
+            (400, code),
+            "{path}"
+        );
+        let put = t.put_manifest(path, OCI_MANIFEST, b"{}").await;
+        assert_eq!(put.error_code(), code, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn accept_negotiation() {
+    let t = TestRegistry::new().await;
+    t.seed_tiny_blobs("library/tiny").await;
+    let oci = manifest_fixture("oci-image-manifest.json");
+    t.put_manifest("/v2/library/tiny/manifests/oci", OCI_MANIFEST, &oci)
+        .await;
+
+    // Comma lists with parameters, several headers, wildcards, none at all.
+    for accept in [
+        vec![
+            "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json;q=0.9",
+        ],
+        vec![SCHEMA2, OCI_MANIFEST],
+        vec!["*/*"],
+        vec![],
+    ] {
+        let got = t.get("/v2/library/tiny/manifests/oci", &accept).await;
+        assert_eq!(got.status, 200, "{accept:?}");
+        assert_eq!(got.body, oci);
+    }
+    // distribution's answer to a client that cannot read OCI.
+    let got = t.get("/v2/library/tiny/manifests/oci", &[SCHEMA2]).await;
+    assert_eq!(
+        (got.status, got.error_code().as_str()),
+        (404, "MANIFEST_UNKNOWN")
+    );
+    assert!(
+        got.json()["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains(OCI_MANIFEST)
+    );
+    // By digest, even a schema1 client gets no conversion: a digest names exact bytes.
+    let got = t
+        .get(
+            &format!("/v2/library/tiny/manifests/{OCI_DIGEST}"),
+            &[SCHEMA1],
+        )
+        .await;
+    assert_eq!(got.status, 404);
+}
+
+#[tokio::test]
+async fn a_schema1_client_gets_schema2_converted_as_distribution_does() {
+    let t = TestRegistry::new().await;
+    t.seed_tiny_blobs("fixtures/schema2").await;
+    let put = t
+        .put_manifest(
+            "/v2/fixtures/schema2/manifests/tiny",
+            SCHEMA2,
+            &manifest_fixture("docker-schema2-manifest.json"),
+        )
+        .await;
+    assert_eq!(put.status, 201);
+
+    let got = t
+        .get("/v2/fixtures/schema2/manifests/tiny", &[SCHEMA1])
+        .await;
+    assert_eq!(got.status, 200, "{}", String::from_utf8_lossy(&got.body));
+    assert_eq!(got.header("content-type"), Some(SCHEMA1));
+    let converted = SignedManifest::parse(&got.body).unwrap();
+    converted.verify().expect("signed by the registry");
+    // distribution converted the same image: the payloads (what the digest covers) agree.
+    let theirs =
+        SignedManifest::parse(&manifest_fixture("docker-schema1-rs256-distribution.json")).unwrap();
+    assert_eq!(converted.payload(), theirs.payload());
+    assert_eq!(converted.digest().to_string(), RS256_DIGEST);
+    assert_eq!(got.header("docker-content-digest"), Some(RS256_DIGEST));
+
+    // The same for an index whose linux/amd64 child is that image.
+    let index = json!({
+        "schemaVersion": 2,
+        "mediaType": MANIFEST_LIST,
+        "manifests": [{"mediaType": SCHEMA2, "digest": SCHEMA2_DIGEST, "size": 1, "platform": {"architecture": "amd64", "os": "linux"}}]
+    })
+    .to_string();
+    let put = t
+        .put_manifest(
+            "/v2/fixtures/schema2/manifests/tiny",
+            MANIFEST_LIST,
+            index.as_bytes(),
+        )
+        .await;
+    assert_eq!(put.status, 201, "{}", String::from_utf8_lossy(&put.body));
+    let got = t
+        .get("/v2/fixtures/schema2/manifests/tiny", &[SCHEMA1])
+        .await;
+    assert_eq!(got.header("docker-content-digest"), Some(RS256_DIGEST));
+    // And a schema2-only client is given the platform manifest itself.
+    let got = t
+        .get("/v2/fixtures/schema2/manifests/tiny", &[SCHEMA2])
+        .await;
+    assert_eq!(got.header("docker-content-digest"), Some(SCHEMA2_DIGEST));
+}
+
+#[tokio::test]
+async fn delete_by_digest_removes_its_tags_and_delete_by_tag_only_the_tag() {
+    let t = TestRegistry::new().await;
+    t.seed_tiny_blobs("library/tiny").await;
+    let body = manifest_fixture("oci-image-manifest.json");
+    for tag in ["a", "b"] {
+        t.put_manifest(
+            &format!("/v2/library/tiny/manifests/{tag}"),
+            OCI_MANIFEST,
+            &body,
+        )
+        .await;
+    }
+    assert_eq!(t.delete("/v2/library/tiny/manifests/a").await.status, 202);
+    assert_eq!(t.get("/v2/library/tiny/manifests/a", &[]).await.status, 404);
+    assert_eq!(t.get("/v2/library/tiny/manifests/b", &[]).await.status, 200);
+    assert_eq!(
+        t.get(&format!("/v2/library/tiny/manifests/{OCI_DIGEST}"), &[])
+            .await
+            .status,
+        200
+    );
+
+    assert_eq!(
+        t.delete(&format!("/v2/library/tiny/manifests/{OCI_DIGEST}"))
+            .await
+            .status,
+        202
+    );
+    assert_eq!(
+        t.get(&format!("/v2/library/tiny/manifests/{OCI_DIGEST}"), &[])
+            .await
+            .status,
+        404
+    );
+    assert_eq!(t.get("/v2/library/tiny/manifests/b", &[]).await.status, 404);
+    let events = t.published();
+    let last = events.last().unwrap();
+    assert_eq!(
+        (last.event.as_str(), last.updated_tags.clone()),
+        ("manifest_delete", vec!["b".to_string()])
+    );
+}
+
+#[tokio::test]
+async fn a_later_push_moves_the_tag() {
+    let t = TestRegistry::new().await;
+    t.seed_tiny_blobs("library/tiny").await;
+    t.put_manifest(
+        "/v2/library/tiny/manifests/latest",
+        OCI_MANIFEST,
+        &manifest_fixture("oci-image-manifest.json"),
+    )
+    .await;
+    t.put_manifest(
+        "/v2/library/tiny/manifests/latest",
+        SCHEMA2,
+        &manifest_fixture("docker-schema2-manifest.json"),
+    )
+    .await;
+    let got = t
+        .get("/v2/library/tiny/manifests/latest", &SKOPEO_ACCEPT)
+        .await;
+    assert_eq!(got.header("docker-content-digest"), Some(SCHEMA2_DIGEST));
+    // The first manifest is still there by digest.
+    assert_eq!(
+        t.get(&format!("/v2/library/tiny/manifests/{OCI_DIGEST}"), &[])
+            .await
+            .status,
+        200
+    );
+}
+
+#[tokio::test]
+async fn a_manifest_with_a_subject_answers_oci_subject() {
+    let t = TestRegistry::new().await;
+    t.seed_tiny_blobs("library/tiny").await;
+    t.put_manifest(
+        "/v2/library/tiny/manifests/latest",
+        OCI_MANIFEST,
+        &manifest_fixture("oci-image-manifest.json"),
+    )
+    .await;
+    let empty = t.seed_blob("library/tiny", b"{}").await;
+    let sbom = json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "artifactType": "application/vnd.example.sbom",
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty.to_string(), "size": 2},
+        "layers": [],
+        "subject": {"mediaType": OCI_MANIFEST, "digest": OCI_DIGEST, "size": 557}
+    })
+    .to_string();
+    let digest = Digest::sha256(sbom.as_bytes());
+    let put = t
+        .put_manifest(
+            &format!("/v2/library/tiny/manifests/{digest}"),
+            OCI_MANIFEST,
+            sbom.as_bytes(),
+        )
+        .await;
+    assert_eq!(put.status, 201, "{}", String::from_utf8_lossy(&put.body));
+    assert_eq!(put.header("oci-subject"), Some(OCI_DIGEST));
+}
+
+#[tokio::test]
+async fn sha512_references_are_honoured() {
+    let t = TestRegistry::new().await;
+    t.seed_tiny_blobs("library/tiny").await;
+    let body = manifest_fixture("oci-image-manifest.json");
+    let digest = quayside::digest::Algorithm::Sha512.digest(&body);
+    let path = format!("/v2/library/tiny/manifests/{digest}");
+    let put = t.put_manifest(&path, OCI_MANIFEST, &body).await;
+    assert_eq!(put.status, 201, "{}", String::from_utf8_lossy(&put.body));
+    assert_eq!(
+        put.header("docker-content-digest"),
+        Some(digest.to_string().as_str())
+    );
+    assert_eq!(t.get(&path, &[]).await.body, body);
+}
