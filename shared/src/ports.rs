@@ -101,6 +101,9 @@ pub struct Push {
     /// New images only (existing ones are left as they are); parents come before children.
     pub images: Vec<V1Image>,
     pub referrer: Option<Referrer>,
+    /// The `repo_push` event of this push. A store with an outbox (DynamoDB, whose stream
+    /// feeds the notifier) writes it in the same transaction; others may ignore it.
+    pub event: RegistryEvent,
 }
 
 /// What a manifest deletion did to the tags that pointed at it.
@@ -148,15 +151,24 @@ pub trait MetadataStore: Send + Sync {
     ) -> StoreResult<()>;
 
     /// Deletes a manifest. Tags that pointed at it go too, except those with a v1 image,
-    /// which stay without a manifest. `None` when the manifest is unknown.
+    /// which stay without a manifest. `None` when the manifest is unknown. `event`
+    /// (`manifest_delete`) is for an outbox, as in [`Push::event`]; the store sets its
+    /// `updated_tags` to the tags it removed.
     async fn delete_manifest(
         &self,
         repo: &RepositoryName,
         digest: &Digest,
+        event: &RegistryEvent,
     ) -> StoreResult<Option<DeletedManifest>>;
 
-    /// Deletes a tag only. False when the tag is unknown.
-    async fn delete_tag(&self, repo: &RepositoryName, tag: &Tag) -> StoreResult<bool>;
+    /// Deletes a tag only. False when the tag is unknown. `event` (`tag_delete`) is for an
+    /// outbox, as in [`Push::event`].
+    async fn delete_tag(
+        &self,
+        repo: &RepositoryName,
+        tag: &Tag,
+        event: &RegistryEvent,
+    ) -> StoreResult<bool>;
 
     /// Links a blob to a repository, creating the repository if needed (the upload API
     /// does this; tests seed with it).
@@ -206,8 +218,9 @@ pub struct RegistryEvent {
     pub time: String,
 }
 
-/// Where events go. On AWS the DynamoDB stream drives notification, so that adapter's sink
-/// only logs; the embedded one appends to a JSON-lines file.
+/// Where events go once their change is stored. The embedded sink appends to a JSON-lines
+/// file. On AWS the events travel in the table's outbox and its stream (see
+/// [`Push::event`]), so the functions' sink only logs, and the notifier's publishes to SNS.
 #[async_trait]
 pub trait EventSink: Send + Sync {
     async fn publish(&self, event: &RegistryEvent) -> StoreResult<()>;

@@ -135,6 +135,14 @@ impl Registry {
             }
         };
 
+        let updated_tags: Vec<String> = tag.iter().map(|t| t.to_string()).collect();
+        let event = event(
+            "repo_push",
+            repo,
+            updated_tags,
+            Some(&manifest.digest),
+            Some(manifest.media_type()),
+        );
         let subject = manifest.subject();
         let stored = StoredManifest {
             digest: manifest.digest.clone(),
@@ -154,26 +162,18 @@ impl Registry {
             tag: tag.clone(),
             tag_v1_image,
             images,
+            event,
         };
         self.metadata.commit_push(repo, &push).await?;
-
-        let updated_tags: Vec<String> = tag.iter().map(|t| t.to_string()).collect();
         tracing::info!(
             target: "quayside::audit",
             action = "push_repo",
             repository = %repo,
-            tags = ?updated_tags,
+            tags = ?push.event.updated_tags,
             digest = %manifest.digest,
             media_type = manifest.media_type(),
         );
-        self.announce(
-            "repo_push",
-            repo,
-            updated_tags,
-            Some(&manifest.digest),
-            Some(manifest.media_type()),
-        )
-        .await;
+        self.announce(&push.event).await;
         Ok(PushedManifest {
             digest: manifest.digest,
             subject: subject.map(|s| s.digest),
@@ -187,24 +187,34 @@ impl Registry {
         repo: &RepositoryName,
         reference: &Reference,
     ) -> Result<()> {
-        let (event, tags, digest) = match reference {
-            Reference::Digest(digest) => match self.metadata.delete_manifest(repo, digest).await? {
-                Some(deleted) => (
-                    "manifest_delete",
-                    deleted.removed_tags.iter().map(|t| t.to_string()).collect(),
-                    Some(digest),
-                ),
-                None => return Err(self.not_found(repo, reference).await),
-            },
+        let event = match reference {
+            Reference::Digest(digest) => {
+                let mut event = event("manifest_delete", repo, Vec::new(), Some(digest), None);
+                match self.metadata.delete_manifest(repo, digest, &event).await? {
+                    Some(deleted) => {
+                        event.updated_tags =
+                            deleted.removed_tags.iter().map(|t| t.to_string()).collect();
+                        event
+                    }
+                    None => return Err(self.not_found(repo, reference).await),
+                }
+            }
             Reference::Tag(tag) => {
-                if !self.metadata.delete_tag(repo, tag).await? {
+                let event = event("tag_delete", repo, vec![tag.to_string()], None, None);
+                if !self.metadata.delete_tag(repo, tag, &event).await? {
                     return Err(self.not_found(repo, reference).await);
                 }
-                ("tag_delete", vec![tag.to_string()], None)
+                event
             }
         };
-        tracing::info!(target: "quayside::audit", action = event, repository = %repo, reference = %reference, tags = ?tags);
-        self.announce(event, repo, tags, digest, None).await;
+        tracing::info!(
+            target: "quayside::audit",
+            action = event.event,
+            repository = %repo,
+            reference = %reference,
+            tags = ?event.updated_tags,
+        );
+        self.announce(&event).await;
         Ok(())
     }
 
@@ -474,26 +484,29 @@ impl Registry {
 
     /// Publishes an event. The change is already stored, so a failure is logged, not
     /// answered: the client's push succeeded.
-    async fn announce(
-        &self,
-        event: &str,
-        repo: &RepositoryName,
-        updated_tags: Vec<String>,
-        digest: Option<&Digest>,
-        media_type: Option<&str>,
-    ) {
-        let event = RegistryEvent {
-            event: event.to_string(),
-            repository: repo.to_string(),
-            namespace: repo.namespace().to_string(),
-            updated_tags,
-            digest: digest.map(|d| d.to_string()),
-            media_type: media_type.map(str::to_string),
-            time: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
-        };
-        if let Err(e) = self.events.publish(&event).await {
+    async fn announce(&self, event: &RegistryEvent) {
+        if let Err(e) = self.events.publish(event).await {
             tracing::error!(error = %e, event = ?event, "event not published");
         }
+    }
+}
+
+/// An event of `repo`, now.
+fn event(
+    kind: &str,
+    repo: &RepositoryName,
+    updated_tags: Vec<String>,
+    digest: Option<&Digest>,
+    media_type: Option<&str>,
+) -> RegistryEvent {
+    RegistryEvent {
+        event: kind.to_string(),
+        repository: repo.to_string(),
+        namespace: repo.namespace().to_string(),
+        updated_tags,
+        digest: digest.map(|d| d.to_string()),
+        media_type: media_type.map(str::to_string),
+        time: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
     }
 }
 

@@ -27,8 +27,8 @@ use super::{OrBackend, blocking};
 use crate::digest::Digest;
 use crate::names::{RepositoryName, Tag};
 use crate::ports::{
-    DeletedManifest, Found, Lookup, MetadataStore, Push, Referrer, StoreError, StoreResult,
-    StoredManifest, TagTarget, V1Image,
+    DeletedManifest, Found, Lookup, MetadataStore, Push, Referrer, RegistryEvent, StoreError,
+    StoreResult, StoredManifest, TagTarget, V1Image,
 };
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -373,6 +373,8 @@ impl MetadataStore for RedbMetadata {
         &self,
         repo: &RepositoryName,
         digest: &Digest,
+        // Events go to the JSON-lines sink after the write: this store keeps no outbox.
+        _event: &RegistryEvent,
     ) -> StoreResult<Option<DeletedManifest>> {
         let repo = repo.as_str().to_string();
         let digest = digest.to_string();
@@ -410,7 +412,12 @@ impl MetadataStore for RedbMetadata {
         .await
     }
 
-    async fn delete_tag(&self, repo: &RepositoryName, tag: &Tag) -> StoreResult<bool> {
+    async fn delete_tag(
+        &self,
+        repo: &RepositoryName,
+        tag: &Tag,
+        _event: &RegistryEvent,
+    ) -> StoreResult<bool> {
         let tag_key = key(repo.as_str(), tag.as_str());
         self.run(move |db| {
             let txn = db.begin_write().or_backend()?;
@@ -558,6 +565,19 @@ mod tests {
             tag_v1_image: None,
             images: vec![],
             referrer: None,
+            event: event(),
+        }
+    }
+
+    fn event() -> RegistryEvent {
+        RegistryEvent {
+            event: "test".into(),
+            repository: "acme/app".into(),
+            namespace: "acme".into(),
+            updated_tags: vec![],
+            digest: None,
+            media_type: None,
+            time: "2026-01-01T00:00:00Z".into(),
         }
     }
 
@@ -678,7 +698,7 @@ mod tests {
             .unwrap();
 
         let deleted = store
-            .delete_manifest(&repo(), &m.digest)
+            .delete_manifest(&repo(), &m.digest, &event())
             .await
             .unwrap()
             .unwrap();
@@ -702,7 +722,10 @@ mod tests {
         assert!(store.tag(&repo(), &tag("keepme")).await.unwrap().is_some());
         // Unknown now.
         assert_eq!(
-            store.delete_manifest(&repo(), &m.digest).await.unwrap(),
+            store
+                .delete_manifest(&repo(), &m.digest, &event())
+                .await
+                .unwrap(),
             None
         );
     }
@@ -735,7 +758,10 @@ mod tests {
             vec![referrer]
         );
 
-        let deleted = store.delete_manifest(&repo(), &sig.digest).await.unwrap();
+        let deleted = store
+            .delete_manifest(&repo(), &sig.digest, &event())
+            .await
+            .unwrap();
         assert_eq!(deleted, Some(DeletedManifest::default()));
         assert!(
             store
@@ -758,7 +784,7 @@ mod tests {
         };
         store.commit_push(&repo(), &p).await.unwrap();
         let deleted = store
-            .delete_manifest(&repo(), &m.digest)
+            .delete_manifest(&repo(), &m.digest, &event())
             .await
             .unwrap()
             .unwrap();
@@ -776,7 +802,7 @@ mod tests {
             .await
             .unwrap();
         store
-            .delete_manifest(&repo(), &m.digest)
+            .delete_manifest(&repo(), &m.digest, &event())
             .await
             .unwrap()
             .unwrap();
@@ -963,8 +989,18 @@ mod tests {
             .commit_push(&repo(), &push(&m, Some("b")))
             .await
             .unwrap();
-        assert!(store.delete_tag(&repo(), &tag("a")).await.unwrap());
-        assert!(!store.delete_tag(&repo(), &tag("a")).await.unwrap());
+        assert!(
+            store
+                .delete_tag(&repo(), &tag("a"), &event())
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .delete_tag(&repo(), &tag("a"), &event())
+                .await
+                .unwrap()
+        );
         assert_eq!(store.tags(&repo()).await.unwrap(), vec!["b".to_string()]);
         assert_eq!(store.manifest(&repo(), &m.digest).await.unwrap(), Some(m));
     }
@@ -985,7 +1021,7 @@ mod tests {
             .unwrap();
         assert_eq!(store.tags(&repo()).await.unwrap(), vec!["mine".to_string()]);
         let deleted = store
-            .delete_manifest(&repo(), &m.digest)
+            .delete_manifest(&repo(), &m.digest, &event())
             .await
             .unwrap()
             .unwrap();
