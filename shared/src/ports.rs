@@ -174,6 +174,127 @@ pub trait MetadataStore: Send + Sync {
     /// does this; tests seed with it).
     async fn link_blob(&self, repo: &RepositoryName, digest: &Digest, size: u64)
     -> StoreResult<()>;
+
+    // The rest of the distribution API. The default bodies are transitional, until every
+    // adapter implements these: they answer a backend fault, never a wrong result.
+
+    /// The size of a blob linked to the repository, or `None`: one read.
+    async fn blob_link(&self, repo: &RepositoryName, digest: &Digest) -> StoreResult<Option<u64>> {
+        let _ = (repo, digest);
+        Err(not_implemented("blob_link"))
+    }
+
+    /// Removes a blob's link to the repository (the bytes stay for other repositories).
+    /// False when it was not linked.
+    async fn unlink_blob(&self, repo: &RepositoryName, digest: &Digest) -> StoreResult<bool> {
+        let _ = (repo, digest);
+        Err(not_implemented("unlink_blob"))
+    }
+
+    /// A page of the repository's tags in ASCII order, after `page.last`; `None` when the
+    /// repository does not exist.
+    async fn tags(&self, repo: &RepositoryName, page: &PageRequest) -> StoreResult<Option<Page>> {
+        let _ = (repo, page);
+        Err(not_implemented("tags"))
+    }
+
+    /// A page of every repository's name in ASCII order, after `page.last`.
+    async fn repositories(&self, page: &PageRequest) -> StoreResult<Page> {
+        let _ = page;
+        Err(not_implemented("repositories"))
+    }
+
+    /// The manifests of the repository whose `subject` is `subject`.
+    async fn referrers(
+        &self,
+        repo: &RepositoryName,
+        subject: &Digest,
+    ) -> StoreResult<Vec<Referrer>> {
+        let _ = (repo, subject);
+        Err(not_implemented("referrers"))
+    }
+
+    async fn create_upload(&self, repo: &RepositoryName, upload: &Upload) -> StoreResult<()> {
+        let _ = (repo, upload);
+        Err(not_implemented("create_upload"))
+    }
+
+    async fn upload(&self, repo: &RepositoryName, id: &str) -> StoreResult<Option<Upload>> {
+        let _ = (repo, id);
+        Err(not_implemented("upload"))
+    }
+
+    /// Replaces an upload's state, only if its offset is still `expected_offset` (else
+    /// `Conflict`, nothing written): two writers of one upload cannot both advance it.
+    async fn update_upload(
+        &self,
+        repo: &RepositoryName,
+        upload: &Upload,
+        expected_offset: u64,
+    ) -> StoreResult<()> {
+        let _ = (repo, upload, expected_offset);
+        Err(not_implemented("update_upload"))
+    }
+
+    /// Forgets an upload. False when it is unknown.
+    async fn delete_upload(&self, repo: &RepositoryName, id: &str) -> StoreResult<bool> {
+        let _ = (repo, id);
+        Err(not_implemented("delete_upload"))
+    }
+}
+
+fn not_implemented(method: &str) -> StoreError {
+    StoreError::Backend(format!("{method} is not implemented by this store yet"))
+}
+
+/// What a client asks of a list: at most `limit` names after `last`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PageRequest {
+    pub limit: usize,
+    pub last: Option<String>,
+}
+
+/// A page of names, and whether more follow.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Page {
+    pub names: Vec<String>,
+    pub more: bool,
+}
+
+/// A blob upload in progress: its state between requests, each of which may be a separate
+/// Lambda invocation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Upload {
+    pub id: String,
+    /// Bytes received so far.
+    pub offset: u64,
+    /// The serialized SHA-256 state over those bytes, so no request re-reads them.
+    pub hash_state: Vec<u8>,
+    /// Bytes received but held back until they make a part (see [`BlobStore::put_pending`]).
+    pub pending: u64,
+    /// The backend's handle of the parts (S3's multipart UploadId), once one is written.
+    pub handle: Option<String>,
+    pub parts: Vec<Part>,
+    /// RFC 3339, UTC.
+    pub started: String,
+}
+
+/// A stored part of an upload.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Part {
+    /// 1-based, as S3 numbers parts.
+    pub number: u32,
+    /// The backend's tag of the part (S3's ETag).
+    pub tag: String,
+    pub size: u64,
+}
+
+/// What a blob GET answers: the bytes (registry-local), or where to fetch them (a presigned
+/// S3 URL, so that no layer bytes pass through Lambda).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BlobBody {
+    Bytes(Bytes),
+    Redirect(String),
 }
 
 /// Content-addressed blob bytes.
@@ -184,7 +305,71 @@ pub trait BlobStore: Send + Sync {
     async fn get(&self, digest: &Digest) -> StoreResult<Option<Bytes>>;
     /// Stores `bytes` under `digest`. The caller has checked that they hash to it.
     async fn put(&self, digest: &Digest, bytes: Bytes) -> StoreResult<()>;
+
+    /// How a client gets the blob's bytes, `range` (inclusive, as HTTP `Range`) or all.
+    async fn fetch(
+        &self,
+        digest: &Digest,
+        range: Option<(u64, u64)>,
+    ) -> StoreResult<Option<BlobBody>> {
+        let _ = (digest, range);
+        Err(not_implemented("fetch"))
+    }
+
+    // The bytes of uploads in progress, assembled in parts as S3 multipart uploads are:
+    // every part but the last at least [`MIN_PART_BYTES`]; smaller chunks wait as pending
+    // bytes. The default bodies are transitional, as in `MetadataStore`.
+
+    /// Starts the parts of upload `id`; returns the backend's handle for them.
+    async fn begin_parts(&self, id: &str) -> StoreResult<String> {
+        let _ = id;
+        Err(not_implemented("begin_parts"))
+    }
+
+    /// Stores part `number` of upload `id`; returns its tag.
+    async fn put_part(
+        &self,
+        id: &str,
+        handle: &str,
+        number: u32,
+        bytes: Bytes,
+    ) -> StoreResult<String> {
+        let _ = (id, handle, number, bytes);
+        Err(not_implemented("put_part"))
+    }
+
+    /// Replaces the pending bytes of upload `id`: those not yet in a part.
+    async fn put_pending(&self, id: &str, bytes: Bytes) -> StoreResult<()> {
+        let _ = (id, bytes);
+        Err(not_implemented("put_pending"))
+    }
+
+    async fn pending(&self, id: &str) -> StoreResult<Bytes> {
+        let _ = id;
+        Err(not_implemented("pending"))
+    }
+
+    /// Joins the parts into the blob `digest` and removes the upload's bytes.
+    async fn complete_parts(
+        &self,
+        id: &str,
+        handle: &str,
+        parts: &[Part],
+        digest: &Digest,
+    ) -> StoreResult<()> {
+        let _ = (id, handle, parts, digest);
+        Err(not_implemented("complete_parts"))
+    }
+
+    /// Removes every byte of upload `id` (its parts, if `handle`, and its pending bytes).
+    async fn abort_parts(&self, id: &str, handle: Option<&str>) -> StoreResult<()> {
+        let _ = (id, handle);
+        Err(not_implemented("abort_parts"))
+    }
 }
+
+/// S3's smallest part but the last.
+pub const MIN_PART_BYTES: usize = 5 * 1024 * 1024;
 
 /// The public half of the signing key as a libtrust JWK (RSA: `n`, `e`, `kid`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
