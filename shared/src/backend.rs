@@ -1,26 +1,66 @@
 //! Builds a [`Registry`] over the adapters the configuration names. The one module that
 //! knows every adapter; handlers and the registry know only the ports.
 
-use crate::ports::StoreError;
-use crate::registry::Registry;
+#[cfg(any(feature = "embedded", feature = "dynamodb"))]
+use crate::{ports::StoreError, registry::Registry};
+#[cfg(feature = "embedded")]
 use std::path::Path;
 
 /// The registry over embedded storage in `data_dir` (created if needed).
 #[cfg(feature = "embedded")]
 pub fn open_embedded(data_dir: &Path) -> Result<Registry, StoreError> {
     let backend = crate::embedded::EmbeddedBackend::open(data_dir)?;
-    Ok(Registry {
-        metadata: backend.metadata,
-        blobs: backend.blobs,
-        signer: backend.signer,
-        events: backend.events,
-    })
+    Ok(Registry::new(
+        backend.metadata,
+        backend.blobs,
+        backend.signer,
+        backend.events,
+    ))
 }
 
-/// The registry a Lambda function serves, from its environment: embedded storage in
-/// `QUAYSIDE_DATA_DIR` (default `/tmp/quayside`) until the AWS adapters land.
-#[cfg(feature = "embedded")]
-pub fn from_env() -> Result<Registry, StoreError> {
-    let dir = std::env::var_os("QUAYSIDE_DATA_DIR").unwrap_or_else(|| "/tmp/quayside".into());
-    open_embedded(Path::new(&dir))
+/// The registry over the AWS adapters this build links: DynamoDB always, S3 and KMS when
+/// their features are on (a function that never reads blobs or signs does without them,
+/// and a call to the missing port is a backend error naming it). Events go to the log:
+/// their delivery is the table's outbox, stream and notify-push. Builds clients only; no
+/// call is made until a request needs one.
+#[cfg(feature = "dynamodb")]
+pub fn open_aws(aws: &crate::aws::Aws, settings: &crate::aws::Settings) -> Registry {
+    use crate::ports::{BlobStore, Signer};
+    use std::sync::Arc;
+
+    #[cfg(feature = "s3")]
+    let blobs: Arc<dyn BlobStore> = Arc::new(crate::aws::s3::S3Blobs::new(
+        aws.s3(),
+        &settings.bucket,
+        settings.presign_expiry,
+    ));
+    #[cfg(not(feature = "s3"))]
+    let blobs: Arc<dyn BlobStore> = Arc::new(crate::aws::NotLinked("the blob store (S3)"));
+
+    #[cfg(feature = "kms")]
+    let signer: Arc<dyn Signer> =
+        Arc::new(crate::aws::kms::KmsSigner::new(aws.kms(), &settings.key_id));
+    #[cfg(not(feature = "kms"))]
+    let signer: Arc<dyn Signer> = Arc::new(crate::aws::NotLinked("the signer (KMS)"));
+
+    Registry::new(
+        Arc::new(crate::aws::dynamodb::DynamoMetadata::new(
+            aws.dynamodb(),
+            &settings.table,
+            Arc::clone(&blobs),
+        )),
+        blobs,
+        signer,
+        Arc::new(crate::aws::LogEvents),
+    )
+}
+
+/// The registry a Lambda function serves: the AWS adapters, with the resources the
+/// template names in `QUAYSIDE_*` variables and the SDK's default credential chain (see
+/// [`crate::aws`]).
+#[cfg(feature = "dynamodb")]
+pub async fn from_env() -> Result<Registry, StoreError> {
+    let settings = crate::aws::Settings::from_env()?;
+    let aws = crate::aws::Aws::from_env().await;
+    Ok(open_aws(&aws, &settings))
 }

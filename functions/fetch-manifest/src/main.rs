@@ -6,7 +6,7 @@ use lambda_http::{Error, Request, run, service_fn};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
-    let registry = quayside::backend::from_env()?;
+    let registry = quayside::backend::from_env().await?;
     run(service_fn(async |req: Request| {
         Ok::<_, Error>(quayside::http::manifests::fetch_manifest(&registry, req).await)
     }))
