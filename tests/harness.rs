@@ -2,8 +2,9 @@
 //! deliver them, routed through `quayside::http::routes()` to the very handlers the Lambda
 //! functions run, and the fixtures made by real clients.
 //!
-//! The backend is `QUAYSIDE_TEST_BACKEND` (`embedded`, the default). Every test runs
-//! unchanged against each backend.
+//! The backend is `QUAYSIDE_TEST_BACKEND`: `embedded` (the default), or `aws` (DynamoDB, S3,
+//! KMS and SNS at moto's server: see [`aws_support`]). Every test runs unchanged against
+//! each backend.
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -16,6 +17,9 @@ use quayside::registry::Registry;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+
+#[path = "aws_support.rs"]
+pub mod aws_support;
 
 /// The project's copy of the fixtures made by skopeo and distribution.
 pub fn fixtures() -> PathBuf {
@@ -54,6 +58,8 @@ impl EventSink for RecordingEvents {
 pub struct TestRegistry {
     pub registry: Registry,
     pub events: Arc<RecordingEvents>,
+    /// The AWS resources and call log of an `aws` backend.
+    pub aws: Option<aws_support::AwsEnv>,
     _dir: tempfile::TempDir,
 }
 
@@ -101,10 +107,22 @@ impl From<Response<Body>> for Answer {
 
 impl TestRegistry {
     pub async fn new() -> TestRegistry {
-        let dir = tempfile::tempdir().expect("temp dir");
         let backend = std::env::var("QUAYSIDE_TEST_BACKEND").unwrap_or_else(|_| "embedded".into());
-        let mut registry = match backend.as_str() {
+        Self::with_backend(&backend).await
+    }
+
+    /// A registry over `backend` (`embedded`, or `aws`: resources of its own at moto).
+    pub async fn with_backend(backend: &str) -> TestRegistry {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut aws = None;
+        let mut registry = match backend {
             "embedded" => quayside::backend::open_embedded(dir.path()).expect("embedded backend"),
+            "aws" => {
+                let env = aws_support::AwsEnv::provision().await;
+                let registry = env.registry();
+                aws = Some(env);
+                registry
+            }
             other => panic!("unknown QUAYSIDE_TEST_BACKEND {other:?}"),
         };
         let events = Arc::new(RecordingEvents {
@@ -115,6 +133,7 @@ impl TestRegistry {
         TestRegistry {
             registry,
             events,
+            aws,
             _dir: dir,
         }
     }
