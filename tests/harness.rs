@@ -12,10 +12,11 @@ use http::{Method, Request};
 use lambda_http::{Body, RequestExt, Response};
 use quayside::digest::Digest;
 use quayside::names::RepositoryName;
-use quayside::ports::{EventSink, RegistryEvent, StoreResult};
+use quayside::ports::{BlobBody, BlobStore, EventSink, Part, RegistryEvent, StoreResult};
 use quayside::registry::Registry;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 #[path = "aws_support.rs"]
@@ -54,10 +55,76 @@ impl EventSink for RecordingEvents {
     }
 }
 
+/// Counts the bytes stored as blobs (whole, or assembled from parts), then passes every
+/// call on: how a test sees that a mount copies nothing.
+pub struct CountingBlobs {
+    inner: Arc<dyn BlobStore>,
+    pub bytes_written: AtomicU64,
+}
+
+impl CountingBlobs {
+    fn wrote(&self, n: usize) {
+        self.bytes_written.fetch_add(n as u64, Ordering::SeqCst);
+    }
+}
+
+#[async_trait]
+impl BlobStore for CountingBlobs {
+    async fn size(&self, digest: &Digest) -> StoreResult<Option<u64>> {
+        self.inner.size(digest).await
+    }
+    async fn get(&self, digest: &Digest) -> StoreResult<Option<Bytes>> {
+        self.inner.get(digest).await
+    }
+    async fn put(&self, digest: &Digest, bytes: Bytes) -> StoreResult<()> {
+        self.wrote(bytes.len());
+        self.inner.put(digest, bytes).await
+    }
+    async fn fetch(
+        &self,
+        digest: &Digest,
+        range: Option<(u64, u64)>,
+    ) -> StoreResult<Option<BlobBody>> {
+        self.inner.fetch(digest, range).await
+    }
+    async fn begin_parts(&self, id: &str) -> StoreResult<String> {
+        self.inner.begin_parts(id).await
+    }
+    async fn put_part(
+        &self,
+        id: &str,
+        handle: &str,
+        number: u32,
+        bytes: Bytes,
+    ) -> StoreResult<String> {
+        self.inner.put_part(id, handle, number, bytes).await
+    }
+    async fn put_pending(&self, id: &str, bytes: Bytes) -> StoreResult<()> {
+        self.inner.put_pending(id, bytes).await
+    }
+    async fn pending(&self, id: &str) -> StoreResult<Bytes> {
+        self.inner.pending(id).await
+    }
+    async fn complete_parts(
+        &self,
+        id: &str,
+        handle: &str,
+        parts: &[Part],
+        digest: &Digest,
+    ) -> StoreResult<()> {
+        self.wrote(parts.iter().map(|p| p.size as usize).sum());
+        self.inner.complete_parts(id, handle, parts, digest).await
+    }
+    async fn abort_parts(&self, id: &str, handle: Option<&str>) -> StoreResult<()> {
+        self.inner.abort_parts(id, handle).await
+    }
+}
+
 /// A registry for one test, with its own storage.
 pub struct TestRegistry {
     pub registry: Registry,
     pub events: Arc<RecordingEvents>,
+    pub blobs: Arc<CountingBlobs>,
     /// The AWS resources and call log of an `aws` backend.
     pub aws: Option<aws_support::AwsEnv>,
     _dir: tempfile::TempDir,
@@ -130,9 +197,15 @@ impl TestRegistry {
             events: Mutex::new(Vec::new()),
         });
         registry.events = events.clone();
+        let blobs = Arc::new(CountingBlobs {
+            inner: registry.blobs.clone(),
+            bytes_written: AtomicU64::new(0),
+        });
+        registry.blobs = blobs.clone();
         TestRegistry {
             registry,
             events,
+            blobs,
             aws,
             _dir: dir,
         }
@@ -217,6 +290,37 @@ impl TestRegistry {
     pub async fn put_manifest(&self, path: &str, content_type: &str, body: &[u8]) -> Answer {
         self.request(Method::PUT, path, &[("content-type", content_type)], body)
             .await
+    }
+
+    /// A blob's bytes as a client gets them: from the answer, or by following its redirect
+    /// (to S3) with the same `Range`. Returns the final status and the bytes.
+    pub async fn download(&self, path: &str, range: Option<&str>) -> (u16, Vec<u8>) {
+        let headers: Vec<(&str, &str)> = range.iter().map(|r| ("range", *r)).collect();
+        let answer = self.request(Method::GET, path, &headers, b"").await;
+        if answer.status != 307 {
+            return (answer.status, answer.body);
+        }
+        let url = answer
+            .header("location")
+            .expect("a redirect has a Location")
+            .to_string();
+        let range = range.map(str::to_string);
+        tokio::task::spawn_blocking(move || {
+            let agent: ureq::Agent = ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .build()
+                .into();
+            let mut request = agent.get(&url);
+            if let Some(range) = range {
+                request = request.header("range", range);
+            }
+            let mut response = request.call().expect("the redirect is fetchable");
+            let status = response.status().as_u16();
+            let body = response.body_mut().read_to_vec().expect("body");
+            (status, body)
+        })
+        .await
+        .expect("download")
     }
 
     pub async fn delete(&self, path: &str) -> Answer {

@@ -7,7 +7,7 @@
 
 use axum::Router;
 use axum::body::Body as AxumBody;
-use axum::extract::{Path, Request as AxumRequest, State};
+use axum::extract::{RawPathParams, Request as AxumRequest, State};
 use axum::response::Response as AxumResponse;
 use axum::routing::MethodFilter;
 use lambda_http::{Body, RequestExt};
@@ -17,12 +17,18 @@ use quayside::registry::Registry;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-/// The largest request body API Gateway passes to a Lambda function (its 10 MB payload
-/// limit); registry-local refuses the same, so that what works here works on AWS.
-pub const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
+/// registry-local's largest blob chunk by default: docker and skopeo send a whole layer in
+/// one request, which Lambda cannot take but a local process can.
+pub const DEFAULT_MAX_CHUNK_BYTES: usize = 1024 * 1024 * 1024;
 
 /// The router over `registry`: the same routes, methods and handlers as the Lambda API.
+/// Request bodies may be as large as the registry's chunk limit (or a manifest's).
 pub fn router(registry: Registry) -> Router {
+    let max_body = registry
+        .limits
+        .max_chunk_bytes
+        .max(quayside::manifest::MAX_MANIFEST_BYTES)
+        + 1;
     let registry = Arc::new(registry);
     let mut by_path: HashMap<&str, axum::routing::MethodRouter<Arc<Registry>>> = HashMap::new();
     for route in routes() {
@@ -35,7 +41,7 @@ pub fn router(registry: Registry) -> Router {
                 .remove(route.path)
                 .unwrap_or_default()
                 .on(filter, move |state, params, req| {
-                    serve(state, params, req, handler)
+                    serve_one(state, params, req, handler, max_body)
                 });
             by_path.insert(route.path, method_router);
         }
@@ -67,19 +73,24 @@ pub fn router(registry: Registry) -> Router {
 
 /// One request: axum → lambda_http (method, URI, headers, body, path parameters), the
 /// handler, then lambda_http → axum.
-async fn serve(
+async fn serve_one(
     State(registry): State<Arc<Registry>>,
-    Path(params): Path<HashMap<String, String>>,
+    params: RawPathParams,
     req: AxumRequest,
     handler: Handler,
+    max_body: usize,
 ) -> AxumResponse {
+    let params: HashMap<String, String> = params
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     let (parts, body) = req.into_parts();
-    let bytes = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+    let bytes = match axum::body::to_bytes(body, max_body).await {
         Ok(bytes) => bytes,
         Err(_) => {
             let e = RegistryError::new(
                 ErrorCode::SizeInvalid,
-                format!("request body is over {MAX_BODY_BYTES} bytes, the API Gateway limit"),
+                format!("the request body is over registry-local's {max_body} bytes"),
             )
             .with_status(413);
             return into_axum(error_response(&e, &parts.method));
@@ -104,4 +115,9 @@ fn into_axum(response: lambda_http::Response<Body>) -> AxumResponse {
         other => AxumBody::from(other.as_ref().to_vec()),
     };
     AxumResponse::from_parts(parts, body)
+}
+
+/// Serves `registry` on `listener` until the process ends.
+pub async fn serve(listener: tokio::net::TcpListener, registry: Registry) -> std::io::Result<()> {
+    axum::serve(listener, router(registry)).await
 }

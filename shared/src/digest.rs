@@ -69,6 +69,14 @@ impl Digest {
         Algorithm::Sha256.digest(bytes)
     }
 
+    /// The digest named by a finished hash's output bytes.
+    pub fn from_hash(algorithm: Algorithm, output: &[u8]) -> Digest {
+        Digest {
+            algorithm,
+            hex: hex::encode(output),
+        }
+    }
+
     pub fn algorithm(&self) -> Algorithm {
         self.algorithm
     }

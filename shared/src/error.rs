@@ -26,6 +26,8 @@ pub enum ErrorCode {
     Denied,
     Unsupported,
     TooManyRequests,
+    /// distribution's code for a bad `n` of a list request.
+    PaginationNumberInvalid,
     /// A fault of the server or its backend; the body says nothing of the cause.
     Unknown,
 }
@@ -50,6 +52,7 @@ impl ErrorCode {
             Denied => "DENIED",
             Unsupported => "UNSUPPORTED",
             TooManyRequests => "TOOMANYREQUESTS",
+            PaginationNumberInvalid => "PAGINATION_NUMBER_INVALID",
             Unknown => "UNKNOWN",
         }
     }
@@ -59,8 +62,15 @@ impl ErrorCode {
         use ErrorCode::*;
         match self {
             BlobUnknown | BlobUploadUnknown | ManifestUnknown | NameUnknown => 404,
-            BlobUploadInvalid | DigestInvalid | ManifestBlobUnknown | ManifestInvalid
-            | ManifestUnverified | NameInvalid | SizeInvalid | TagInvalid => 400,
+            BlobUploadInvalid
+            | DigestInvalid
+            | ManifestBlobUnknown
+            | ManifestInvalid
+            | ManifestUnverified
+            | NameInvalid
+            | SizeInvalid
+            | TagInvalid
+            | PaginationNumberInvalid => 400,
             Unauthorized => 401,
             Denied => 403,
             Unsupported => 405,
@@ -89,6 +99,7 @@ impl ErrorCode {
             Denied => "requested access to the resource is denied",
             Unsupported => "the operation is unsupported",
             TooManyRequests => "too many requests",
+            PaginationNumberInvalid => "invalid number of results requested",
             Unknown => "internal server error",
         }
     }

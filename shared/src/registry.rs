@@ -32,6 +32,41 @@ pub struct Registry {
     pub blobs: Arc<dyn BlobStore>,
     pub signer: Arc<dyn Signer>,
     pub events: Arc<dyn EventSink>,
+    pub limits: Limits,
+}
+
+/// What one request may carry where the registry runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// The largest blob chunk (PATCH, PUT or monolithic POST body), advertised as
+    /// `OCI-Chunk-Max-Length`.
+    pub max_chunk_bytes: usize,
+}
+
+impl Limits {
+    /// Lambda takes at most 6 MB per request, and API Gateway base64-encodes a binary body
+    /// inside it (4/3 larger): 4 MiB is what surely fits.
+    pub const LAMBDA: Limits = Limits {
+        max_chunk_bytes: 4 * 1024 * 1024,
+    };
+}
+
+impl Registry {
+    /// The registry over these ports, with Lambda's limits.
+    pub fn new(
+        metadata: Arc<dyn MetadataStore>,
+        blobs: Arc<dyn BlobStore>,
+        signer: Arc<dyn Signer>,
+        events: Arc<dyn EventSink>,
+    ) -> Registry {
+        Registry {
+            metadata,
+            blobs,
+            signer,
+            events,
+            limits: Limits::LAMBDA,
+        }
+    }
 }
 
 /// What a successful manifest PUT tells the client.

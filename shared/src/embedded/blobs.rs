@@ -1,42 +1,138 @@
-//! [`FolderBlobs`]: the [`BlobStore`] port over a folder of content-addressed files,
-//! `<root>/<algorithm>/<hex>`.
+//! [`FolderBlobs`]: the [`BlobStore`] port over a folder of content-addressed files, and a
+//! second folder for the bytes of uploads in progress.
 //!
-//! May call: `ports`, `digest`, the filesystem (through tokio). Must not know HTTP or AWS.
-//! A [`Digest`] is validated lowercase hex of a known algorithm, so it is safe as a path.
+//! May call: `ports`, `digest`, the filesystem. Must not know HTTP or AWS.
+//!
+//! # Layout
+//!
+//! | path                               | what                                              |
+//! |------------------------------------|---------------------------------------------------|
+//! | `<root>/<algorithm>/<hex>`         | a blob's bytes                                    |
+//! | `<uploads>/<id>/pending`           | an upload's bytes not yet in a part               |
+//! | `<uploads>/<id>/<handle>/part-<n>` | part `n` of the parts begun with `handle`         |
+//!
+//! `EmbeddedBackend` opens `<data>/blobs` and `<data>/uploads`: uploads stay out of the
+//! content-addressed tree, so no half-received blob is ever at a blob's path.
+//!
+//! A [`Digest`] is validated lowercase hex of a known algorithm, so it is safe as a path; an
+//! upload id or handle is used only if it is a plain token (`[0-9a-f-]`), so it cannot name
+//! anything outside `<uploads>`.
+//!
+//! Every file appears whole or not at all: it is written under a dot-prefixed temporary name
+//! in its final folder, synced, then renamed (atomic within one folder). Part handles are
+//! random, as S3's multipart UploadIds are, so two writers that both begin the parts of one
+//! upload never write the same files; a part's tag is the hex SHA-256 of its bytes, which
+//! [`BlobStore::complete_parts`] checks as S3 checks ETags, so a part re-written with other
+//! bytes after its tag was recorded is refused.
 
-use super::OrBackend;
+use super::{OrBackend, blocking};
 use crate::digest::Digest;
-use crate::ports::{BlobStore, StoreError, StoreResult};
+use crate::ports::{BlobBody, BlobStore, Part, StoreError, StoreResult};
 use async_trait::async_trait;
 use bytes::Bytes;
-use std::io::ErrorKind;
+use sha2::Sha256;
+use sha2::digest::Digest as _;
+use std::io::{ErrorKind, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
-/// Blobs as files under one folder.
+/// The longest upload id or handle accepted (a UUID has 36 characters).
+const MAX_TOKEN_LEN: usize = 64;
+/// The copy buffer of [`BlobStore::complete_parts`].
+const COPY_BUFFER: usize = 1024 * 1024;
+
+/// Blobs as files under one folder, uploads' bytes under another.
 #[derive(Debug)]
 pub struct FolderBlobs {
+    inner: Arc<Inner>,
+}
+
+/// What the blocking tasks share.
+#[derive(Debug)]
+struct Inner {
     root: PathBuf,
+    uploads: PathBuf,
     /// Makes temporary file names unique within the process (with the pid, across processes).
     next_temp: AtomicU64,
 }
 
 impl FolderBlobs {
-    /// Blobs under `root`, created if needed.
-    pub fn open(root: &Path) -> StoreResult<FolderBlobs> {
-        std::fs::create_dir_all(root)
-            .map_err(|e| StoreError::backend(format!("creating {}: {e}", root.display())))?;
+    /// Blobs under `root` and uploads' bytes under `uploads`, both created if needed. The two
+    /// may be on different filesystems: completing an upload copies its parts into `root`.
+    pub fn open(root: &Path, uploads: &Path) -> StoreResult<FolderBlobs> {
+        for folder in [root, uploads] {
+            std::fs::create_dir_all(folder)
+                .map_err(|e| StoreError::backend(format!("creating {}: {e}", folder.display())))?;
+        }
         Ok(FolderBlobs {
-            root: root.to_path_buf(),
-            next_temp: AtomicU64::new(0),
+            inner: Arc::new(Inner {
+                root: root.to_path_buf(),
+                uploads: uploads.to_path_buf(),
+                next_temp: AtomicU64::new(0),
+            }),
         })
     }
 
     /// Where `digest`'s bytes live.
     pub fn path(&self, digest: &Digest) -> PathBuf {
+        self.inner.path(digest)
+    }
+
+    /// Runs `f` on the blocking pool: the multi-step file work of uploads is simpler, and no
+    /// slower, with `std::fs` in one task than as a chain of tokio's per-call hops.
+    async fn run<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Inner) -> StoreResult<T> + Send + 'static,
+    {
+        let inner = Arc::clone(&self.inner);
+        blocking(move || f(&inner)).await
+    }
+}
+
+impl Inner {
+    fn path(&self, digest: &Digest) -> PathBuf {
         self.root.join(digest.algorithm().name()).join(digest.hex())
     }
+
+    /// A fresh temporary name for a file that will be renamed to `stem` in the same folder.
+    /// The leading dot keeps it apart from every final name (hex digests, `pending`, parts).
+    fn temp_name(&self, stem: &str) -> String {
+        let n = self.next_temp.fetch_add(1, Ordering::Relaxed);
+        format!(".{stem}.{}.{n}.tmp", std::process::id())
+    }
+
+    /// The folder of upload `id`.
+    fn upload_dir(&self, id: &str) -> StoreResult<PathBuf> {
+        Ok(self.uploads.join(token(id, "upload id")?))
+    }
+
+    /// The folder of the parts begun with `handle` for upload `id`.
+    fn parts_dir(&self, id: &str, handle: &str) -> StoreResult<PathBuf> {
+        Ok(self.upload_dir(id)?.join(token(handle, "parts handle")?))
+    }
+}
+
+/// `s` if it is a plain token, safe as one path component: non-empty, short, `[0-9a-f-]`
+/// only (so never `.`, `..`, a separator or an absolute path).
+fn token<'a>(s: &'a str, what: &str) -> StoreResult<&'a str> {
+    let plain = !s.is_empty()
+        && s.len() <= MAX_TOKEN_LEN
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b) || b == b'-');
+    if plain {
+        Ok(s)
+    } else {
+        Err(StoreError::backend(format!(
+            "{what} {s:?} is not a plain token"
+        )))
+    }
+}
+
+fn part_name(number: u32) -> String {
+    format!("part-{number}")
 }
 
 #[async_trait]
@@ -69,8 +165,7 @@ impl BlobStore for FolderBlobs {
         // Write beside the target, then rename: a rename within one folder is atomic, so
         // readers see no blob or the whole blob, never a partial one. The dot-prefixed name
         // is never a valid hex, so no digest can name a temporary file.
-        let n = self.next_temp.fetch_add(1, Ordering::Relaxed);
-        let temp = folder.join(format!(".{}.{}.{n}.tmp", digest.hex(), std::process::id()));
+        let temp = folder.join(self.inner.temp_name(digest.hex()));
         let written = write_synced(&temp, &bytes).await;
         let renamed = match written {
             Ok(()) => tokio::fs::rename(&temp, &target).await,
@@ -82,6 +177,152 @@ impl BlobStore for FolderBlobs {
             return Err(StoreError::backend(format!("storing {digest}: {e}")));
         }
         Ok(())
+    }
+
+    /// Always the bytes: registry-local has no URL to redirect to.
+    async fn fetch(
+        &self,
+        digest: &Digest,
+        range: Option<(u64, u64)>,
+    ) -> StoreResult<Option<BlobBody>> {
+        let Some((start, end)) = range else {
+            return Ok(self.get(digest).await?.map(BlobBody::Bytes));
+        };
+        let len = end
+            .checked_sub(start)
+            .and_then(|n| n.checked_add(1))
+            .and_then(|n| usize::try_from(n).ok())
+            .ok_or_else(|| StoreError::backend(format!("bad range {start}-{end} of {digest}")))?;
+        let mut file = match tokio::fs::File::open(self.path(digest)).await {
+            Ok(file) => file,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(StoreError::backend(format!("opening {digest}: {e}"))),
+        };
+        // Read only the range: a client resuming a large layer must not cost a read of all
+        // of it. The caller clamped the range to the blob's size, so a short read is a fault.
+        let mut bytes = vec![0; len];
+        let read = async {
+            file.seek(std::io::SeekFrom::Start(start)).await?;
+            file.read_exact(&mut bytes).await
+        };
+        read.await
+            .map_err(|e| StoreError::backend(format!("reading {start}-{end} of {digest}: {e}")))?;
+        Ok(Some(BlobBody::Bytes(Bytes::from(bytes))))
+    }
+
+    async fn begin_parts(&self, id: &str) -> StoreResult<String> {
+        let handle = uuid::Uuid::new_v4().simple().to_string();
+        let folder = self.inner.parts_dir(id, &handle)?;
+        tokio::fs::create_dir_all(&folder)
+            .await
+            .map_err(|e| StoreError::backend(format!("creating {}: {e}", folder.display())))?;
+        Ok(handle)
+    }
+
+    async fn put_part(
+        &self,
+        id: &str,
+        handle: &str,
+        number: u32,
+        bytes: Bytes,
+    ) -> StoreResult<String> {
+        if number == 0 {
+            return Err(StoreError::backend("parts are numbered from 1"));
+        }
+        let folder = self.inner.parts_dir(id, handle)?;
+        let (id, handle) = (id.to_string(), handle.to_string());
+        self.run(move |inner| {
+            let name = part_name(number);
+            let tag = hex::encode(Sha256::digest(&bytes));
+            match replace_file(&folder, &name, &inner.temp_name(&name), &bytes) {
+                Ok(()) => Ok(tag),
+                // The folder went with the upload (aborted or completed meanwhile): this
+                // writer lost to another, and must not bring the folder back.
+                Err(e) if e.kind() == ErrorKind::NotFound => Err(StoreError::Conflict(format!(
+                    "the parts {handle:?} of upload {id:?} are gone"
+                ))),
+                Err(e) => Err(StoreError::backend(format!(
+                    "writing part {number} of upload {id:?}: {e}"
+                ))),
+            }
+        })
+        .await
+    }
+
+    async fn put_pending(&self, id: &str, bytes: Bytes) -> StoreResult<()> {
+        let folder = self.inner.upload_dir(id)?;
+        let id = id.to_string();
+        self.run(move |inner| {
+            // Pending bytes come before any part, so this may be the upload's first file.
+            std::fs::create_dir_all(&folder)
+                .and_then(|()| {
+                    replace_file(&folder, "pending", &inner.temp_name("pending"), &bytes)
+                })
+                .map_err(|e| StoreError::backend(format!("writing pending bytes of {id:?}: {e}")))
+        })
+        .await
+    }
+
+    async fn pending(&self, id: &str) -> StoreResult<Bytes> {
+        let path = self.inner.upload_dir(id)?.join("pending");
+        match tokio::fs::read(&path).await {
+            Ok(bytes) => Ok(Bytes::from(bytes)),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(Bytes::new()),
+            Err(e) => Err(StoreError::backend(format!(
+                "reading pending bytes of {id:?}: {e}"
+            ))),
+        }
+    }
+
+    async fn complete_parts(
+        &self,
+        id: &str,
+        handle: &str,
+        parts: &[Part],
+        digest: &Digest,
+    ) -> StoreResult<()> {
+        let upload = self.inner.upload_dir(id)?;
+        let folder = self.inner.parts_dir(id, handle)?;
+        let parts = parts.to_vec();
+        let digest = digest.clone();
+        let id = id.to_string();
+        self.run(move |inner| {
+            let target = inner.path(&digest);
+            let blob_folder = target.parent().ok_or_else(|| {
+                StoreError::backend(format!("no folder for {}", target.display()))
+            })?;
+            std::fs::create_dir_all(blob_folder).or_backend()?;
+            // Join inside the blob's folder, so the final rename is atomic (one folder, one
+            // filesystem) and the blob appears whole or not at all.
+            let temp = blob_folder.join(inner.temp_name(digest.hex()));
+            let joined = join_parts(&folder, &parts, &temp)
+                .and_then(|()| std::fs::rename(&temp, &target).map_err(StoreError::backend));
+            if let Err(e) = joined {
+                // Best effort: a leftover temp file is invisible to readers.
+                let _ = std::fs::remove_file(&temp);
+                return Err(e);
+            }
+            // The blob is stored: a folder left behind only wastes space, so failing the
+            // upload for it would be worse than logging it.
+            if let Err(e) = remove_folder(&upload) {
+                tracing::warn!(error = %e, upload = id, "upload folder not removed");
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn abort_parts(&self, id: &str, handle: Option<&str>) -> StoreResult<()> {
+        let upload = self.inner.upload_dir(id)?;
+        if let Some(handle) = handle {
+            // Checked though unused: every handle there is goes with the upload's folder.
+            token(handle, "parts handle")?;
+        }
+        self.run(move |_| {
+            remove_folder(&upload)
+                .map_err(|e| StoreError::backend(format!("removing {}: {e}", upload.display())))
+        })
+        .await
     }
 }
 
@@ -97,14 +338,121 @@ async fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     file.sync_all().await
 }
 
+/// Replaces `folder/name` with `bytes` atomically: written and synced as `folder/temp`, then
+/// renamed over it. The temporary file is removed if anything fails.
+fn replace_file(folder: &Path, name: &str, temp: &str, bytes: &[u8]) -> std::io::Result<()> {
+    let temp = folder.join(temp);
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&temp)
+        .and_then(|mut file| {
+            file.write_all(bytes)?;
+            file.sync_all()
+        })
+        .and_then(|()| std::fs::rename(&temp, folder.join(name)));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    written
+}
+
+/// Writes the parts, in order, to a new file at `temp`, checking each against its record:
+/// a part missing, of another size or with another tag means a writer changed it after its
+/// tag was recorded, so the blob would not be the bytes the client sent (`Conflict`).
+fn join_parts(folder: &Path, parts: &[Part], temp: &Path) -> StoreResult<()> {
+    if parts.is_empty() {
+        return Err(StoreError::backend("an upload's parts cannot be empty"));
+    }
+    if parts.windows(2).any(|w| w[0].number >= w[1].number) {
+        // As S3's InvalidPartOrder: the parts must be listed in ascending order.
+        return Err(StoreError::backend("parts are not in ascending order"));
+    }
+    let mut out = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(temp)
+        .or_backend()?;
+    let mut buffer = vec![0; COPY_BUFFER];
+    for part in parts {
+        let path = folder.join(part_name(part.number));
+        let mut file = match std::fs::File::open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                return Err(StoreError::Conflict(format!(
+                    "part {} is gone",
+                    part.number
+                )));
+            }
+            Err(e) => {
+                return Err(StoreError::backend(format!(
+                    "opening {}: {e}",
+                    path.display()
+                )));
+            }
+        };
+        let mut hasher = Sha256::new();
+        let mut size = 0u64;
+        loop {
+            let n = file.read(&mut buffer).or_backend()?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buffer[..n]);
+            out.write_all(&buffer[..n]).or_backend()?;
+            size += n as u64;
+        }
+        let tag = hex::encode(hasher.finalize());
+        if tag != part.tag || size != part.size {
+            return Err(StoreError::Conflict(format!(
+                "part {} changed: {size} bytes tagged {tag}, recorded {} bytes tagged {}",
+                part.number, part.size, part.tag
+            )));
+        }
+    }
+    out.sync_all().or_backend()
+}
+
+/// Removes `folder` and everything in it; a folder already gone is fine.
+fn remove_folder(folder: &Path) -> std::io::Result<()> {
+    match std::fs::remove_dir_all(folder) {
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    const ID: &str = "0b8c2a3e-9d5f-4c1e-8a7b-123456789abc";
+
+    fn open(dir: &tempfile::TempDir) -> FolderBlobs {
+        FolderBlobs::open(&dir.path().join("blobs"), &dir.path().join("uploads")).unwrap()
+    }
+
+    /// The names in `folder`, sorted; empty if it does not exist.
+    fn listing(folder: &Path) -> Vec<String> {
+        let mut names: Vec<String> = match std::fs::read_dir(folder) {
+            Ok(entries) => entries
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect(),
+            Err(e) if e.kind() == ErrorKind::NotFound => vec![],
+            Err(e) => panic!("{e}"),
+        };
+        names.sort();
+        names
+    }
+
+    /// Bytes `n..n + len` of a repeating pattern: parts that differ from each other.
+    fn pattern(n: usize, len: usize) -> Bytes {
+        (n..n + len).map(|i| (i % 251) as u8).collect()
+    }
+
     #[tokio::test]
     async fn put_get_size() {
         let dir = tempfile::tempdir().unwrap();
-        let blobs = FolderBlobs::open(&dir.path().join("blobs")).unwrap();
+        let blobs = open(&dir);
         let bytes = Bytes::from_static(b"hello blob");
         let digest = Digest::sha256(&bytes);
 
@@ -128,5 +476,214 @@ mod tests {
         let missing = Digest::sha256(b"missing");
         assert_eq!(blobs.get(&missing).await.unwrap(), None);
         assert_eq!(blobs.size(&missing).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn fetch_all_or_a_range() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = open(&dir);
+        let bytes = Bytes::from_static(b"0123456789");
+        let digest = Digest::sha256(&bytes);
+        assert_eq!(blobs.fetch(&digest, None).await.unwrap(), None);
+        assert_eq!(blobs.fetch(&digest, Some((0, 3))).await.unwrap(), None);
+
+        blobs.put(&digest, bytes.clone()).await.unwrap();
+        let fetch = |range| {
+            let blobs = &blobs;
+            let digest = &digest;
+            async move { blobs.fetch(digest, range).await.unwrap() }
+        };
+        let body = |b: &'static [u8]| Some(BlobBody::Bytes(Bytes::from_static(b)));
+        assert_eq!(fetch(None).await, Some(BlobBody::Bytes(bytes.clone())));
+        assert_eq!(fetch(Some((0, 9))).await, body(b"0123456789"));
+        assert_eq!(fetch(Some((2, 5))).await, body(b"2345"));
+        assert_eq!(fetch(Some((9, 9))).await, body(b"9"));
+        assert_eq!(fetch(Some((0, 0))).await, body(b"0"));
+        // Past the end or backwards: a fault of the caller, which clamps ranges.
+        assert!(blobs.fetch(&digest, Some((5, 10))).await.is_err());
+        assert!(blobs.fetch(&digest, Some((5, 4))).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn parts_and_pending_bytes_make_the_blob() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = open(&dir);
+        let uploads = dir.path().join("uploads");
+        assert_eq!(blobs.pending(ID).await.unwrap(), Bytes::new());
+
+        // A small chunk waits as pending bytes, replaced as more arrive.
+        blobs.put_pending(ID, pattern(0, 10)).await.unwrap();
+        assert_eq!(blobs.pending(ID).await.unwrap(), pattern(0, 10));
+        blobs.put_pending(ID, pattern(0, 20)).await.unwrap();
+        assert_eq!(blobs.pending(ID).await.unwrap(), pattern(0, 20));
+
+        let handle = blobs.begin_parts(ID).await.unwrap();
+        let chunks = [pattern(0, 300), pattern(300, 200), pattern(500, 7)];
+        let mut parts = Vec::new();
+        for (i, chunk) in chunks.iter().enumerate() {
+            let number = i as u32 + 1;
+            let tag = blobs
+                .put_part(ID, &handle, number, chunk.clone())
+                .await
+                .unwrap();
+            parts.push(Part {
+                number,
+                tag,
+                size: chunk.len() as u64,
+            });
+        }
+        assert_ne!(parts[0].tag, parts[1].tag);
+        assert_eq!(
+            listing(&uploads.join(ID).join(&handle)),
+            ["part-1", "part-2", "part-3"]
+        );
+
+        let whole = pattern(0, 507);
+        let digest = Digest::sha256(&whole);
+        blobs
+            .complete_parts(ID, &handle, &parts, &digest)
+            .await
+            .unwrap();
+        assert_eq!(std::fs::read(blobs.path(&digest)).unwrap(), whole.as_ref());
+        assert_eq!(
+            blobs.path(&digest),
+            dir.path().join("blobs/sha256").join(digest.hex())
+        );
+        assert_eq!(blobs.get(&digest).await.unwrap(), Some(whole));
+        // No upload folder and no temporary file are left.
+        assert!(listing(&uploads).is_empty());
+        assert_eq!(listing(&dir.path().join("blobs/sha256")), [digest.hex()]);
+        assert_eq!(blobs.pending(ID).await.unwrap(), Bytes::new());
+    }
+
+    #[tokio::test]
+    async fn a_part_changed_after_its_tag_was_recorded_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = open(&dir);
+        let handle = blobs.begin_parts(ID).await.unwrap();
+        let first = blobs
+            .put_part(ID, &handle, 1, pattern(0, 100))
+            .await
+            .unwrap();
+        let recorded = vec![Part {
+            number: 1,
+            tag: first.clone(),
+            size: 100,
+        }];
+        // Another writer re-writes part 1: it gets another tag.
+        let second = blobs
+            .put_part(ID, &handle, 1, pattern(1, 100))
+            .await
+            .unwrap();
+        assert_ne!(first, second);
+
+        let digest = Digest::sha256(&pattern(0, 100));
+        let err = blobs
+            .complete_parts(ID, &handle, &recorded, &digest)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+        // No blob, not even a half-written one, and the parts are still there.
+        assert_eq!(blobs.size(&digest).await.unwrap(), None);
+        assert!(listing(&dir.path().join("blobs/sha256")).is_empty());
+        assert_eq!(
+            listing(&dir.path().join("uploads").join(ID).join(&handle)),
+            ["part-1"]
+        );
+
+        // A part that is missing is refused the same way.
+        let missing = vec![
+            Part {
+                number: 1,
+                tag: second,
+                size: 100,
+            },
+            Part {
+                number: 2,
+                tag: first,
+                size: 100,
+            },
+        ];
+        let err = blobs
+            .complete_parts(ID, &handle, &missing, &digest)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+        assert!(listing(&dir.path().join("blobs/sha256")).is_empty());
+    }
+
+    #[tokio::test]
+    async fn abort_removes_every_byte_of_the_upload() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = open(&dir);
+        let uploads = dir.path().join("uploads");
+        // Nothing to remove is fine.
+        blobs.abort_parts(ID, None).await.unwrap();
+
+        blobs.put_pending(ID, pattern(0, 10)).await.unwrap();
+        blobs.abort_parts(ID, None).await.unwrap();
+        assert!(listing(&uploads).is_empty());
+        assert_eq!(blobs.pending(ID).await.unwrap(), Bytes::new());
+
+        let handle = blobs.begin_parts(ID).await.unwrap();
+        blobs
+            .put_part(ID, &handle, 1, pattern(0, 10))
+            .await
+            .unwrap();
+        blobs.put_pending(ID, pattern(10, 3)).await.unwrap();
+        blobs.abort_parts(ID, Some(&handle)).await.unwrap();
+        assert!(listing(&uploads).is_empty());
+        blobs.abort_parts(ID, Some(&handle)).await.unwrap();
+
+        // A part written after the abort does not bring the upload back.
+        let err = blobs
+            .put_part(ID, &handle, 2, pattern(0, 10))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+        assert!(listing(&uploads).is_empty());
+    }
+
+    #[tokio::test]
+    async fn ids_and_handles_that_are_not_plain_tokens_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = open(&dir);
+        let handle = blobs.begin_parts(ID).await.unwrap();
+        let digest = Digest::sha256(b"x");
+        for bad in [
+            "", ".", "..", "../blobs", "a/b", "/tmp", "ABC", "a\0b", "x y",
+        ] {
+            assert!(blobs.begin_parts(bad).await.is_err(), "{bad:?}");
+            assert!(
+                blobs.put_pending(bad, pattern(0, 1)).await.is_err(),
+                "{bad:?}"
+            );
+            assert!(blobs.pending(bad).await.is_err(), "{bad:?}");
+            assert!(blobs.abort_parts(bad, None).await.is_err(), "{bad:?}");
+            assert!(
+                blobs
+                    .put_part(bad, &handle, 1, pattern(0, 1))
+                    .await
+                    .is_err(),
+                "{bad:?}"
+            );
+            assert!(
+                blobs.put_part(ID, bad, 1, pattern(0, 1)).await.is_err(),
+                "{bad:?}"
+            );
+            assert!(
+                blobs
+                    .complete_parts(bad, &handle, &[], &digest)
+                    .await
+                    .is_err(),
+                "{bad:?}"
+            );
+            assert!(blobs.abort_parts(ID, Some(bad)).await.is_err(), "{bad:?}");
+        }
+        assert!(blobs.begin_parts(&"a".repeat(65)).await.is_err());
+        // Nothing was written outside the uploads folder.
+        assert_eq!(listing(dir.path()), ["blobs", "uploads"]);
+        assert!(listing(&dir.path().join("blobs")).is_empty());
+        assert_eq!(listing(&dir.path().join("uploads")), [ID]);
     }
 }

@@ -16,7 +16,11 @@
 //! | `images`       | `repo\0docker_id`            | [`V1Image`] as JSON                          |
 //! | `blob_links`   | `repo\0digest`               | size (`u64`)                                 |
 //! | `referrers`    | `repo\0subject\0digest`      | [`Referrer`] as JSON                         |
+//! | `uploads`      | `repo\0id`                   | [`Upload`] as JSON                           |
 //!
+//! Keys sort bytewise, which for names and tags (ASCII) is the order the list APIs page in:
+//! a page is one range scan that starts just after `last` and stops after `limit + 1` rows
+//! (the extra row only says whether more follow), never a load of every name.
 //! A manifest row keeps its subject so that deleting the manifest finds its referrer row.
 //! Finding the tags of a deleted manifest scans the repository's tags: fine for a local
 //! registry, and it spares a reverse index that every tag write would have to keep in step.
@@ -27,13 +31,14 @@ use super::{OrBackend, blocking};
 use crate::digest::Digest;
 use crate::names::{RepositoryName, Tag};
 use crate::ports::{
-    DeletedManifest, Found, Lookup, MetadataStore, Push, Referrer, RegistryEvent, StoreError,
-    StoreResult, StoredManifest, TagTarget, V1Image,
+    DeletedManifest, Found, Lookup, MetadataStore, Page, PageRequest, Push, Referrer,
+    RegistryEvent, StoreError, StoreResult, StoredManifest, TagTarget, Upload, V1Image,
 };
 use async_trait::async_trait;
 use bytes::Bytes;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use std::collections::HashSet;
+use std::ops::Bound;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -46,6 +51,7 @@ const MANIFESTS: TableDefinition<&str, (&str, Option<&str>, &[u8])> =
 const IMAGES: TableDefinition<&str, &[u8]> = TableDefinition::new("images");
 const BLOB_LINKS: TableDefinition<&str, u64> = TableDefinition::new("blob_links");
 const REFERRERS: TableDefinition<&str, &[u8]> = TableDefinition::new("referrers");
+const UPLOADS: TableDefinition<&str, &[u8]> = TableDefinition::new("uploads");
 
 /// The metadata of every repository in one redb file.
 ///
@@ -77,6 +83,7 @@ impl RedbMetadata {
         txn.open_table(IMAGES).or_backend()?;
         txn.open_table(BLOB_LINKS).or_backend()?;
         txn.open_table(REFERRERS).or_backend()?;
+        txn.open_table(UPLOADS).or_backend()?;
         txn.commit().or_backend()?;
         Ok(RedbMetadata { db: Arc::new(db) })
     }
@@ -90,44 +97,6 @@ impl RedbMetadata {
         let db = Arc::clone(&self.db);
         blocking(move || f(&db)).await
     }
-
-    /// The referrers of `subject` in `repo`, ordered by digest.
-    pub async fn referrers(
-        &self,
-        repo: &RepositoryName,
-        subject: &Digest,
-    ) -> StoreResult<Vec<Referrer>> {
-        let (low, high) = prefix_range(&key(repo.as_str(), &subject.to_string()));
-        self.run(move |db| {
-            let txn = db.begin_read().or_backend()?;
-            let table = txn.open_table(REFERRERS).or_backend()?;
-            let mut out = Vec::new();
-            for row in table.range(low.as_str()..high.as_str()).or_backend()? {
-                let (_, value) = row.or_backend()?;
-                out.push(serde_json::from_slice(value.value()).or_backend()?);
-            }
-            Ok(out)
-        })
-        .await
-    }
-
-    /// The names of `repo`'s tags, sorted (bytewise, which for tags is ASCII order).
-    pub async fn tags(&self, repo: &RepositoryName) -> StoreResult<Vec<String>> {
-        let (low, high) = prefix_range(repo.as_str());
-        self.run(move |db| {
-            let txn = db.begin_read().or_backend()?;
-            let table = txn.open_table(TAGS).or_backend()?;
-            let mut out = Vec::new();
-            for row in table.range(low.as_str()..high.as_str()).or_backend()? {
-                let (k, _) = row.or_backend()?;
-                // Every key in the range starts with `low`.
-                let name = k.value().strip_prefix(low.as_str()).unwrap_or_default();
-                out.push(name.to_string());
-            }
-            Ok(out)
-        })
-        .await
-    }
 }
 
 /// `a\0b`.
@@ -138,6 +107,40 @@ fn key(a: &str, b: &str) -> String {
 /// The key range of rows under `prefix`: `prefix\0` inclusive to `prefix\x01` exclusive.
 fn prefix_range(prefix: &str) -> (String, String) {
     (format!("{prefix}\0"), format!("{prefix}\u{1}"))
+}
+
+/// One page of the keys that start with `prefix` (they end before `high`, exclusive) and
+/// follow `prefix + page.last`, each without `prefix`: one range scan of `limit + 1` rows.
+fn page_of<V: redb::Value + 'static>(
+    table: &impl ReadableTable<&'static str, V>,
+    prefix: &str,
+    high: Bound<&str>,
+    page: &PageRequest,
+) -> StoreResult<Page> {
+    // Without `last`, excluding the prefix itself skips nothing: no key equals it, since
+    // no name or tag is empty.
+    let low = match &page.last {
+        Some(last) => format!("{prefix}{last}"),
+        None => prefix.to_string(),
+    };
+    let mut names = Vec::new();
+    let mut more = false;
+    let range = table
+        .range::<&str>((Bound::Excluded(low.as_str()), high))
+        .or_backend()?;
+    for row in range {
+        let (k, _) = row.or_backend()?;
+        if names.len() == page.limit {
+            more = true;
+            break;
+        }
+        let k = k.value();
+        let name = k.strip_prefix(prefix).ok_or_else(|| {
+            StoreError::backend(format!("key {k:?} outside the range of {prefix:?}"))
+        })?;
+        names.push(name.to_string());
+    }
+    Ok(Page { names, more })
 }
 
 fn parse_digest(s: &str) -> StoreResult<Digest> {
@@ -454,6 +457,183 @@ impl MetadataStore for RedbMetadata {
         })
         .await
     }
+
+    async fn blob_link(&self, repo: &RepositoryName, digest: &Digest) -> StoreResult<Option<u64>> {
+        let link_key = key(repo.as_str(), &digest.to_string());
+        self.run(move |db| {
+            let txn = db.begin_read().or_backend()?;
+            let links = txn.open_table(BLOB_LINKS).or_backend()?;
+            Ok(links
+                .get(link_key.as_str())
+                .or_backend()?
+                .map(|row| row.value()))
+        })
+        .await
+    }
+
+    async fn unlink_blob(&self, repo: &RepositoryName, digest: &Digest) -> StoreResult<bool> {
+        let link_key = key(repo.as_str(), &digest.to_string());
+        self.run(move |db| {
+            let txn = db.begin_write().or_backend()?;
+            let existed = {
+                let mut links = txn.open_table(BLOB_LINKS).or_backend()?;
+                links.remove(link_key.as_str()).or_backend()?.is_some()
+            };
+            txn.commit().or_backend()?;
+            Ok(existed)
+        })
+        .await
+    }
+
+    async fn tags(&self, repo: &RepositoryName, page: &PageRequest) -> StoreResult<Option<Page>> {
+        let repo = repo.as_str().to_string();
+        let page = page.clone();
+        self.run(move |db| {
+            // One snapshot: the repository check and its tags agree.
+            let txn = db.begin_read().or_backend()?;
+            let repositories = txn.open_table(REPOSITORIES).or_backend()?;
+            if repositories.get(repo.as_str()).or_backend()?.is_none() {
+                return Ok(None);
+            }
+            let tags = txn.open_table(TAGS).or_backend()?;
+            let (prefix, high) = prefix_range(&repo);
+            // A schema1 tag kept without a manifest is still a row here, so it is listed.
+            page_of(&tags, &prefix, Bound::Excluded(high.as_str()), &page).map(Some)
+        })
+        .await
+    }
+
+    async fn repositories(&self, page: &PageRequest) -> StoreResult<Page> {
+        let page = page.clone();
+        self.run(move |db| {
+            let txn = db.begin_read().or_backend()?;
+            let repositories = txn.open_table(REPOSITORIES).or_backend()?;
+            page_of(&repositories, "", Bound::Unbounded, &page)
+        })
+        .await
+    }
+
+    /// Ordered by the referrers' digests.
+    async fn referrers(
+        &self,
+        repo: &RepositoryName,
+        subject: &Digest,
+    ) -> StoreResult<Vec<Referrer>> {
+        let (low, high) = prefix_range(&key(repo.as_str(), &subject.to_string()));
+        self.run(move |db| {
+            let txn = db.begin_read().or_backend()?;
+            let table = txn.open_table(REFERRERS).or_backend()?;
+            let mut out = Vec::new();
+            for row in table.range(low.as_str()..high.as_str()).or_backend()? {
+                let (_, value) = row.or_backend()?;
+                out.push(serde_json::from_slice(value.value()).or_backend()?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// `Conflict` if the id is taken (never, for random ids), as a conditional put would be.
+    async fn create_upload(&self, repo: &RepositoryName, upload: &Upload) -> StoreResult<()> {
+        let upload_key = key(repo.as_str(), &upload.id);
+        let json = serde_json::to_vec(upload).or_backend()?;
+        self.run(move |db| {
+            let txn = db.begin_write().or_backend()?;
+            let taken = {
+                let mut uploads = txn.open_table(UPLOADS).or_backend()?;
+                if uploads.get(upload_key.as_str()).or_backend()?.is_some() {
+                    true
+                } else {
+                    uploads
+                        .insert(upload_key.as_str(), json.as_slice())
+                        .or_backend()?;
+                    false
+                }
+            };
+            if taken {
+                txn.abort().or_backend()?;
+                return Err(StoreError::Conflict(format!(
+                    "upload {upload_key:?} exists"
+                )));
+            }
+            txn.commit().or_backend()
+        })
+        .await
+    }
+
+    async fn upload(&self, repo: &RepositoryName, id: &str) -> StoreResult<Option<Upload>> {
+        let upload_key = key(repo.as_str(), id);
+        self.run(move |db| {
+            let txn = db.begin_read().or_backend()?;
+            let uploads = txn.open_table(UPLOADS).or_backend()?;
+            read_upload(&uploads, &upload_key)
+        })
+        .await
+    }
+
+    async fn update_upload(
+        &self,
+        repo: &RepositoryName,
+        upload: &Upload,
+        expected_offset: u64,
+    ) -> StoreResult<()> {
+        let upload_key = key(repo.as_str(), &upload.id);
+        let json = serde_json::to_vec(upload).or_backend()?;
+        self.run(move |db| {
+            // Read and replace in one write transaction: redb runs one writer at a time, so
+            // no other update can land between the check and the write.
+            let txn = db.begin_write().or_backend()?;
+            let conflict = {
+                let mut uploads = txn.open_table(UPLOADS).or_backend()?;
+                match read_upload(&uploads, &upload_key)? {
+                    None => Some(format!("upload {upload_key:?} is gone")),
+                    Some(stored) if stored.offset != expected_offset => Some(format!(
+                        "upload {upload_key:?} is at {}, not {expected_offset}",
+                        stored.offset
+                    )),
+                    Some(_) => {
+                        uploads
+                            .insert(upload_key.as_str(), json.as_slice())
+                            .or_backend()?;
+                        None
+                    }
+                }
+            };
+            match conflict {
+                Some(why) => {
+                    txn.abort().or_backend()?;
+                    Err(StoreError::Conflict(why))
+                }
+                None => txn.commit().or_backend(),
+            }
+        })
+        .await
+    }
+
+    async fn delete_upload(&self, repo: &RepositoryName, id: &str) -> StoreResult<bool> {
+        let upload_key = key(repo.as_str(), id);
+        self.run(move |db| {
+            let txn = db.begin_write().or_backend()?;
+            let existed = {
+                let mut uploads = txn.open_table(UPLOADS).or_backend()?;
+                uploads.remove(upload_key.as_str()).or_backend()?.is_some()
+            };
+            txn.commit().or_backend()?;
+            Ok(existed)
+        })
+        .await
+    }
+}
+
+/// Reads one upload row.
+fn read_upload(
+    uploads: &impl ReadableTable<&'static str, &'static [u8]>,
+    upload_key: &str,
+) -> StoreResult<Option<Upload>> {
+    match uploads.get(upload_key).or_backend()? {
+        None => Ok(None),
+        Some(row) => serde_json::from_slice(row.value()).or_backend().map(Some),
+    }
 }
 
 /// Reads one manifest row of `repo`.
@@ -594,6 +774,36 @@ mod tests {
         RedbMetadata::open(&dir.path().join("metadata.redb")).unwrap()
     }
 
+    fn names(names: &[&str]) -> Vec<String> {
+        names.iter().map(|n| n.to_string()).collect()
+    }
+
+    fn page(limit: usize, last: Option<&str>) -> PageRequest {
+        PageRequest {
+            limit,
+            last: last.map(str::to_string),
+        }
+    }
+
+    /// Every tag of `repo` in one page, or `None` if the repository does not exist.
+    async fn all_tags(store: &RedbMetadata, repo: &RepositoryName) -> Option<Vec<String>> {
+        let page = store.tags(repo, &page(usize::MAX, None)).await.unwrap()?;
+        assert!(!page.more);
+        Some(page.names)
+    }
+
+    fn upload(id: &str, offset: u64) -> Upload {
+        Upload {
+            id: id.into(),
+            offset,
+            hash_state: vec![1, 2, 3],
+            pending: offset,
+            handle: None,
+            parts: vec![],
+            started: "2026-01-01T00:00:00Z".into(),
+        }
+    }
+
     #[tokio::test]
     async fn push_then_read_by_tag_and_digest() {
         let dir = tempfile::tempdir().unwrap();
@@ -621,11 +831,8 @@ mod tests {
         assert_eq!(store.tag(&repo(), &tag("other")).await.unwrap(), None);
         let elsewhere = RepositoryName::parse("library/app2").unwrap();
         assert_eq!(store.manifest(&elsewhere, &m.digest).await.unwrap(), None);
-        assert_eq!(
-            store.tags(&repo()).await.unwrap(),
-            vec!["latest".to_string()]
-        );
-        assert!(store.tags(&elsewhere).await.unwrap().is_empty());
+        assert_eq!(all_tags(&store, &repo()).await, Some(names(&["latest"])));
+        assert_eq!(all_tags(&store, &elsewhere).await, None);
     }
 
     #[tokio::test]
@@ -1001,7 +1208,7 @@ mod tests {
                 .await
                 .unwrap()
         );
-        assert_eq!(store.tags(&repo()).await.unwrap(), vec!["b".to_string()]);
+        assert_eq!(all_tags(&store, &repo()).await, Some(names(&["b"])));
         assert_eq!(store.manifest(&repo(), &m.digest).await.unwrap(), Some(m));
     }
 
@@ -1019,7 +1226,7 @@ mod tests {
             .commit_push(&longer, &push(&m, Some("theirs")))
             .await
             .unwrap();
-        assert_eq!(store.tags(&repo()).await.unwrap(), vec!["mine".to_string()]);
+        assert_eq!(all_tags(&store, &repo()).await, Some(names(&["mine"])));
         let deleted = store
             .delete_manifest(&repo(), &m.digest, &event())
             .await
@@ -1027,5 +1234,280 @@ mod tests {
             .unwrap();
         assert_eq!(deleted.removed_tags, vec![tag("mine")]);
         assert!(store.tag(&longer, &tag("theirs")).await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn tags_are_paged_in_ascii_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir);
+        let m = manifest("m");
+        // Pushed out of order; `B` sorts before `a` in ASCII.
+        for t in ["c", "a", "B", "b", "a.1", "d"] {
+            store
+                .commit_push(&repo(), &push(&m, Some(t)))
+                .await
+                .unwrap();
+        }
+        let expect = |names_: &[&str], more| {
+            Some(Page {
+                names: names(names_),
+                more,
+            })
+        };
+        let tags = |limit, last| {
+            let store = store.clone();
+            async move { store.tags(&repo(), &page(limit, last)).await.unwrap() }
+        };
+        assert_eq!(tags(2, None).await, expect(&["B", "a"], true));
+        assert_eq!(tags(2, Some("a")).await, expect(&["a.1", "b"], true));
+        assert_eq!(tags(2, Some("b")).await, expect(&["c", "d"], false));
+        assert_eq!(
+            tags(10, None).await,
+            expect(&["B", "a", "a.1", "b", "c", "d"], false)
+        );
+        // Exactly the rest: no more, though the page is full.
+        assert_eq!(tags(3, Some("a.1")).await, expect(&["b", "c", "d"], false));
+        // `last` need not be a tag: the page starts after where it would sort.
+        assert_eq!(tags(2, Some("a0")).await, expect(&["b", "c"], true));
+        assert_eq!(tags(2, Some("d")).await, expect(&[], false));
+        assert_eq!(tags(2, Some("zzz")).await, expect(&[], false));
+        // A limit of 0 lists nothing but still says whether anything follows.
+        assert_eq!(tags(0, Some("c")).await, expect(&[], true));
+        assert_eq!(tags(0, Some("d")).await, expect(&[], false));
+    }
+
+    #[tokio::test]
+    async fn tags_of_empty_unknown_and_similarly_named_repositories() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir);
+        let unknown = RepositoryName::parse("library/nope").unwrap();
+        assert_eq!(store.tags(&unknown, &page(10, None)).await.unwrap(), None);
+
+        // A repository with a blob but no tag exists, with no tags.
+        store
+            .link_blob(&repo(), &Digest::sha256(b"x"), 1)
+            .await
+            .unwrap();
+        assert_eq!(
+            store.tags(&repo(), &page(10, None)).await.unwrap(),
+            Some(Page::default())
+        );
+
+        // Names that share a prefix with `library/app` (or it with them) are not it.
+        let m = manifest("m");
+        for (name, t) in [
+            ("library/app-x", "x"),
+            ("library/app_x", "under"),
+            ("library/app0", "zero"),
+            ("library/ap", "ap"),
+        ] {
+            let other = RepositoryName::parse(name).unwrap();
+            store.commit_push(&other, &push(&m, Some(t))).await.unwrap();
+        }
+        assert_eq!(
+            store.tags(&repo(), &page(10, None)).await.unwrap(),
+            Some(Page::default())
+        );
+        store
+            .commit_push(&repo(), &push(&m, Some("mine")))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.tags(&repo(), &page(1, None)).await.unwrap(),
+            Some(Page {
+                names: names(&["mine"]),
+                more: false
+            })
+        );
+        assert_eq!(
+            all_tags(&store, &RepositoryName::parse("library/app-x").unwrap()).await,
+            Some(names(&["x"]))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_schema1_tag_kept_without_its_manifest_is_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir);
+        let m = manifest("s1");
+        store
+            .commit_push(&repo(), &schema1_push(&m, "old"))
+            .await
+            .unwrap();
+        store
+            .delete_manifest(&repo(), &m.digest, &event())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(all_tags(&store, &repo()).await, Some(names(&["old"])));
+    }
+
+    #[tokio::test]
+    async fn repositories_are_paged_in_ascii_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir);
+        let repos = |limit, last| {
+            let store = store.clone();
+            async move { store.repositories(&page(limit, last)).await.unwrap() }
+        };
+        assert_eq!(repos(10, None).await, Page::default());
+        for name in ["library/app-x", "library/app", "acme/b", "library/app_x"] {
+            let name = RepositoryName::parse(name).unwrap();
+            store
+                .link_blob(&name, &Digest::sha256(b"x"), 1)
+                .await
+                .unwrap();
+        }
+        let expect = |names_: &[&str], more| Page {
+            names: names(names_),
+            more,
+        };
+        assert_eq!(
+            repos(10, None).await,
+            expect(
+                &["acme/b", "library/app", "library/app-x", "library/app_x"],
+                false
+            )
+        );
+        assert_eq!(
+            repos(2, None).await,
+            expect(&["acme/b", "library/app"], true)
+        );
+        assert_eq!(
+            repos(2, Some("library/app")).await,
+            expect(&["library/app-x", "library/app_x"], false)
+        );
+        assert_eq!(
+            repos(1, Some("library/app-x")).await,
+            expect(&["library/app_x"], false)
+        );
+        assert_eq!(repos(5, Some("library/app_x")).await, expect(&[], false));
+        assert_eq!(repos(1, Some("a")).await, expect(&["acme/b"], true));
+    }
+
+    #[tokio::test]
+    async fn blob_link_and_unlink() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir);
+        let other = RepositoryName::parse("library/app-x").unwrap();
+        let blob = Digest::sha256(b"layer");
+        assert_eq!(store.blob_link(&repo(), &blob).await.unwrap(), None);
+        assert!(!store.unlink_blob(&repo(), &blob).await.unwrap());
+
+        store.link_blob(&repo(), &blob, 5).await.unwrap();
+        store.link_blob(&other, &blob, 5).await.unwrap();
+        assert_eq!(store.blob_link(&repo(), &blob).await.unwrap(), Some(5));
+
+        assert!(store.unlink_blob(&repo(), &blob).await.unwrap());
+        assert_eq!(store.blob_link(&repo(), &blob).await.unwrap(), None);
+        assert!(!store.unlink_blob(&repo(), &blob).await.unwrap());
+        // Only this repository's link went; the repository itself stays.
+        assert_eq!(store.blob_link(&other, &blob).await.unwrap(), Some(5));
+        assert!(store.repository_exists(&repo()).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn uploads_are_created_read_updated_and_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir);
+        let other = RepositoryName::parse("library/other").unwrap();
+        let id = "0b8c2a3e-9d5f-4c1e-8a7b-123456789abc";
+        assert_eq!(store.upload(&repo(), id).await.unwrap(), None);
+
+        let first = upload(id, 0);
+        store.create_upload(&repo(), &first).await.unwrap();
+        assert_eq!(
+            store.upload(&repo(), id).await.unwrap(),
+            Some(first.clone())
+        );
+        // An upload belongs to its repository.
+        assert_eq!(store.upload(&other, id).await.unwrap(), None);
+        // The same id again is refused and changes nothing.
+        let err = store
+            .create_upload(&repo(), &upload(id, 9))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+        assert_eq!(
+            store.upload(&repo(), id).await.unwrap(),
+            Some(first.clone())
+        );
+
+        let second = Upload {
+            handle: Some("h".into()),
+            parts: vec![crate::ports::Part {
+                number: 1,
+                tag: "t".into(),
+                size: 10,
+            }],
+            ..upload(id, 10)
+        };
+        store.update_upload(&repo(), &second, 0).await.unwrap();
+        assert_eq!(
+            store.upload(&repo(), id).await.unwrap(),
+            Some(second.clone())
+        );
+
+        assert!(store.delete_upload(&repo(), id).await.unwrap());
+        assert_eq!(store.upload(&repo(), id).await.unwrap(), None);
+        assert!(!store.delete_upload(&repo(), id).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn update_upload_conflicts_without_writing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir);
+        let id = "0b8c2a3e-9d5f-4c1e-8a7b-123456789abc";
+        let stored = upload(id, 10);
+        store.create_upload(&repo(), &stored).await.unwrap();
+
+        // Another writer advanced it from 0 first: this one expected 0 but it is at 10.
+        let err = store
+            .update_upload(&repo(), &upload(id, 20), 0)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+        assert_eq!(
+            store.upload(&repo(), id).await.unwrap(),
+            Some(stored.clone())
+        );
+
+        // An unknown upload is a conflict too, and is not created.
+        let gone = "ffffffff-9d5f-4c1e-8a7b-123456789abc";
+        let err = store
+            .update_upload(&repo(), &upload(gone, 5), 0)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+        assert_eq!(store.upload(&repo(), gone).await.unwrap(), None);
+
+        // The right expectation succeeds, once.
+        store
+            .update_upload(&repo(), &upload(id, 20), 10)
+            .await
+            .unwrap();
+        let err = store
+            .update_upload(&repo(), &upload(id, 30), 10)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+        assert_eq!(
+            store.upload(&repo(), id).await.unwrap(),
+            Some(upload(id, 20))
+        );
+    }
+
+    #[tokio::test]
+    async fn uploads_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = "0b8c2a3e-9d5f-4c1e-8a7b-123456789abc";
+        open(&dir)
+            .create_upload(&repo(), &upload(id, 3))
+            .await
+            .unwrap();
+        assert_eq!(
+            open(&dir).upload(&repo(), id).await.unwrap(),
+            Some(upload(id, 3))
+        );
     }
 }

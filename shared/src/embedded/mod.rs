@@ -2,9 +2,11 @@
 //!
 //! One data folder holds everything:
 //!
-//! - `metadata.redb`: repositories, tags, manifests, v1 images, blob links and referrers
-//!   ([`RedbMetadata`], one redb file, one write transaction per write);
+//! - `metadata.redb`: repositories, tags, manifests, v1 images, blob links, referrers and
+//!   the state of uploads ([`RedbMetadata`], one redb file, one write transaction per write);
 //! - `blobs/<algorithm>/<hex>`: blob bytes ([`FolderBlobs`], written atomically);
+//! - `uploads/<id>/`: the bytes of an upload in progress, its pending bytes and parts
+//!   ([`FolderBlobs`] too, kept out of `blobs/` so that only whole blobs are ever there);
 //! - `signing-key.pem`: the RSA-2048 key that signs schema1 manifests ([`KeyFileSigner`],
 //!   PKCS#8 PEM, mode 0600, created at first start and reused after);
 //! - `events.jsonl`: the registry's events, one JSON object a line ([`JsonLinesEvents`]).
@@ -43,7 +45,10 @@ impl EmbeddedBackend {
             .map_err(|e| StoreError::backend(format!("creating {}: {e}", data_dir.display())))?;
         Ok(EmbeddedBackend {
             metadata: Arc::new(RedbMetadata::open(&data_dir.join("metadata.redb"))?),
-            blobs: Arc::new(FolderBlobs::open(&data_dir.join("blobs"))?),
+            blobs: Arc::new(FolderBlobs::open(
+                &data_dir.join("blobs"),
+                &data_dir.join("uploads"),
+            )?),
             signer: Arc::new(KeyFileSigner::open(&data_dir.join("signing-key.pem"))?),
             events: Arc::new(JsonLinesEvents::open(&data_dir.join("events.jsonl"))?),
         })
@@ -85,7 +90,13 @@ mod tests {
             let backend = EmbeddedBackend::open(&data).unwrap();
             backend.signer.public_jwk().await.unwrap().kid.clone()
         };
-        for name in ["metadata.redb", "blobs", "signing-key.pem", "events.jsonl"] {
+        for name in [
+            "metadata.redb",
+            "blobs",
+            "uploads",
+            "signing-key.pem",
+            "events.jsonl",
+        ] {
             assert!(data.join(name).exists(), "{name}");
         }
         let backend = EmbeddedBackend::open(&data).unwrap();

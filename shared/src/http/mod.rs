@@ -5,7 +5,10 @@
 //! store directly nor know any backend: a handler parses HTTP, calls the registry, and
 //! writes HTTP.
 
+pub mod blobs;
+pub mod lists;
 pub mod manifests;
+pub mod uploads;
 
 use crate::error::RegistryError;
 use crate::names::RepositoryName;
@@ -59,6 +62,32 @@ pub(crate) fn path_parameter(req: &Request, name: &str) -> Result<String, Regist
                 format!("the request has no {name} in its path"),
             )
         })
+}
+
+/// The first value of query parameter `name`, read from the URI (API Gateway's events and
+/// registry-local's requests both carry the query there).
+pub(crate) fn query(req: &Request, name: &str) -> Option<String> {
+    form_urlencoded::parse(req.uri().query()?.as_bytes())
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value.into_owned())
+}
+
+/// A header's value as text, if it has one.
+pub(crate) fn header<'a>(
+    req: &'a Request,
+    name: impl http::header::AsHeaderName,
+) -> Option<&'a str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+/// A digest from the path or query: `DIGEST_INVALID` if malformed.
+pub(crate) fn digest(value: &str) -> Result<crate::digest::Digest, RegistryError> {
+    value.parse().map_err(|e| {
+        RegistryError::new(
+            crate::error::ErrorCode::DigestInvalid,
+            format!("invalid digest {value:?}: {e}"),
+        )
+    })
 }
 
 /// The repository named by `{namespace}/{repo}`.
@@ -118,6 +147,9 @@ macro_rules! boxed {
 }
 
 const MANIFEST_PATH: &str = "/v2/{namespace}/{repo}/manifests/{reference}";
+const BLOB_PATH: &str = "/v2/{namespace}/{repo}/blobs/{digest}";
+const UPLOADS_PATH: &str = "/v2/{namespace}/{repo}/blobs/uploads/";
+const UPLOAD_PATH: &str = "/v2/{namespace}/{repo}/blobs/uploads/{uuid}";
 
 /// Every route of the registry.
 pub fn routes() -> Vec<Route> {
@@ -140,5 +172,86 @@ pub fn routes() -> Vec<Route> {
             path: MANIFEST_PATH,
             handler: boxed!(manifests::delete_manifest),
         },
+        Route {
+            function: "api-version",
+            methods: &[Method::GET],
+            path: "/v2/",
+            handler: boxed!(api_version),
+        },
+        Route {
+            function: "fetch-blob",
+            methods: &[Method::GET, Method::HEAD],
+            path: BLOB_PATH,
+            handler: boxed!(blobs::fetch_blob),
+        },
+        Route {
+            function: "delete-blob",
+            methods: &[Method::DELETE],
+            path: BLOB_PATH,
+            handler: boxed!(blobs::delete_blob),
+        },
+        Route {
+            function: "start-upload",
+            methods: &[Method::POST],
+            path: UPLOADS_PATH,
+            handler: boxed!(uploads::start_upload),
+        },
+        Route {
+            function: "patch-upload",
+            methods: &[Method::PATCH],
+            path: UPLOAD_PATH,
+            handler: boxed!(uploads::patch_upload),
+        },
+        Route {
+            function: "finish-upload",
+            methods: &[Method::PUT],
+            path: UPLOAD_PATH,
+            handler: boxed!(uploads::finish_upload),
+        },
+        Route {
+            function: "upload-status",
+            methods: &[Method::GET],
+            path: UPLOAD_PATH,
+            handler: boxed!(uploads::upload_status),
+        },
+        Route {
+            function: "cancel-upload",
+            methods: &[Method::DELETE],
+            path: UPLOAD_PATH,
+            handler: boxed!(uploads::cancel_upload),
+        },
+        Route {
+            function: "list-tags",
+            methods: &[Method::GET],
+            path: "/v2/{namespace}/{repo}/tags/list",
+            handler: boxed!(lists::list_tags),
+        },
+        Route {
+            function: "catalog",
+            methods: &[Method::GET],
+            path: "/v2/_catalog",
+            handler: boxed!(lists::catalog),
+        },
+        Route {
+            function: "list-referrers",
+            methods: &[Method::GET],
+            path: "/v2/{namespace}/{repo}/referrers/{digest}",
+            handler: boxed!(lists::list_referrers),
+        },
     ]
+}
+
+/// `GET /v2/` as a route of the table.
+async fn api_version(_registry: &crate::registry::Registry, _req: Request) -> Response<Body> {
+    version_check()
+}
+
+/// `GET /v2/`: the API version check every client makes first. It needs no storage.
+pub fn version_check() -> Response<Body> {
+    let body = "{}";
+    response(StatusCode::OK)
+        .header(CONTENT_TYPE, "application/json")
+        .header(CONTENT_LENGTH, body.len())
+        .body(Body::Text(body.to_string()))
+        .unwrap_or_default()
 }

@@ -1,0 +1,14 @@
+//! The catalog Lambda function (GET /v2/_catalog): builds the registry once per container, then
+//! hands every request to [`quayside::http::lists::catalog`].
+
+use lambda_http::{Error, Request, run, service_fn};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_http::tracing::init_default_subscriber();
+    let registry = quayside::backend::from_env().await?;
+    run(service_fn(async |req: Request| {
+        Ok::<_, Error>(quayside::http::lists::catalog(&registry, req).await)
+    }))
+    .await
+}

@@ -1,0 +1,98 @@
+//! The blob functions: fetch (GET, HEAD) and delete on `/v2/{namespace}/{repo}/blobs/{digest}`.
+//!
+//! May call: `registry` (its blob operations), domain types, `http` helpers. Nothing of
+//! storage: whether the bytes come back or a redirect to S3 is the blob store's answer.
+
+use super::{DOCKER_CONTENT_DIGEST, digest, header, path_parameter, repository, respond, response};
+use crate::error::RegistryError;
+use crate::ports::BlobBody;
+use crate::registry::Registry;
+use http::header::{ACCEPT_RANGES, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, LOCATION, RANGE};
+use http::{Method, StatusCode};
+use lambda_http::{Body, Request, Response};
+
+/// GET: the bytes (206 for a `Range`), or `307` to where they are; HEAD: size and digest.
+pub async fn fetch_blob(registry: &Registry, req: Request) -> Response<Body> {
+    let method = req.method().clone();
+    let result = async {
+        let repo = repository(&req)?;
+        let digest = digest(&path_parameter(&req, "digest")?)?;
+        let builder = response(StatusCode::OK).header(DOCKER_CONTENT_DIGEST, digest.to_string());
+        if method == Method::HEAD {
+            let size = registry.blob_size(&repo, &digest).await?;
+            return builder
+                .header(CONTENT_TYPE, "application/octet-stream")
+                .header(CONTENT_LENGTH, size)
+                .header(ACCEPT_RANGES, "bytes")
+                .body(Body::Empty)
+                .map_err(RegistryError::internal);
+        }
+        let range = header(&req, RANGE).and_then(parse_range);
+        let blob = registry.fetch_blob(&repo, &digest, range).await?;
+        match blob.body {
+            BlobBody::Redirect(url) => builder
+                .status(StatusCode::TEMPORARY_REDIRECT)
+                .header(LOCATION, url)
+                .header(CONTENT_LENGTH, 0)
+                .body(Body::Empty),
+            BlobBody::Bytes(bytes) => {
+                let builder = match blob.range {
+                    Some((start, end)) => builder
+                        .status(StatusCode::PARTIAL_CONTENT)
+                        .header(CONTENT_RANGE, format!("bytes {start}-{end}/{}", blob.size)),
+                    None => builder,
+                };
+                builder
+                    .header(CONTENT_TYPE, "application/octet-stream")
+                    .header(CONTENT_LENGTH, bytes.len())
+                    .header(ACCEPT_RANGES, "bytes")
+                    .body(Body::Binary(bytes.to_vec()))
+            }
+        }
+        .map_err(RegistryError::internal)
+    }
+    .await;
+    respond(&method, result)
+}
+
+/// DELETE: unlinks the blob from the repository; `202 Accepted`.
+pub async fn delete_blob(registry: &Registry, req: Request) -> Response<Body> {
+    let method = req.method().clone();
+    let result = async {
+        let repo = repository(&req)?;
+        let digest = digest(&path_parameter(&req, "digest")?)?;
+        registry.delete_blob(&repo, &digest).await?;
+        response(StatusCode::ACCEPTED)
+            .header(CONTENT_LENGTH, 0)
+            .body(Body::Empty)
+            .map_err(RegistryError::internal)
+    }
+    .await;
+    respond(&method, result)
+}
+
+/// `bytes=<start>-[<end>]`, the one form clients send for layers; anything else (suffix or
+/// several ranges) is ignored, as HTTP allows, and the whole blob is served.
+fn parse_range(value: &str) -> Option<(u64, Option<u64>)> {
+    let (start, end) = value.trim().strip_prefix("bytes=")?.split_once('-')?;
+    let start = start.trim().parse().ok()?;
+    let end = match end.trim() {
+        "" => None,
+        end => Some(end.parse().ok()?),
+    };
+    Some((start, end))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_range;
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range("bytes=0-99"), Some((0, Some(99))));
+        assert_eq!(parse_range("bytes=100-"), Some((100, None)));
+        assert_eq!(parse_range("bytes=-5"), None);
+        assert_eq!(parse_range("bytes=1-2,4-5"), None);
+        assert_eq!(parse_range("items=1-2"), None);
+    }
+}

@@ -1,0 +1,217 @@
+//! The upload functions on `/v2/{namespace}/{repo}/blobs/uploads/`: start (POST: a session,
+//! a monolithic upload with `?digest=`, or a cross-repository mount with `?mount=&from=`),
+//! then per session: PATCH a chunk, PUT to finish, GET its status, DELETE to cancel.
+//!
+//! May call: `registry` (its blob operations), domain types, `http` helpers. Nothing of
+//! storage.
+
+use super::{
+    DOCKER_CONTENT_DIGEST, body_bytes, digest, header, path_parameter, query, repository, respond,
+    response,
+};
+use crate::blobs::UploadStatus;
+use crate::error::{ErrorCode, RegistryError};
+use crate::names::RepositoryName;
+use crate::registry::Registry;
+use bytes::Bytes;
+use http::header::{CONTENT_LENGTH, CONTENT_RANGE, HeaderName, LOCATION, RANGE};
+use http::{StatusCode, response::Builder};
+use lambda_http::{Body, Request, Response};
+
+const DOCKER_UPLOAD_UUID: HeaderName = HeaderName::from_static("docker-upload-uuid");
+const OCI_CHUNK_MAX_LENGTH: HeaderName = HeaderName::from_static("oci-chunk-max-length");
+
+/// POST: `?mount=&from=` links a blob the source repository has (201), else opens a
+/// session; `?digest=` takes the whole blob in the body (201); otherwise a session (202).
+pub async fn start_upload(registry: &Registry, req: Request) -> Response<Body> {
+    let method = req.method().clone();
+    let result = async {
+        let repo = repository(&req)?;
+        if let (Some(mount), Some(from)) = (query(&req, "mount"), query(&req, "from")) {
+            let digest = digest(&mount)?;
+            let from = RepositoryName::parse(&from)?;
+            if registry.mount_blob(&repo, &digest, &from).await? {
+                return blob_created(&repo, &digest);
+            }
+            // The source lacks it: the spec's fallback is a session for a normal upload.
+        } else if let Some(value) = query(&req, "digest") {
+            let digest = digest(&value)?;
+            let bytes = chunk(registry, req.into_body())?;
+            registry.put_blob(&repo, &digest, bytes).await?;
+            return blob_created(&repo, &digest);
+        } else if !matches!(req.body(), Body::Empty) && !req.body().as_ref().is_empty() {
+            return Err(RegistryError::new(
+                ErrorCode::BlobUploadInvalid,
+                "a POST carries blob bytes only with ?digest=; PATCH them to the upload instead",
+            ));
+        }
+        let status = registry.start_upload(&repo).await?;
+        session(registry, &repo, &status, StatusCode::ACCEPTED)
+    }
+    .await;
+    respond(&method, result)
+}
+
+/// PATCH: one chunk, with or without `Content-Range`; out of order is `416`.
+pub async fn patch_upload(registry: &Registry, req: Request) -> Response<Body> {
+    let method = req.method().clone();
+    let result = async {
+        let repo = repository(&req)?;
+        let id = path_parameter(&req, "uuid")?;
+        let start = content_range(&req)?;
+        let bytes = chunk(registry, req.into_body())?;
+        check_range_length(start, &bytes)?;
+        let status = registry
+            .append_upload(&repo, &id, start.map(|(s, _)| s), bytes)
+            .await?;
+        session(registry, &repo, &status, StatusCode::ACCEPTED)
+    }
+    .await;
+    respond(&method, result)
+}
+
+/// PUT `?digest=`: the last chunk, if any, then the blob is checked and stored (201).
+pub async fn finish_upload(registry: &Registry, req: Request) -> Response<Body> {
+    let method = req.method().clone();
+    let result = async {
+        let repo = repository(&req)?;
+        let id = path_parameter(&req, "uuid")?;
+        let Some(digest) = query(&req, "digest") else {
+            // An unknown upload is the clearer answer, when it is one.
+            registry.upload_status(&repo, &id).await?;
+            return Err(RegistryError::new(
+                ErrorCode::DigestInvalid,
+                "finishing an upload needs ?digest= of the whole blob",
+            ));
+        };
+        let digest = super::digest(&digest)?;
+        let start = content_range(&req)?;
+        let bytes = chunk(registry, req.into_body())?;
+        check_range_length(start, &bytes)?;
+        registry
+            .finish_upload(&repo, &id, &digest, start.map(|(s, _)| s), bytes)
+            .await?;
+        blob_created(&repo, &digest)
+    }
+    .await;
+    respond(&method, result)
+}
+
+/// GET: where the upload stands (204 with `Range`).
+pub async fn upload_status(registry: &Registry, req: Request) -> Response<Body> {
+    let method = req.method().clone();
+    let result = async {
+        let repo = repository(&req)?;
+        let id = path_parameter(&req, "uuid")?;
+        let status = registry.upload_status(&repo, &id).await?;
+        session(registry, &repo, &status, StatusCode::NO_CONTENT)
+    }
+    .await;
+    respond(&method, result)
+}
+
+/// DELETE: cancels the upload and removes its bytes (204).
+pub async fn cancel_upload(registry: &Registry, req: Request) -> Response<Body> {
+    let method = req.method().clone();
+    let result = async {
+        let repo = repository(&req)?;
+        let id = path_parameter(&req, "uuid")?;
+        registry.cancel_upload(&repo, &id).await?;
+        response(StatusCode::NO_CONTENT)
+            .body(Body::Empty)
+            .map_err(RegistryError::internal)
+    }
+    .await;
+    respond(&method, result)
+}
+
+/// A request's bytes, within what one request may carry here.
+fn chunk(registry: &Registry, body: Body) -> Result<Bytes, RegistryError> {
+    let bytes = body_bytes(body);
+    let max = registry.limits.max_chunk_bytes;
+    if bytes.len() > max {
+        return Err(RegistryError::new(
+            ErrorCode::SizeInvalid,
+            format!(
+                "the request carries {} bytes; one request may carry at most {max} here \
+                 (OCI-Chunk-Max-Length): send the blob in chunks",
+                bytes.len()
+            ),
+        )
+        .with_status(413));
+    }
+    Ok(bytes)
+}
+
+/// `Content-Range: <start>-<end>` (inclusive; "bytes " tolerated), if sent.
+fn content_range(req: &Request) -> Result<Option<(u64, u64)>, RegistryError> {
+    let Some(value) = header(req, CONTENT_RANGE) else {
+        return Ok(None);
+    };
+    let invalid = || {
+        RegistryError::new(
+            ErrorCode::BlobUploadInvalid,
+            format!("Content-Range {value:?} is not <start>-<end>"),
+        )
+    };
+    let range = value.trim().trim_start_matches("bytes").trim();
+    let (start, end) = range.split_once('-').ok_or_else(invalid)?;
+    let start: u64 = start.parse().map_err(|_| invalid())?;
+    let end: u64 = end.parse().map_err(|_| invalid())?;
+    if end < start {
+        return Err(invalid());
+    }
+    Ok(Some((start, end)))
+}
+
+/// A `Content-Range` must span exactly the bytes sent.
+fn check_range_length(range: Option<(u64, u64)>, bytes: &Bytes) -> Result<(), RegistryError> {
+    match range {
+        Some((start, end)) if end - start + 1 != bytes.len() as u64 && !bytes.is_empty() => {
+            Err(RegistryError::new(
+                ErrorCode::SizeInvalid,
+                format!(
+                    "Content-Range {start}-{end} spans {} bytes, but {} were sent",
+                    end - start + 1,
+                    bytes.len()
+                ),
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// 202/204 of a session: `Location`, `Range`, `Docker-Upload-UUID`, the chunk limit.
+fn session(
+    registry: &Registry,
+    repo: &RepositoryName,
+    status: &UploadStatus,
+    code: StatusCode,
+) -> Result<Response<Body>, RegistryError> {
+    // `Range` is inclusive: an empty upload reports 0-0, as distribution does.
+    let end = status.offset.saturating_sub(1);
+    let builder: Builder = response(code)
+        .header(LOCATION, format!("/v2/{repo}/blobs/uploads/{}", status.id))
+        .header(RANGE, format!("0-{end}"))
+        .header(DOCKER_UPLOAD_UUID, &status.id)
+        .header(OCI_CHUNK_MAX_LENGTH, registry.limits.max_chunk_bytes);
+    let builder = if code == StatusCode::NO_CONTENT {
+        builder
+    } else {
+        builder.header(CONTENT_LENGTH, 0)
+    };
+    builder.body(Body::Empty).map_err(RegistryError::internal)
+}
+
+/// 201 of a stored or mounted blob.
+fn blob_created(
+    repo: &RepositoryName,
+    digest: &crate::digest::Digest,
+) -> Result<Response<Body>, RegistryError> {
+    response(StatusCode::CREATED)
+        .header(LOCATION, format!("/v2/{repo}/blobs/{digest}"))
+        .header(DOCKER_CONTENT_DIGEST, digest.to_string())
+        .header(CONTENT_LENGTH, 0)
+        .body(Body::Empty)
+        .map_err(RegistryError::internal)
+}
