@@ -919,3 +919,34 @@ async fn sha512_references_are_honoured() {
     );
     assert_eq!(t.get(&path, &[]).await.body, body);
 }
+
+#[tokio::test]
+async fn mangled_manifests_never_get_a_5xx() {
+    let t = TestRegistry::new().await;
+    t.seed_tiny_blobs("fixtures/schema1").await;
+    for (file, media_type) in [
+        ("docker-schema1-es256-skopeo.json", SCHEMA1),
+        ("docker-schema2-manifest.json", SCHEMA2),
+        ("oci-image-index.json", OCI_INDEX),
+    ] {
+        let body = manifest_fixture(file);
+        // Truncations and single-byte changes all through the body.
+        let step = (body.len() / 60).max(1);
+        for at in (0..body.len()).step_by(step) {
+            let mut flipped = body.clone();
+            flipped[at] ^= 0x20;
+            for mangled in [&body[..at], &flipped[..]] {
+                for content_type in [media_type, "application/octet-stream"] {
+                    let put = t
+                        .put_manifest("/v2/fixtures/schema1/manifests/tiny", content_type, mangled)
+                        .await;
+                    assert!(
+                        put.status < 500,
+                        "{file} at {at}: {}",
+                        String::from_utf8_lossy(&put.body)
+                    );
+                }
+            }
+        }
+    }
+}
