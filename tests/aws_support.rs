@@ -6,12 +6,12 @@
 //! Without `AWS_ENDPOINT_URL` an AWS test fails (it never skips, and never reaches real
 //! AWS): run `tests/run`, or start `moto_server` and export the variables it exports.
 
+use aws_sdk_dynamodb::config::ConfigBag;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef;
 use aws_smithy_runtime_api::client::interceptors::{Intercept, SharedInterceptor};
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
-use aws_sdk_dynamodb::config::ConfigBag;
 use quayside::aws::provision::{Provisioned, provision};
 use quayside::aws::{Aws, Settings};
 use quayside::registry::Registry;
@@ -65,9 +65,11 @@ impl Intercept for Counter {
         "quayside-test-call-counter"
     }
 
-    fn read_before_execution(
+    // Once per operation (retries are not counted), after the operation's metadata is set.
+    fn read_before_serialization(
         &self,
         context: &BeforeSerializationInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         let operation = cfg
@@ -83,7 +85,10 @@ impl Intercept for Counter {
                         .message_type()
                         .map(|t| t.as_str().to_string())
                         .unwrap_or_default(),
-                    input.message().map(|m| m.as_ref().len()).unwrap_or_default(),
+                    input
+                        .message()
+                        .map(|m| m.as_ref().len())
+                        .unwrap_or_default(),
                 )
             });
         self.0
@@ -91,15 +96,6 @@ impl Intercept for Counter {
             .lock()
             .expect("call log")
             .push(Call { operation, sign });
-        Ok(())
-    }
-
-    fn read_before_serialization(
-        &self,
-        _context: &BeforeSerializationInterceptorContextRef<'_>,
-        _runtime_components: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
         Ok(())
     }
 }

@@ -1,0 +1,755 @@
+//! The AWS adapters against real AWS APIs (moto's server, started by `tests/run`): what the
+//! backend-neutral handler tests cannot see. Calls per request, DynamoDB's transactions
+//! under concurrency, the spill of large manifests, KMS signatures checked by an
+//! independent verifier, the outbox through the stream and notify-push to SNS and SQS,
+//! S3's presigned URLs and multipart calls.
+//!
+//! These tests need moto: without `AWS_ENDPOINT_URL` they fail, never skip.
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use quayside::aws::dynamodb::INLINE_LIMIT;
+use quayside::aws::kms::KmsSigner;
+use quayside::aws::s3::S3Blobs;
+use quayside::aws::sns::SnsEvents;
+use quayside::aws::streams::StreamReader;
+use quayside::digest::Digest;
+use quayside::names::{RepositoryName, Tag};
+use quayside::ports::{
+    BlobStore, Push, RegistryEvent, Signer, StoreError, StoredManifest, TagTarget, V1Image,
+};
+use quayside_tests::aws_support::AwsEnv;
+use quayside_tests::*;
+use rsa::pkcs8::DecodePublicKey;
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+async fn aws_registry() -> TestRegistry {
+    TestRegistry::with_backend("aws").await
+}
+
+fn env(t: &TestRegistry) -> &AwsEnv {
+    t.aws.as_ref().expect("an aws backend")
+}
+
+/// An OCI index naming nothing: a valid manifest that needs no blobs, made distinct by `n`.
+fn index(n: &str) -> Vec<u8> {
+    json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [], "annotations": {"n": n}})
+        .to_string()
+        .into_bytes()
+}
+
+fn digest_of(bytes: &[u8]) -> String {
+    Digest::sha256(bytes).to_string()
+}
+
+/// Every item of one repository's partition, by sort key.
+async fn partition(
+    env: &AwsEnv,
+    repo: &str,
+) -> Vec<std::collections::HashMap<String, AttributeValue>> {
+    let out = env
+        .aws
+        .dynamodb()
+        .query()
+        .table_name(&env.settings.table)
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(":pk", AttributeValue::S(repo.into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("query");
+    out.items().to_vec()
+}
+
+fn sort_keys(items: &[std::collections::HashMap<String, AttributeValue>]) -> Vec<String> {
+    items
+        .iter()
+        .filter_map(|i| i.get("sk").and_then(|v| v.as_s().ok()).cloned())
+        .collect()
+}
+
+#[tokio::test]
+async fn calls_per_request_get_head_one_put_two() {
+    let t = aws_registry().await;
+    t.seed_tiny_blobs("library/tiny").await;
+    let calls = &env(&t).calls;
+    let schema2 = manifest_fixture("docker-schema2-manifest.json");
+    let oci = manifest_fixture("oci-image-manifest.json");
+
+    for (tag, media_type, body) in [("s2", SCHEMA2, &schema2), ("oci", OCI_MANIFEST, &oci)] {
+        calls.take();
+        let put = t
+            .put_manifest(
+                &format!("/v2/library/tiny/manifests/{tag}"),
+                media_type,
+                body,
+            )
+            .await;
+        assert_eq!(put.status, 201, "{}", String::from_utf8_lossy(&put.body));
+        assert_eq!(
+            calls.take_operations(),
+            ["DynamoDB.BatchGetItem", "DynamoDB.TransactWriteItems"],
+            "PUT of a {media_type} manifest"
+        );
+
+        let digest = digest_of(body);
+        for reference in [tag, digest.as_str()] {
+            let path = format!("/v2/library/tiny/manifests/{reference}");
+            let got = t.get(&path, &SKOPEO_ACCEPT).await;
+            assert_eq!(got.status, 200);
+            assert_eq!(&got.body, body);
+            assert_eq!(
+                calls.take_operations(),
+                ["DynamoDB.GetItem"],
+                "GET {reference}"
+            );
+            let head = t.head(&path).await;
+            assert_eq!(head.status, 200);
+            assert_eq!(
+                calls.take_operations(),
+                ["DynamoDB.GetItem"],
+                "HEAD {reference}"
+            );
+        }
+    }
+    // A miss pays for a second read only to tell NAME_UNKNOWN from MANIFEST_UNKNOWN.
+    let miss = t.get("/v2/library/tiny/manifests/nope", &[]).await;
+    assert_eq!(miss.status, 404);
+    assert_eq!(
+        calls.take_operations(),
+        ["DynamoDB.GetItem", "DynamoDB.GetItem"]
+    );
+}
+
+#[tokio::test]
+async fn a_manifest_over_an_item_spills_to_s3_and_round_trips() {
+    let t = aws_registry().await;
+    let env = env(&t);
+    // Over DynamoDB's 400 KB item limit, under the spec's 4 MiB.
+    let big = index(&"x".repeat(600 * 1024));
+    assert!(big.len() > 400 * 1024 && big.len() > INLINE_LIMIT);
+    let digest = Digest::sha256(&big);
+    let put = t
+        .put_manifest("/v2/library/big/manifests/large", OCI_INDEX, &big)
+        .await;
+    assert_eq!(put.status, 201, "{}", String::from_utf8_lossy(&put.body));
+
+    // The bytes are in the bucket under the digest, and in no item.
+    let object = env
+        .aws
+        .s3()
+        .get_object()
+        .bucket(&env.settings.bucket)
+        .key(S3Blobs::key(&digest))
+        .send()
+        .await
+        .expect("spilled object");
+    let stored = object.body.collect().await.expect("body").into_bytes();
+    assert_eq!(stored.as_ref(), big.as_slice());
+    for item in partition(env, "library/big").await {
+        assert!(!item.contains_key("body"), "no item holds the bytes");
+    }
+
+    env.calls.take();
+    for reference in ["large", digest.to_string().as_str()] {
+        let got = t
+            .get(&format!("/v2/library/big/manifests/{reference}"), &[])
+            .await;
+        assert_eq!(got.status, 200);
+        assert_eq!(got.body, big);
+        assert_eq!(
+            got.header("docker-content-digest"),
+            Some(digest.to_string().as_str())
+        );
+        assert_eq!(
+            env.calls.take_operations(),
+            ["DynamoDB.GetItem", "S3.GetObject"],
+            "a spilled manifest costs a second call"
+        );
+    }
+
+    // Deleting it removes the items; the bytes stay (another repository may share them).
+    let deleted = t
+        .delete(&format!("/v2/library/big/manifests/{digest}"))
+        .await;
+    assert_eq!(deleted.status, 202);
+    assert_eq!(
+        t.get("/v2/library/big/manifests/large", &[]).await.status,
+        404
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_pushes_of_one_tag_leave_one_winner_and_no_dangling_tag() {
+    let t = Arc::new(aws_registry().await);
+    let bodies: Vec<Vec<u8>> = (0..8).map(|i| index(&format!("push-{i}"))).collect();
+    let mut tasks = Vec::new();
+    for body in bodies.clone() {
+        let t = Arc::clone(&t);
+        tasks.push(tokio::spawn(async move {
+            t.put_manifest("/v2/race/app/manifests/latest", OCI_INDEX, &body)
+                .await
+                .status
+        }));
+    }
+    // A reader meanwhile: the tag is absent or names a manifest it serves in full.
+    let reader = {
+        let t = Arc::clone(&t);
+        let bodies = bodies.clone();
+        tokio::spawn(async move {
+            for _ in 0..20 {
+                let got = t.get("/v2/race/app/manifests/latest", &[]).await;
+                match got.status {
+                    404 => {}
+                    200 => {
+                        assert!(bodies.contains(&got.body), "a pushed body");
+                        assert_eq!(
+                            got.header("docker-content-digest"),
+                            Some(digest_of(&got.body).as_str())
+                        );
+                    }
+                    other => panic!("GET by tag answered {other} during the pushes"),
+                }
+            }
+        })
+    };
+    for task in tasks {
+        assert_eq!(task.await.expect("push task"), 201);
+    }
+    reader.await.expect("reader");
+
+    let winner = t.get("/v2/race/app/manifests/latest", &[]).await;
+    assert_eq!(winner.status, 200);
+    assert!(
+        bodies.contains(&winner.body),
+        "the tag names one of the pushes"
+    );
+    for body in &bodies {
+        let by_digest = t
+            .get(&format!("/v2/race/app/manifests/{}", digest_of(body)), &[])
+            .await;
+        assert_eq!(by_digest.status, 200, "every pushed manifest is stored");
+    }
+    assert_eq!(
+        t.published().len(),
+        bodies.len(),
+        "one repo_push per successful push"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_push_racing_a_delete_never_leaves_a_tag_on_a_missing_manifest() {
+    let t = Arc::new(aws_registry().await);
+    let repo = RepositoryName::parse("race/del").unwrap();
+    for round in 0..10 {
+        let body = index(&format!("round-{round}"));
+        let digest = digest_of(&body);
+        let first = t
+            .put_manifest("/v2/race/del/manifests/v1", OCI_INDEX, &body)
+            .await;
+        assert_eq!(first.status, 201);
+        let pusher = {
+            let (t, body) = (Arc::clone(&t), body.clone());
+            tokio::spawn(async move {
+                t.put_manifest("/v2/race/del/manifests/v2", OCI_INDEX, &body)
+                    .await
+                    .status
+            })
+        };
+        let deleter = {
+            let (t, digest) = (Arc::clone(&t), digest.clone());
+            tokio::spawn(async move {
+                t.delete(&format!("/v2/race/del/manifests/{digest}"))
+                    .await
+                    .status
+            })
+        };
+        assert_eq!(pusher.await.unwrap(), 201);
+        assert_eq!(deleter.await.unwrap(), 202);
+        // Whichever won, every tag names a stored manifest.
+        for tag in ["v1", "v2"] {
+            let target = t
+                .registry
+                .metadata
+                .tag(&repo, &Tag::parse(tag).unwrap())
+                .await
+                .unwrap_or_else(|e| panic!("round {round}, tag {tag}: {e}"));
+            if let Some(TagTarget {
+                manifest: Some(m), ..
+            }) = target
+            {
+                assert!(
+                    t.registry
+                        .metadata
+                        .manifest(&repo, &m.digest)
+                        .await
+                        .unwrap()
+                        .is_some(),
+                    "round {round}: tag {tag} names a deleted manifest"
+                );
+            }
+        }
+    }
+}
+
+fn v1_image(id: &str, comment: &str) -> V1Image {
+    V1Image {
+        docker_id: id.into(),
+        parent: None,
+        blob: Digest::sha256(id.as_bytes()),
+        created: None,
+        comment: Some(comment.into()),
+        command: None,
+        v1_json: format!(r#"{{"id":"{id}"}}"#),
+    }
+}
+
+fn event(kind: &str) -> RegistryEvent {
+    RegistryEvent {
+        event: kind.into(),
+        repository: "library/cond".into(),
+        namespace: "library".into(),
+        updated_tags: vec![],
+        digest: None,
+        media_type: None,
+        time: "2024-01-01T00:00:00Z".into(),
+    }
+}
+
+#[tokio::test]
+async fn a_failed_condition_writes_nothing() {
+    let t = aws_registry().await;
+    let env = env(&t);
+    let store = &t.registry.metadata;
+    let repo = RepositoryName::parse("library/cond").unwrap();
+    let tag = Tag::parse("v1").unwrap();
+    let manifest = |n: &str| StoredManifest {
+        digest: Digest::sha256(n.as_bytes()),
+        media_type: OCI_INDEX.into(),
+        body: n.as_bytes().to_vec().into(),
+    };
+
+    // A tag that names a manifest refuses a generated one: Conflict, nothing written.
+    let pushed = manifest("pushed");
+    store
+        .commit_push(
+            &repo,
+            &Push {
+                manifest: pushed.clone(),
+                tag: Some(tag.clone()),
+                tag_v1_image: Some("leaf".into()),
+                images: vec![v1_image("leaf", "first")],
+                referrer: None,
+                event: event("repo_push"),
+            },
+        )
+        .await
+        .unwrap();
+    let before = partition(env, "library/cond").await;
+    let generated = manifest("generated");
+    let refused = store
+        .attach_generated_manifest(&repo, &tag, "leaf", &generated)
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::Conflict(_))),
+        "{refused:?}"
+    );
+    // Deleting a tag that does not exist writes no outbox item either.
+    let missing = Tag::parse("missing").unwrap();
+    assert!(
+        !store
+            .delete_tag(&repo, &missing, &event("tag_delete"))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        partition(env, "library/cond").await,
+        before,
+        "nothing changed"
+    );
+    assert!(
+        store
+            .manifest(&repo, &generated.digest)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // An image stored since the caller's lookup fails its condition; the push goes
+    // through without it, and the stored image is kept as first written.
+    let second = manifest("second");
+    store
+        .commit_push(
+            &repo,
+            &Push {
+                manifest: second.clone(),
+                tag: Some(tag.clone()),
+                tag_v1_image: Some("leaf".into()),
+                images: vec![v1_image("leaf", "rewritten")],
+                referrer: None,
+                event: event("repo_push"),
+            },
+        )
+        .await
+        .unwrap();
+    let chain = store.image_chain(&repo, "leaf").await.unwrap();
+    assert_eq!(chain, vec![v1_image("leaf", "first")]);
+    let target = store.tag(&repo, &tag).await.unwrap().unwrap();
+    assert_eq!(target.manifest, Some(second));
+    let events = sort_keys(&partition(env, "library/cond").await)
+        .into_iter()
+        .filter(|sk| sk.starts_with("EVENT#"))
+        .count();
+    assert_eq!(
+        events, 2,
+        "one outbox item per committed push, none for refusals"
+    );
+}
+
+#[tokio::test]
+async fn a_push_of_more_than_100_items_writes_its_images_first() {
+    let t = aws_registry().await;
+    let store = &t.registry.metadata;
+    let repo = RepositoryName::parse("library/many").unwrap();
+    let images: Vec<V1Image> = (0..120)
+        .map(|i| V1Image {
+            parent: (i > 0).then(|| format!("img{}", i - 1)),
+            ..v1_image(&format!("img{i}"), "c")
+        })
+        .collect();
+    let m = StoredManifest {
+        digest: Digest::sha256(b"many"),
+        media_type: SCHEMA1.into(),
+        body: b"many".to_vec().into(),
+    };
+    store
+        .commit_push(
+            &repo,
+            &Push {
+                manifest: m.clone(),
+                tag: Some(Tag::parse("deep").unwrap()),
+                tag_v1_image: Some("img119".into()),
+                images,
+                referrer: None,
+                event: event("repo_push"),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.image_chain(&repo, "img119").await.unwrap().len(), 120);
+    let target = store
+        .tag(&repo, &Tag::parse("deep").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(target.manifest, Some(m));
+}
+
+#[tokio::test]
+async fn kms_signatures_verify_independently_and_long_messages_go_as_digests() {
+    let env = AwsEnv::provision().await;
+    let signer = KmsSigner::new(env.aws.kms(), &env.settings.key_id);
+
+    // The public key, fetched once and reused.
+    let jwk = signer.public_jwk().await.unwrap();
+    assert_eq!(signer.public_jwk().await.unwrap(), jwk);
+    assert_eq!(env.calls.take_operations(), ["KMS.GetPublicKey"]);
+    let der = env
+        .aws
+        .kms()
+        .get_public_key()
+        .key_id(&env.settings.key_id)
+        .send()
+        .await
+        .unwrap()
+        .public_key
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        *jwk,
+        quayside::signing::rsa_public_jwk_from_spki_der(&der).unwrap()
+    );
+    env.calls.take();
+
+    // RAW: verified by the rsa crate, not by KMS.
+    let public = rsa::PublicKey::from_public_key_der(&der).unwrap();
+    let message = b"eyJhbGciOiJSUzI1NiJ9.eyJwYXlsb2FkIjp0cnVlfQ";
+    let signature = signer.sign_rs256(message).await.unwrap();
+    assert_eq!(signature.len(), 256);
+    public
+        .pkcs1v15_verify::<rsa::sha2::Sha256>(message, &signature)
+        .expect("a RAW signature verifies");
+    assert!(
+        public
+            .pkcs1v15_verify::<rsa::sha2::Sha256>(b"tampered", &signature)
+            .is_err()
+    );
+    let calls = env.calls.take();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].sign, Some(("RAW".to_string(), message.len())));
+
+    // At 4096 bytes still RAW; past it, the SHA-256 goes as a DIGEST. (moto hashes a
+    // DIGEST again, so its signature cannot be checked here: the request is.)
+    let limit = vec![b'a'; 4096];
+    let signature = signer.sign_rs256(&limit).await.unwrap();
+    public
+        .pkcs1v15_verify::<rsa::sha2::Sha256>(&limit, &signature)
+        .expect("a 4096-byte RAW signature verifies");
+    signer.sign_rs256(&vec![b'a'; 4097]).await.unwrap();
+    let signs: Vec<_> = env.calls.take().into_iter().map(|c| c.sign).collect();
+    assert_eq!(
+        signs,
+        [
+            Some(("RAW".to_string(), 4096)),
+            Some(("DIGEST".to_string(), 32))
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_push_reaches_an_sqs_queue_through_the_stream_notify_push_and_sns() {
+    let t = aws_registry().await;
+    let env = env(&t);
+    let sqs = aws_sdk_sqs::Client::new(&env.aws.sdk);
+    let queue_url = sqs
+        .create_queue()
+        .queue_name(&env.settings.topic_name)
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let queue_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&queue_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap()
+        .remove(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .unwrap();
+    let sns = env.aws.sns();
+    sns.subscribe()
+        .topic_arn(&env.provisioned.topic_arn)
+        .protocol("sqs")
+        .endpoint(&queue_arn)
+        .send()
+        .await
+        .unwrap();
+
+    let body = index("notify");
+    let put = t
+        .put_manifest("/v2/library/notify/manifests/latest", OCI_INDEX, &body)
+        .await;
+    assert_eq!(put.status, 201);
+    assert_eq!(
+        t.delete("/v2/library/notify/manifests/latest").await.status,
+        202
+    );
+
+    // The stream as Lambda would deliver it, through the notify-push handler.
+    let reader = StreamReader::new(
+        env.aws.dynamodb(),
+        env.aws.dynamodb_streams(),
+        &env.settings.table,
+    );
+    let records = reader.read_all().await.unwrap();
+    assert!(
+        records.len() > 2,
+        "the stream holds tag, manifest and outbox records"
+    );
+    let sink = SnsEvents::new(sns.clone(), &env.provisioned.topic_arn);
+    let mut event = aws_lambda_events::dynamodb::Event::default();
+    event.records = records;
+    let response = quayside::aws::notify::handle(&sink, event).await;
+    assert!(response.batch_item_failures.is_empty());
+
+    let received = sqs
+        .receive_message()
+        .queue_url(&queue_url)
+        .max_number_of_messages(10)
+        .send()
+        .await
+        .unwrap();
+    let messages: Vec<Value> = received
+        .messages()
+        .iter()
+        .map(|m| serde_json::from_str(m.body().unwrap()).unwrap())
+        .collect();
+    assert_eq!(messages.len(), 2, "{messages:?}");
+    let kinds: Vec<&str> = messages
+        .iter()
+        .map(|m| m["MessageAttributes"]["event"]["Value"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["repo_push", "tag_delete"]);
+    let push: RegistryEvent =
+        serde_json::from_str(messages[0]["Message"].as_str().unwrap()).unwrap();
+    assert_eq!(push, t.published()[0], "the event the registry announced");
+    assert_eq!(push.updated_tags, ["latest"]);
+    assert_eq!(push.digest.as_deref(), Some(digest_of(&body).as_str()));
+    assert_eq!(
+        messages[0]["MessageAttributes"]["repository"]["Value"],
+        "library/notify"
+    );
+}
+
+#[tokio::test]
+async fn deleting_a_manifest_writes_its_removed_tags_into_the_outbox() {
+    let t = aws_registry().await;
+    let env = env(&t);
+    let body = index("tags");
+    for tag in ["a", "b"] {
+        let put = t
+            .put_manifest(
+                &format!("/v2/library/out/manifests/{tag}"),
+                OCI_INDEX,
+                &body,
+            )
+            .await;
+        assert_eq!(put.status, 201);
+    }
+    let deleted = t
+        .delete(&format!("/v2/library/out/manifests/{}", digest_of(&body)))
+        .await;
+    assert_eq!(deleted.status, 202);
+    let mut outbox: Vec<RegistryEvent> = partition(env, "library/out")
+        .await
+        .iter()
+        .filter_map(|i| i.get("event").and_then(|v| v.as_s().ok()))
+        .map(|json| serde_json::from_str(json).unwrap())
+        .collect();
+    outbox.sort_by(|a, b| a.event.cmp(&b.event));
+    let kinds: Vec<(&str, Vec<String>)> = outbox
+        .iter()
+        .map(|e| (e.event.as_str(), e.updated_tags.clone()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("manifest_delete", vec!["a".to_string(), "b".to_string()]),
+            ("repo_push", vec!["a".to_string()]),
+            ("repo_push", vec!["b".to_string()]),
+        ]
+    );
+    // Only the outbox (and the repository) remain.
+    let left = sort_keys(&partition(env, "library/out").await);
+    assert!(
+        left.iter()
+            .all(|sk| sk == "REPOSITORY" || sk.starts_with("EVENT#")),
+        "{left:?}"
+    );
+}
+
+#[tokio::test]
+async fn s3_presigned_urls_and_multipart_uploads() {
+    let env = AwsEnv::provision().await;
+    let blobs = S3Blobs::new(
+        env.aws.s3(),
+        &env.settings.bucket,
+        env.settings.presign_expiry,
+    );
+    let bytes = bytes::Bytes::from_static(b"a layer");
+    let digest = Digest::sha256(&bytes);
+    assert_eq!(blobs.size(&digest).await.unwrap(), None);
+    assert_eq!(blobs.get(&digest).await.unwrap(), None);
+    blobs.put(&digest, bytes.clone()).await.unwrap();
+    assert_eq!(blobs.size(&digest).await.unwrap(), Some(7));
+    assert_eq!(blobs.get(&digest).await.unwrap(), Some(bytes.clone()));
+
+    // moto does not check presigned URLs (expiry, signature): test their shape, and that
+    // the URL names the object.
+    let url = blobs.presigned_get(&digest).await.unwrap();
+    let key = S3Blobs::key(&digest);
+    assert!(
+        url.starts_with(&format!(
+            "{}/{}/{key}?",
+            aws_support::endpoint(),
+            env.settings.bucket
+        )),
+        "{url}"
+    );
+    for part in [
+        "X-Amz-Algorithm=AWS4-HMAC-SHA256",
+        "X-Amz-Expires=300",
+        "X-Amz-Signature=",
+        "X-Amz-Credential=",
+    ] {
+        assert!(url.contains(part), "{part} in {url}");
+    }
+    let short = blobs
+        .presigned_get_for(&digest, std::time::Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert!(short.contains("X-Amz-Expires=60"), "{short}");
+    assert!(
+        blobs
+            .presigned_get_for(&digest, std::time::Duration::from_secs(8 * 24 * 3600))
+            .await
+            .is_err(),
+        "S3 allows seven days at most"
+    );
+    assert_eq!(http_get(&url), bytes.as_ref(), "the URL fetches the blob");
+
+    // Multipart: a 5 MiB part and a short last one, assembled; copy; abort.
+    let upload_key = "uploads/test";
+    let id = blobs.create_multipart(upload_key).await.unwrap();
+    let first = vec![b'1'; 5 * 1024 * 1024];
+    let parts = vec![
+        blobs
+            .upload_part(upload_key, &id, 1, first.clone().into())
+            .await
+            .unwrap(),
+        blobs
+            .upload_part(upload_key, &id, 2, b"tail".to_vec().into())
+            .await
+            .unwrap(),
+    ];
+    blobs
+        .complete_multipart(upload_key, &id, &parts)
+        .await
+        .unwrap();
+    let mut whole = first;
+    whole.extend_from_slice(b"tail");
+    let whole_digest = Digest::sha256(&whole);
+    blobs
+        .copy(upload_key, &S3Blobs::key(&whole_digest))
+        .await
+        .unwrap();
+    blobs.delete(upload_key).await.unwrap();
+    assert_eq!(
+        blobs.get(&whole_digest).await.unwrap().as_deref(),
+        Some(whole.as_slice())
+    );
+    let abandoned = blobs.create_multipart("uploads/abandoned").await.unwrap();
+    blobs
+        .abort_multipart("uploads/abandoned", &abandoned)
+        .await
+        .unwrap();
+}
+
+/// A plain HTTP GET of a loopback URL (moto's), without a client library.
+fn http_get(url: &str) -> Vec<u8> {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://").expect("an http URL");
+    let (host, path) = rest.split_at(rest.find('/').expect("a path"));
+    let mut stream = std::net::TcpStream::connect(host).expect("connect");
+    write!(
+        stream,
+        "GET {path} HTTP/1.0\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let split = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("headers end");
+    let head = String::from_utf8_lossy(&response[..split]);
+    assert!(
+        head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"),
+        "{head}"
+    );
+    response[split + 4..].to_vec()
+}
