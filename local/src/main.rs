@@ -1,21 +1,61 @@
-//! registry-local: quayside on one port over embedded storage, no AWS account needed.
+//! registry-local: quayside on one port, over embedded storage (no AWS account needed) or,
+//! with `--backend aws`, over DynamoDB, S3, KMS and SNS at whatever endpoint the AWS SDK is
+//! given (moto's server on a laptop). `registry-local provision` creates those resources.
+//!
+//! May call: `registry_local::router`, `quayside::backend` and, for the AWS backend, the
+//! provisioning code and the stream reader of `quayside::aws`. Nothing of the ports' item
+//! shapes.
 
-use clap::Parser;
+use clap::{Parser, Subcommand, ValueEnum};
+use quayside::aws::sns::{SnsEvents, find_topic};
+use quayside::aws::streams::{Start, StreamReader};
+use quayside::aws::{Aws, Settings};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 #[derive(Parser)]
 #[command(
     version,
-    about = "quayside's registry on one port, over embedded storage"
+    about = "quayside's registry on one port, over embedded storage or AWS services",
+    after_help = "AWS resources and credentials come from the environment: QUAYSIDE_TABLE, \
+                  QUAYSIDE_BUCKET, QUAYSIDE_KMS_KEY, QUAYSIDE_TOPIC (or QUAYSIDE_TOPIC_ARN), \
+                  all defaulting to `quayside` (the key to `alias/quayside`), and the AWS SDK's \
+                  own variables: AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID, \
+                  AWS_SECRET_ACCESS_KEY, AWS_PROFILE."
 )]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:5000", env = "QUAYSIDE_ADDR")]
     addr: SocketAddr,
-    /// Folder for metadata, blobs, the signing key and the event log; created if missing.
+    /// Folder for metadata, blobs, the signing key and the event log (embedded backend);
+    /// created if missing.
     #[arg(long, default_value = "./registry-data", env = "QUAYSIDE_DATA_DIR")]
     data_dir: PathBuf,
+    /// Where the registry keeps its state.
+    #[arg(long, value_enum, default_value_t = Backend::Embedded, env = "QUAYSIDE_BACKEND")]
+    backend: Backend,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Backend {
+    /// redb, a blob folder, a key file and a JSON-lines event file in --data-dir.
+    Embedded,
+    /// DynamoDB, S3, KMS and SNS (run `registry-local provision` first); pushes reach the
+    /// SNS topic through the table's stream, as on AWS.
+    Aws,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the registry (what no subcommand does).
+    Serve,
+    /// Create the table, bucket, signing key and topic of the AWS backend where missing
+    /// (idempotent), at the configured endpoint.
+    Provision,
 }
 
 #[tokio::main]
@@ -25,12 +65,47 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
-    let args = Args::parse();
-    let registry = quayside::backend::open_embedded(&args.data_dir)?;
+    let mut args = Args::parse();
+    match args.command.take().unwrap_or(Command::Serve) {
+        Command::Provision => provision().await,
+        Command::Serve => serve(&args).await,
+    }
+}
+
+async fn provision() -> Result<(), Box<dyn std::error::Error>> {
+    let settings = Settings::from_env()?;
+    let aws = Aws::from_env().await;
+    let done = quayside::aws::provision::provision(&aws, &settings).await?;
+    println!("table      {}", done.table);
+    println!("bucket     {}", done.bucket);
+    println!("key        {} ({})", settings.key_id, done.key_id);
+    println!("topic      {}", done.topic_arn);
+    println!("ready: registry-local --backend aws");
+    Ok(())
+}
+
+async fn serve(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
+    let (registry, location) = match args.backend {
+        Backend::Embedded => (
+            quayside::backend::open_embedded(&args.data_dir)?,
+            args.data_dir.display().to_string(),
+        ),
+        Backend::Aws => {
+            let settings = Settings::from_env()?;
+            let aws = Aws::from_env().await;
+            start_notifier(&aws, &settings).await?;
+            let location = format!(
+                "table {}, bucket {}, key {}",
+                settings.table, settings.bucket, settings.key_id
+            );
+            (quayside::backend::open_aws(&aws, &settings), location)
+        }
+    };
     let listener = tokio::net::TcpListener::bind(args.addr).await?;
     tracing::warn!(
         addr = %listener.local_addr()?,
-        data_dir = %args.data_dir.display(),
+        backend = ?args.backend,
+        storage = %location,
         "registry-local is listening WITHOUT authentication: anyone who can reach it may push and pull"
     );
     axum::serve(listener, registry_local::router(registry))
@@ -38,5 +113,35 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let _ = tokio::signal::ctrl_c().await;
         })
         .await?;
+    Ok(())
+}
+
+/// Reads the table's stream in the background and hands it to the notify-push handler,
+/// which publishes to the topic: what Lambda's event source mapping does on AWS. Fails at
+/// once when the table is missing, with the remedy.
+async fn start_notifier(aws: &Aws, settings: &Settings) -> Result<(), Box<dyn std::error::Error>> {
+    let reader = StreamReader::new(aws.dynamodb(), aws.dynamodb_streams(), &settings.table);
+    if let Err(e) = reader.stream_arn().await {
+        return Err(format!(
+            "the AWS backend is not ready ({e}); run `registry-local provision` first"
+        )
+        .into());
+    }
+    let topic = match &settings.topic_arn {
+        Some(arn) => arn.clone(),
+        None => find_topic(&aws.sns(), &settings.topic_name)
+            .await?
+            .ok_or_else(|| {
+                format!(
+                    "no SNS topic named {}; run `registry-local provision` first",
+                    settings.topic_name
+                )
+            })?,
+    };
+    tracing::info!(table = %settings.table, %topic, "publishing the table's outbox to SNS");
+    let sink = Arc::new(SnsEvents::new(aws.sns(), topic));
+    // Only what is written from now on: earlier events were published by earlier runs.
+    let positioned = reader.start(Start::Latest).await?;
+    tokio::spawn(positioned.run(sink, Duration::from_millis(500)));
     Ok(())
 }

@@ -150,39 +150,69 @@ impl StreamReader {
         Ok(records)
     }
 
+    /// Positions the reader on every open shard (`start`), so that nothing written after
+    /// this returns is missed; [`Positioned::run`] then feeds the records to the handler.
+    pub async fn start(self, start: Start) -> StoreResult<Positioned> {
+        let arn = self.stream_arn().await?;
+        let mut shards = HashMap::new();
+        let kind = match start {
+            Start::Latest => ShardIteratorType::Latest,
+            Start::TrimHorizon => ShardIteratorType::TrimHorizon,
+        };
+        for (id, open) in self.shards(&arn).await? {
+            if open {
+                let iterator = self.iterator(&arn, &id, kind.clone(), None).await?;
+                shards.insert(
+                    id,
+                    Shard {
+                        iterator,
+                        last: None,
+                    },
+                );
+            }
+        }
+        Ok(Positioned {
+            reader: self,
+            arn,
+            shards,
+        })
+    }
+}
+
+/// A [`StreamReader`] positioned on its shards.
+#[derive(Debug)]
+pub struct Positioned {
+    reader: StreamReader,
+    arn: String,
+    shards: HashMap<String, Shard>,
+}
+
+impl Positioned {
     /// Feeds every new record to the notify handler over `sink`, polling every `poll`,
     /// until the task is dropped. Backend faults are logged and retried, never fatal: a
     /// registry that serves should not stop because its notifier stumbled.
-    pub async fn run(self, sink: std::sync::Arc<dyn EventSink>, start: Start, poll: Duration) {
-        let arn = loop {
-            match self.stream_arn().await {
-                Ok(arn) => break arn,
-                Err(e) => {
-                    tracing::error!(error = %e, "stream reader: no stream yet");
-                    tokio::time::sleep(poll.max(Duration::from_secs(5))).await;
-                }
-            }
-        };
-        let mut shards: HashMap<String, Shard> = HashMap::new();
+    pub async fn run(self, sink: std::sync::Arc<dyn EventSink>, poll: Duration) {
+        let Positioned {
+            reader,
+            arn,
+            mut shards,
+        } = self;
         // Shards read to their end: never read again.
         let mut done: HashSet<String> = HashSet::new();
-        let mut first = true;
-        let mut rescan = true;
+        let mut rescan = false;
         loop {
             if rescan {
-                match self.shards(&arn).await {
+                match reader.shards(&arn).await {
                     Ok(found) => {
-                        for (id, open) in found {
-                            if shards.contains_key(&id) || done.contains(&id) || (first && !open) {
+                        for (id, _) in found {
+                            if shards.contains_key(&id) || done.contains(&id) {
                                 continue;
                             }
-                            // Shards open at start begin where asked; shards found later
-                            // are children of closed ones and are read whole.
-                            let kind = match (first, start) {
-                                (true, Start::Latest) => ShardIteratorType::Latest,
-                                _ => ShardIteratorType::TrimHorizon,
-                            };
-                            match self.iterator(&arn, &id, kind, None).await {
+                            // A new shard is the child of a closed one: read it whole.
+                            match reader
+                                .iterator(&arn, &id, ShardIteratorType::TrimHorizon, None)
+                                .await
+                            {
                                 Ok(iterator) => {
                                     shards.insert(
                                         id,
@@ -195,28 +225,29 @@ impl StreamReader {
                                 Err(e) => tracing::error!(error = %e, shard = %id, "stream reader"),
                             }
                         }
-                        first = false;
                         rescan = false;
                     }
                     Err(e) => tracing::error!(error = %e, "stream reader: describing the stream"),
                 }
             }
             for (id, shard) in shards.iter_mut() {
-                if let Err(e) = self.poll_shard(&arn, id, shard, sink.as_ref()).await {
+                if let Err(e) = reader.poll_shard(&arn, id, shard, sink.as_ref()).await {
                     tracing::error!(error = %e, shard = %id, "stream reader");
                     // Resume after the last record handed over, with a fresh iterator.
                     let resumed = match &shard.last {
                         Some(seq) => {
-                            self.iterator(
-                                &arn,
-                                id,
-                                ShardIteratorType::AfterSequenceNumber,
-                                Some(seq),
-                            )
-                            .await
+                            reader
+                                .iterator(
+                                    &arn,
+                                    id,
+                                    ShardIteratorType::AfterSequenceNumber,
+                                    Some(seq),
+                                )
+                                .await
                         }
                         None => {
-                            self.iterator(&arn, id, ShardIteratorType::TrimHorizon, None)
+                            reader
+                                .iterator(&arn, id, ShardIteratorType::TrimHorizon, None)
                                 .await
                         }
                     };
@@ -236,7 +267,9 @@ impl StreamReader {
             tokio::time::sleep(poll).await;
         }
     }
+}
 
+impl StreamReader {
     /// Reads one batch of a shard and hands it to the handler.
     async fn poll_shard(
         &self,
