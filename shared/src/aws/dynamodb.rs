@@ -19,12 +19,7 @@
 //! | `BLOB#<digest>`                  | `length` (N): the blob is linked to the repository                          |
 //! | `REFERRER#<subject>#<digest>`    | `subject`, `digest`, `media_type` (S), `length` (N), `artifact_type` (S), `annotations` (M of S) |
 //! | `EVENT#<rfc3339 nanos>#<id>`     | `kind` (S), `event` (S: the [`RegistryEvent`] as JSON), `expires_at` (N, epoch seconds: the table's TTL attribute) |
-//!
-//! Planned by later issues, so that nothing here has to move for them:
-//!
-//! | `sk`            | attributes                                                                      |
-//! |-----------------|---------------------------------------------------------------------------------|
-//! | `UPLOAD#<id>`   | S3 multipart upload id, parts (L of M: number, ETag, length), bytes received, SHA-256 state (B), `expires_at` (TTL) |
+//! | `UPLOAD#<uuid>`                  | `state` (S: the [`Upload`] as JSON: offset, SHA-256 state, S3 multipart id, parts), `offset` (N, apart for the conditional update), `expires_at` (N, TTL: a week) |
 //!
 //! The catalog of repositories is the sparse global secondary index `catalog` (partition
 //! `catalog`, sort `pk`, keys only): only `REPOSITORY` items carry `catalog`, so a `Query`
@@ -57,14 +52,19 @@
 //!   transaction, so an event exists exactly when its change does; the stream delivers it
 //!   to notify-push at least once, and the TTL removes it a day later.
 //!
-//! Reads are strongly consistent: a client that pushes, then pulls, sees its push.
+//! Reads are strongly consistent: a client that pushes, then pulls, sees its push (the
+//! catalog excepted: an index is eventually consistent).
+//!
+//! Other items may share the table (the access store's `_users` partition, `ACCESS` and
+//! `GRANT#` items): none carries `catalog` nor an `EVENT#` key, and no prefix above selects
+//! them.
 
 use super::{EVENT_PREFIX, sdk_error};
 use crate::digest::Digest;
 use crate::names::{RepositoryName, Tag};
 use crate::ports::{
-    BlobStore, DeletedManifest, Found, Lookup, MetadataStore, Push, Referrer, RegistryEvent,
-    StoreError, StoreResult, StoredManifest, TagTarget, V1Image,
+    BlobStore, DeletedManifest, Found, Lookup, MetadataStore, Page, PageRequest, Push, Referrer,
+    RegistryEvent, StoreError, StoreResult, StoredManifest, TagTarget, Upload, V1Image,
 };
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
@@ -92,6 +92,8 @@ const ATTEMPTS: u32 = 8;
 /// How long an outbox item stays: the stream keeps records 24 hours, so the item is
 /// only a trace after that.
 const EVENT_TTL: Duration = Duration::from_secs(24 * 3600);
+/// How long an upload may wait between requests before it is forgotten.
+const UPLOAD_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// The sparse global secondary index of repositories.
 pub const CATALOG_INDEX: &str = "catalog";
@@ -496,6 +498,115 @@ impl DynamoMetadata {
                 )
                 .build(),
         })
+    }
+
+    /// Deletes an item if it exists: one `DeleteItem`; false when it did not.
+    async fn delete_if_exists(&self, key: Item, what: &str) -> StoreResult<bool> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#pk", "pk")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(sdk_error(what, e)),
+        }
+    }
+
+    /// Puts an item under `condition` (which may name `#pk`, `#offset` and `:expected`);
+    /// false when the condition failed and nothing was written.
+    async fn put_conditionally(
+        &self,
+        item: Item,
+        condition: &str,
+        expected: Option<u64>,
+    ) -> StoreResult<bool> {
+        let mut put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression(condition)
+            .expression_attribute_names("#pk", "pk");
+        if let Some(expected) = expected {
+            put = put
+                .expression_attribute_names("#offset", "offset")
+                .expression_attribute_values(":expected", n(expected));
+        }
+        match put.send().await {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(sdk_error("PutItem", e)),
+        }
+    }
+
+    /// Up to `limit` names from a `Query` (whose items each carry `attribute`, named after
+    /// `prefix`), and whether more follow: one request, more only past DynamoDB's 1 MB page.
+    async fn page(
+        &self,
+        query: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+        prefix: &str,
+        attribute: &str,
+        limit: usize,
+    ) -> StoreResult<Page> {
+        let mut out = Page::default();
+        let mut start = None;
+        let mut first = true;
+        loop {
+            // One more than asked tells whether more follow.
+            let wanted = limit.saturating_sub(out.names.len()).saturating_add(1);
+            let mut request = query
+                .clone()
+                .limit(i32::try_from(wanted).unwrap_or(i32::MAX).min(1000));
+            if !first {
+                request = request.set_exclusive_start_key(start.take());
+            }
+            first = false;
+            let result = request.send().await.map_err(|e| sdk_error("Query", e))?;
+            for item in result.items() {
+                let value = required_s(item, attribute)?;
+                let name = value.strip_prefix(prefix).unwrap_or(value);
+                if out.names.len() == limit {
+                    out.more = true;
+                    return Ok(out);
+                }
+                out.names.push(name.to_string());
+            }
+            match result.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    /// The `UPLOAD#` item: the state as JSON, its offset apart for the update's condition,
+    /// and a TTL: an upload left for a week is forgotten (its bytes expire in the bucket).
+    fn upload_item(repo: &RepositoryName, upload: &Upload) -> StoreResult<Item> {
+        let mut item = Self::key(repo, upload_sk(&upload.id));
+        let state = serde_json::to_string(upload).map_err(StoreError::backend)?;
+        let expires = (SystemTime::now() + UPLOAD_TTL)
+            .duration_since(UNIX_EPOCH)
+            .map_err(StoreError::backend)?
+            .as_secs();
+        item.insert("state".into(), s(state));
+        item.insert("offset".into(), n(upload.offset));
+        item.insert(TTL_ATTRIBUTE.into(), n(expires));
+        Ok(item)
     }
 
     /// One attempt at deleting a manifest. `Ok(Err(()))` means "a condition failed: read
@@ -954,6 +1065,155 @@ impl MetadataStore for DynamoMetadata {
             "linking {digest} to {repo} kept conflicting with other writers"
         )))
     }
+
+    async fn blob_link(&self, repo: &RepositoryName, digest: &Digest) -> StoreResult<Option<u64>> {
+        match self
+            .get_item(Self::key(repo, blob_sk(digest)), "GetItem blob link")
+            .await?
+        {
+            None => Ok(None),
+            Some(item) => required_n(&item, "length").map(Some),
+        }
+    }
+
+    async fn unlink_blob(&self, repo: &RepositoryName, digest: &Digest) -> StoreResult<bool> {
+        self.delete_if_exists(Self::key(repo, blob_sk(digest)), "DeleteItem blob link")
+            .await
+    }
+
+    /// One `Query` (paged by DynamoDB past 1 MB); a repository with no tag on the page
+    /// costs one `GetItem` more, to tell "no tags" from "no repository".
+    async fn tags(&self, repo: &RepositoryName, page: &PageRequest) -> StoreResult<Option<Page>> {
+        let start = page.last.as_ref().map(|last| {
+            HashMap::from([
+                ("pk".to_string(), s(repo.as_str())),
+                ("sk".to_string(), s(format!("TAG#{last}"))),
+            ])
+        });
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+            .projection_expression("#sk")
+            .expression_attribute_names("#pk", "pk")
+            .expression_attribute_names("#sk", "sk")
+            .expression_attribute_values(":pk", s(repo.as_str()))
+            .expression_attribute_values(":prefix", s("TAG#"))
+            .consistent_read(true)
+            .set_exclusive_start_key(start);
+        let found = self.page(query, "TAG#", "sk", page.limit).await?;
+        if found.names.is_empty() && !self.repository_exists(repo).await? {
+            return Ok(None);
+        }
+        Ok(Some(found))
+    }
+
+    /// A `Query` of the sparse index `catalog` (eventually consistent, as every index is:
+    /// a repository created a moment ago may be missing for that moment).
+    async fn repositories(&self, page: &PageRequest) -> StoreResult<Page> {
+        let start = page.last.as_ref().map(|last| {
+            HashMap::from([
+                ("catalog".to_string(), s("repository")),
+                ("pk".to_string(), s(last.as_str())),
+                ("sk".to_string(), s("REPOSITORY")),
+            ])
+        });
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(CATALOG_INDEX)
+            .key_condition_expression("#catalog = :catalog")
+            .expression_attribute_names("#catalog", "catalog")
+            .expression_attribute_values(":catalog", s("repository"))
+            .set_exclusive_start_key(start);
+        self.page(query, "", "pk", page.limit).await
+    }
+
+    /// One `Query`, ordered by the referrers' digests.
+    async fn referrers(
+        &self,
+        repo: &RepositoryName,
+        subject: &Digest,
+    ) -> StoreResult<Vec<Referrer>> {
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+            .expression_attribute_names("#pk", "pk")
+            .expression_attribute_names("#sk", "sk")
+            .expression_attribute_values(":pk", s(repo.as_str()))
+            .expression_attribute_values(":prefix", s(format!("REFERRER#{subject}#")))
+            .consistent_read(true)
+            .into_paginator()
+            .send();
+        let mut referrers = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| sdk_error("Query referrers", e))?;
+            for item in page.items() {
+                referrers.push(referrer_of(item)?);
+            }
+        }
+        Ok(referrers)
+    }
+
+    /// `Conflict` if the id is taken (never, for random ids).
+    async fn create_upload(&self, repo: &RepositoryName, upload: &Upload) -> StoreResult<()> {
+        let item = Self::upload_item(repo, upload)?;
+        match self
+            .put_conditionally(item, "attribute_not_exists(#pk)", None)
+            .await?
+        {
+            true => Ok(()),
+            false => Err(StoreError::Conflict(format!(
+                "upload {} of {repo} exists",
+                upload.id
+            ))),
+        }
+    }
+
+    async fn upload(&self, repo: &RepositoryName, id: &str) -> StoreResult<Option<Upload>> {
+        match self
+            .get_item(Self::key(repo, upload_sk(id)), "GetItem upload")
+            .await?
+        {
+            None => Ok(None),
+            Some(item) => serde_json::from_str(required_s(&item, "state")?)
+                .map(Some)
+                .map_err(|e| StoreError::backend(format!("stored upload {id:?}: {e}"))),
+        }
+    }
+
+    /// One conditional `PutItem`: the stored offset must still be `expected_offset`.
+    async fn update_upload(
+        &self,
+        repo: &RepositoryName,
+        upload: &Upload,
+        expected_offset: u64,
+    ) -> StoreResult<()> {
+        let item = Self::upload_item(repo, upload)?;
+        match self
+            .put_conditionally(
+                item,
+                "attribute_exists(#pk) AND #offset = :expected",
+                Some(expected_offset),
+            )
+            .await?
+        {
+            true => Ok(()),
+            false => Err(StoreError::Conflict(format!(
+                "upload {} of {repo} is gone or no longer at {expected_offset}",
+                upload.id
+            ))),
+        }
+    }
+
+    async fn delete_upload(&self, repo: &RepositoryName, id: &str) -> StoreResult<bool> {
+        self.delete_if_exists(Self::key(repo, upload_sk(id)), "DeleteItem upload")
+            .await
+    }
 }
 
 fn tag_sk(tag: &Tag) -> String {
@@ -970,6 +1230,10 @@ fn image_sk(id: &str) -> String {
 
 fn blob_sk(digest: &Digest) -> String {
     format!("BLOB#{digest}")
+}
+
+fn upload_sk(id: &str) -> String {
+    format!("UPLOAD#{id}")
 }
 
 fn referrer_sk(subject: &Digest, digest: &Digest) -> String {
@@ -1029,6 +1293,25 @@ fn required_n(item: &Item, name: &str) -> StoreResult<u64> {
 fn parse_digest(s: &str) -> StoreResult<Digest> {
     s.parse()
         .map_err(|e| StoreError::backend(format!("stored digest {s:?}: {e}")))
+}
+
+fn referrer_of(item: &Item) -> StoreResult<Referrer> {
+    let annotations = match item.get("annotations") {
+        Some(AttributeValue::M(map)) => Some(
+            map.iter()
+                .filter_map(|(k, v)| v.as_s().ok().map(|v| (k.clone(), v.clone())))
+                .collect(),
+        ),
+        _ => None,
+    };
+    Ok(Referrer {
+        subject: parse_digest(required_s(item, "subject")?)?,
+        digest: parse_digest(required_s(item, "digest")?)?,
+        media_type: required_s(item, "media_type")?.to_string(),
+        size: required_n(item, "length")?,
+        artifact_type: optional_s(item, "artifact_type").map(str::to_string),
+        annotations,
+    })
 }
 
 fn image_of(item: &Item) -> StoreResult<V1Image> {

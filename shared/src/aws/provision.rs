@@ -1,6 +1,6 @@
 //! Creates what the AWS backend needs, as template.yaml declares it for a deployment: the
 //! table (with its stream, TTL, catalog index and point-in-time recovery), the bucket
-//! (private, encrypted, stale multipart uploads aborted), the signing key (RSA_2048,
+//! (private, encrypted, stale multipart uploads aborted, abandoned uploads expired), the signing key (RSA_2048,
 //! SIGN_VERIFY, under an alias so that it is found by name) and the topic.
 //! `registry-local provision` runs this; so does every AWS test, with names of its own.
 //!
@@ -20,9 +20,9 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_kms::types::{KeySpec, KeyUsageType};
 use aws_sdk_s3::types::{
     AbortIncompleteMultipartUpload, BucketLifecycleConfiguration, BucketLocationConstraint,
-    CreateBucketConfiguration, ExpirationStatus, LifecycleRule, LifecycleRuleFilter,
-    PublicAccessBlockConfiguration, ServerSideEncryption, ServerSideEncryptionByDefault,
-    ServerSideEncryptionConfiguration, ServerSideEncryptionRule,
+    CreateBucketConfiguration, ExpirationStatus, LifecycleExpiration, LifecycleRule,
+    LifecycleRuleFilter, PublicAccessBlockConfiguration, ServerSideEncryption,
+    ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration, ServerSideEncryptionRule,
 };
 use std::time::Duration;
 
@@ -240,6 +240,16 @@ async fn bucket(aws: &Aws, name: &str) -> StoreResult<()> {
                                 .days_after_initiation(1)
                                 .build(),
                         )
+                        .build()
+                        .map_err(build_error)?,
+                )
+                // Uploads left unfinished (their table items expire after a week too).
+                .rules(
+                    LifecycleRule::builder()
+                        .id("expire-abandoned-uploads")
+                        .status(ExpirationStatus::Enabled)
+                        .filter(LifecycleRuleFilter::builder().prefix("uploads/").build())
+                        .expiration(LifecycleExpiration::builder().days(7).build())
                         .build()
                         .map_err(build_error)?,
                 )

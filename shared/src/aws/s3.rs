@@ -4,16 +4,18 @@
 //!
 //! May call: `ports`, `digest`, the S3 SDK. Must not know HTTP or the metadata store.
 //!
-//! Keys: a blob is `blobs/<algorithm>/<hex>` (content-addressed, as the embedded folder);
-//! the upload API is expected to assemble uploads under keys of its own (e.g.
-//! `uploads/<id>`) and copy or complete them into place. A [`Digest`] is validated
-//! lowercase hex of a known algorithm, so it is safe in a key.
+//! Keys: a blob is `blobs/<algorithm>/<hex>` (content-addressed, as the embedded folder).
+//! An upload in progress keeps its multipart upload at `uploads/<id>/blob` and the bytes
+//! waiting to make a 5 MiB part at `uploads/<id>/pending`; completing it copies the
+//! assembled object to the blob's key. A [`Digest`] is validated lowercase hex of a known
+//! algorithm, and an upload id a UUID, so both are safe in a key.
 
 use super::sdk_error;
 use crate::digest::{Algorithm, Digest};
-use crate::ports::{BlobStore, StoreError, StoreResult};
+use crate::ports::{BlobBody, BlobStore, Part, StoreError, StoreResult};
 use async_trait::async_trait;
 use aws_sdk_s3::Client;
+use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
@@ -252,6 +254,152 @@ impl BlobStore for S3Blobs {
             .map_err(|e| sdk_error("PutObject", e))?;
         Ok(())
     }
+
+    /// A redirect to a presigned GET (no call to S3: the registry has checked the blob's
+    /// link, and a client repeats its `Range` header to S3, which serves ranges itself).
+    async fn fetch(
+        &self,
+        digest: &Digest,
+        _range: Option<(u64, u64)>,
+    ) -> StoreResult<Option<BlobBody>> {
+        Ok(Some(BlobBody::Redirect(self.presigned_get(digest).await?)))
+    }
+
+    /// An S3 multipart upload to `uploads/<id>/blob`; its UploadId is the handle.
+    async fn begin_parts(&self, id: &str) -> StoreResult<String> {
+        self.create_multipart(&upload_key(id, "blob")?).await
+    }
+
+    /// `UploadPart`; the part's ETag is its tag.
+    async fn put_part(
+        &self,
+        id: &str,
+        handle: &str,
+        number: u32,
+        bytes: Bytes,
+    ) -> StoreResult<String> {
+        let number = i32::try_from(number)
+            .ok()
+            .filter(|n| (1..=10_000).contains(n))
+            .ok_or_else(|| {
+                StoreError::backend(format!("S3 part number {number} is not 1..=10000"))
+            })?;
+        let result = self
+            .client
+            .upload_part()
+            .bucket(&self.bucket)
+            .key(upload_key(id, "blob")?)
+            .upload_id(handle)
+            .part_number(number)
+            .body(ByteStream::from(bytes))
+            .send()
+            .await;
+        match result {
+            Ok(out) => out
+                .e_tag
+                .ok_or_else(|| StoreError::backend("UploadPart returned no ETag")),
+            Err(e) if e.as_service_error().and_then(|e| e.code()) == Some("NoSuchUpload") => {
+                Err(StoreError::Conflict(format!(
+                    "the parts of upload {id:?} are gone (completed or aborted meanwhile)"
+                )))
+            }
+            Err(e) => Err(sdk_error("UploadPart", e)),
+        }
+    }
+
+    async fn put_pending(&self, id: &str, bytes: Bytes) -> StoreResult<()> {
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(upload_key(id, "pending")?)
+            .body(ByteStream::from(bytes))
+            .send()
+            .await
+            .map_err(|e| sdk_error("PutObject pending", e))?;
+        Ok(())
+    }
+
+    async fn pending(&self, id: &str) -> StoreResult<Bytes> {
+        match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(upload_key(id, "pending")?)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(out
+                .body
+                .collect()
+                .await
+                .map_err(|e| sdk_error("reading pending bytes", e))?
+                .into_bytes()),
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => Ok(Bytes::new()),
+            Err(e) => Err(sdk_error("GetObject pending", e)),
+        }
+    }
+
+    /// Completes the multipart upload, copies the result to the blob's key (one
+    /// `CopyObject`: blobs up to 5 GB), then removes the upload's objects. The blob appears
+    /// whole or not at all: S3 writes an object atomically.
+    async fn complete_parts(
+        &self,
+        id: &str,
+        handle: &str,
+        parts: &[Part],
+        digest: &Digest,
+    ) -> StoreResult<()> {
+        let assembled = upload_key(id, "blob")?;
+        let parts: Vec<UploadedPart> = parts
+            .iter()
+            .map(|p| {
+                i32::try_from(p.number)
+                    .map(|number| UploadedPart {
+                        number,
+                        etag: p.tag.clone(),
+                    })
+                    .map_err(StoreError::backend)
+            })
+            .collect::<StoreResult<_>>()?;
+        self.complete_multipart(&assembled, handle, &parts).await?;
+        self.copy(&assembled, &Self::key(digest)).await?;
+        // The blob is stored: leftovers only waste space (the lifecycle rule expires them).
+        for leftover in [assembled, upload_key(id, "pending")?] {
+            if let Err(e) = self.delete(&leftover).await {
+                tracing::warn!(error = %e, key = leftover, "upload object not removed");
+            }
+        }
+        Ok(())
+    }
+
+    async fn abort_parts(&self, id: &str, handle: Option<&str>) -> StoreResult<()> {
+        if let Some(handle) = handle {
+            let result = self
+                .client
+                .abort_multipart_upload()
+                .bucket(&self.bucket)
+                .key(upload_key(id, "blob")?)
+                .upload_id(handle)
+                .send()
+                .await;
+            match result {
+                Ok(_) => {}
+                // Already completed or aborted: nothing left to remove.
+                Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_upload()) => {}
+                Err(e) => return Err(sdk_error("AbortMultipartUpload", e)),
+            }
+        }
+        self.delete(&upload_key(id, "pending")?).await
+    }
+}
+
+/// The key of an upload's object: `uploads/<id>/<name>`. The id is the registry's UUID;
+/// anything else is refused rather than put in a key.
+fn upload_key(id: &str, name: &str) -> StoreResult<String> {
+    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
+        return Err(StoreError::backend(format!("{id:?} is not an upload id")));
+    }
+    Ok(format!("uploads/{id}/{name}"))
 }
 
 #[cfg(test)]
