@@ -623,7 +623,9 @@ impl DynamoMetadata {
         else {
             return Ok(Ok(None));
         };
-        let tag_writes = required_n(&manifest, "tag_writes").unwrap_or(0);
+        // Every write of a manifest item sets `tag_writes`; an item without it (written by
+        // hand, say) is deleted only if it still has none.
+        let tag_writes = required_n(&manifest, "tag_writes").ok();
         let subject = optional_s(&manifest, "subject").map(str::to_string);
         let pointing = self.tags_pointing_at(repo, digest).await?;
 
@@ -641,15 +643,29 @@ impl DynamoMetadata {
         event.updated_tags = deleted.removed_tags.iter().map(|t| t.to_string()).collect();
         let (event_item, id) = Self::event_item(repo, &event)?;
 
+        // The manifest goes only if no tag was pointed at it since it was read.
+        let tw = ("#tw".to_string(), "tag_writes".to_string());
+        let (condition, names, values) = match tag_writes {
+            Some(count) => (
+                "#tw = :tw",
+                HashMap::from([tw]),
+                Some(HashMap::from([(":tw".to_string(), n(count))])),
+            ),
+            None => (
+                "attribute_exists(#pk) AND attribute_not_exists(#tw)",
+                HashMap::from([tw, ("#pk".to_string(), "pk".to_string())]),
+                None,
+            ),
+        };
         let mut last = vec![
             TransactWriteItem::builder()
                 .delete(
                     Delete::builder()
                         .table_name(&self.table)
                         .set_key(Some(Self::key(repo, manifest_sk(digest))))
-                        .condition_expression("#tw = :tw")
-                        .expression_attribute_names("#tw", "tag_writes")
-                        .expression_attribute_values(":tw", n(tag_writes))
+                        .condition_expression(condition)
+                        .set_expression_attribute_names(Some(names))
+                        .set_expression_attribute_values(values)
                         .build()
                         .map_err(build_error)?,
                 )
