@@ -5,6 +5,10 @@
 //! The backend is `QUAYSIDE_TEST_BACKEND`: `embedded` (the default), or `aws` (DynamoDB, S3,
 //! KMS and SNS at moto's server: see [`aws_support`]). Every test runs unchanged against
 //! each backend.
+//!
+//! A test registry is open (no authentication) unless the test turns token authentication
+//! on with [`TestRegistry::enable_auth`]; the access store (users, robots, grants) is there
+//! either way, as [`TestRegistry::access`].
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -12,7 +16,10 @@ use http::{Method, Request};
 use lambda_http::{Body, RequestExt, Response};
 use quayside::digest::Digest;
 use quayside::names::RepositoryName;
-use quayside::ports::{BlobBody, BlobStore, EventSink, Part, RegistryEvent, StoreResult};
+use quayside::ports::{
+    AccessStore, BlobBody, BlobStore, EventSink, Part, Permission, PrincipalRecord, RegistryEvent,
+    StoreResult,
+};
 use quayside::registry::Registry;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -127,6 +134,8 @@ pub struct TestRegistry {
     pub blobs: Arc<CountingBlobs>,
     /// The AWS resources and call log of an `aws` backend.
     pub aws: Option<aws_support::AwsEnv>,
+    /// Users, robots and grants of this backend (used once auth is on).
+    pub access: Arc<dyn AccessStore>,
     _dir: tempfile::TempDir,
 }
 
@@ -182,13 +191,24 @@ impl TestRegistry {
     pub async fn with_backend(backend: &str) -> TestRegistry {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut aws = None;
-        let mut registry = match backend {
-            "embedded" => quayside::backend::open_embedded(dir.path()).expect("embedded backend"),
+        let (mut registry, access): (Registry, Arc<dyn AccessStore>) = match backend {
+            "embedded" => {
+                let backend = quayside::embedded::EmbeddedBackend::open(dir.path())
+                    .expect("embedded backend");
+                let registry = Registry::new(
+                    backend.metadata,
+                    backend.blobs,
+                    backend.signer,
+                    backend.events,
+                );
+                (registry, backend.access)
+            }
             "aws" => {
                 let env = aws_support::AwsEnv::provision().await;
                 let registry = env.registry();
+                let access = quayside::backend::aws_access(&env.aws, &env.settings);
                 aws = Some(env);
-                registry
+                (registry, access)
             }
             other => panic!("unknown QUAYSIDE_TEST_BACKEND {other:?}"),
         };
@@ -207,8 +227,120 @@ impl TestRegistry {
             events,
             blobs,
             aws,
+            access,
             _dir: dir,
         }
+    }
+
+    /// Turns token authentication on, with the token service at `realm` (the URL clients
+    /// are told in challenges; a served registry's `http://<addr>/v2/auth`).
+    pub fn enable_auth(&mut self, realm: &str) {
+        let settings = quayside::auth::AuthSettings {
+            issuer: TEST_ISSUER.into(),
+            service: TEST_SERVICE.into(),
+            ..quayside::auth::AuthSettings::with_realm(realm)
+        };
+        self.registry = self
+            .registry
+            .clone()
+            .with_auth(quayside::auth::Auth::new(self.access.clone(), settings));
+    }
+
+    /// A registry of this test's backend with auth on (its realm is not served).
+    pub async fn with_auth() -> TestRegistry {
+        let mut t = TestRegistry::new().await;
+        t.enable_auth("http://registry.test/v2/auth");
+        t
+    }
+
+    /// Adds a user with `password`, as `registry-admin user add` does.
+    pub async fn add_user(&self, name: &str, password: &str) {
+        self.add_principal(name, password).await;
+    }
+
+    /// Adds a robot account `namespace+name`; returns its generated secret.
+    pub async fn add_robot(&self, name: &str) -> String {
+        let secret = quayside::auth::secrets::new_robot_secret().expect("secret");
+        self.add_principal(name, &secret).await;
+        secret
+    }
+
+    async fn add_principal(&self, name: &str, secret: &str) {
+        let record = PrincipalRecord {
+            name: name.into(),
+            secret_hash: quayside::auth::secrets::hash_secret(secret).expect("hash"),
+            create_namespaces: Default::default(),
+            created: "2026-01-01T00:00:00Z".into(),
+        };
+        assert!(
+            self.access.create_principal(&record).await.expect("store"),
+            "{name} is new"
+        );
+    }
+
+    pub async fn grant(&self, repo: &str, principal: &str, permission: Permission) {
+        let repo = RepositoryName::parse(repo).expect("repository name");
+        self.access
+            .set_permission(&repo, principal, Some(permission))
+            .await
+            .expect("grant");
+    }
+
+    pub async fn make_public(&self, repo: &str) {
+        let repo = RepositoryName::parse(repo).expect("repository name");
+        self.access.set_public(&repo, true).await.expect("public");
+    }
+
+    /// Asks the token route for a token: `credentials` as HTTP Basic (none: anonymous),
+    /// one `scope` parameter per scope. Returns the answer (the token is in its JSON).
+    pub async fn token_answer(&self, credentials: Option<(&str, &str)>, scopes: &[&str]) -> Answer {
+        let mut query = form_urlencoded_pairs(&[("service", TEST_SERVICE)]);
+        for scope in scopes {
+            query.push('&');
+            query.push_str(&form_urlencoded_pairs(&[("scope", scope)]));
+        }
+        let mut headers = Vec::new();
+        let basic;
+        if let Some((user, secret)) = credentials {
+            use base64::Engine as _;
+            basic = format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{secret}"))
+            );
+            headers.push(("authorization", basic.as_str()));
+        }
+        self.request(Method::GET, &format!("/v2/auth?{query}"), &headers, b"")
+            .await
+    }
+
+    /// A token for `scopes`, which the token route must give (status 200).
+    pub async fn token(&self, credentials: Option<(&str, &str)>, scopes: &[&str]) -> String {
+        let answer = self.token_answer(credentials, scopes).await;
+        assert_eq!(
+            answer.status,
+            200,
+            "token: {}",
+            String::from_utf8_lossy(&answer.body)
+        );
+        answer.json()["token"]
+            .as_str()
+            .expect("a token")
+            .to_string()
+    }
+
+    /// A request with `Authorization: Bearer <token>`.
+    pub async fn request_with_token(
+        &self,
+        token: &str,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Answer {
+        let bearer = format!("Bearer {token}");
+        let mut all: Vec<(&str, &str)> = vec![("authorization", bearer.as_str())];
+        all.extend_from_slice(headers);
+        self.request(method, path, &all, body).await
     }
 
     /// Stores a blob and links it to `repo`, as the upload API will.
@@ -250,11 +382,12 @@ impl TestRegistry {
                 route
                     .methods
                     .contains(req.method())
-                    .then_some((route.handler, params))
+                    .then_some((route, params))
             })
             .unwrap_or_else(|| panic!("no route for {} {path}", req.method()));
-        let (handler, params) = route;
-        handler(&self.registry, req.with_path_parameters(params))
+        let (route, params) = route;
+        route
+            .serve(&self.registry, req.with_path_parameters(params))
             .await
             .into()
     }
@@ -344,6 +477,30 @@ pub fn match_template(template: &str, path: &str) -> Option<HashMap<String, Stri
         }
     }
     segments.next().is_none().then_some(params)
+}
+
+/// The `iss` and `aud` of a test registry's tokens.
+pub const TEST_ISSUER: &str = "quayside-test";
+pub const TEST_SERVICE: &str = "quayside-test";
+
+/// `k=v&…`, form-encoded.
+fn form_urlencoded_pairs(pairs: &[(&str, &str)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| {
+            let v: String = v
+                .bytes()
+                .map(|b| match b {
+                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                        (b as char).to_string()
+                    }
+                    _ => format!("%{b:02X}"),
+                })
+                .collect();
+            format!("{k}={v}")
+        })
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
 /// The `tiny` image of the OCI layout fixture: its config and two layers.

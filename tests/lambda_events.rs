@@ -17,7 +17,7 @@ async fn invoke(t: &TestRegistry, event_file: &str) -> Answer {
         .find(|r| r.path == path && r.methods.iter().any(|m| m.as_str() == method))
         .unwrap_or_else(|| panic!("no function serves {route_key}"));
     let req = lambda_http::request::from_str(&json).expect("lambda_http reads the event");
-    (route.handler)(&t.registry, req).await.into()
+    route.serve(&t.registry, req).await.into()
 }
 
 #[tokio::test]

@@ -12,7 +12,7 @@ use axum::response::Response as AxumResponse;
 use axum::routing::MethodFilter;
 use lambda_http::{Body, RequestExt};
 use quayside::error::{ErrorCode, RegistryError};
-use quayside::http::{Handler, error_response, routes};
+use quayside::http::{Route, error_response, routes};
 use quayside::registry::Registry;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -36,12 +36,11 @@ pub fn router(registry: Registry) -> Router {
             let Ok(filter) = MethodFilter::try_from(method.clone()) else {
                 continue;
             };
-            let handler = route.handler;
             let method_router = by_path
                 .remove(route.path)
                 .unwrap_or_default()
                 .on(filter, move |state, params, req| {
-                    serve_one(state, params, req, handler, max_body)
+                    serve_one(state, params, req, route, max_body)
                 });
             by_path.insert(route.path, method_router);
         }
@@ -72,12 +71,12 @@ pub fn router(registry: Registry) -> Router {
 }
 
 /// One request: axum → lambda_http (method, URI, headers, body, path parameters), the
-/// handler, then lambda_http → axum.
+/// route (its token check, then its handler), then lambda_http → axum.
 async fn serve_one(
     State(registry): State<Arc<Registry>>,
     params: RawPathParams,
     req: AxumRequest,
-    handler: Handler,
+    route: Route,
     max_body: usize,
 ) -> AxumResponse {
     let params: HashMap<String, String> = params
@@ -102,7 +101,7 @@ async fn serve_one(
         Body::Binary(bytes.into())
     };
     let req = lambda_http::Request::from_parts(parts, body).with_path_parameters(params);
-    into_axum(handler(&registry, req).await)
+    into_axum(route.serve(&registry, req).await)
 }
 
 fn into_axum(response: lambda_http::Response<Body>) -> AxumResponse {

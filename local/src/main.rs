@@ -38,6 +38,13 @@ struct Args {
     /// Where the registry keeps its state.
     #[arg(long, value_enum, default_value_t = Backend::Embedded, env = "QUAYSIDE_BACKEND")]
     backend: Backend,
+    /// Require Docker token authentication: users, robots and grants are managed with
+    /// `registry-admin`; the token service answers at /v2/auth on the same address.
+    #[arg(long, env = "QUAYSIDE_AUTH")]
+    auth: bool,
+    /// With --auth: the token service's URL told to clients (default http://<addr>/v2/auth).
+    #[arg(long, env = "QUAYSIDE_AUTH_REALM")]
+    realm: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -85,9 +92,10 @@ async fn provision() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 async fn serve(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
+    let auth = auth_settings(args)?;
     let (registry, location) = match args.backend {
         Backend::Embedded => (
-            quayside::backend::open_embedded(&args.data_dir)?,
+            quayside::backend::open_embedded_with_auth(&args.data_dir, auth.clone())?,
             args.data_dir.display().to_string(),
         ),
         Backend::Aws => {
@@ -98,16 +106,35 @@ async fn serve(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
                 "table {}, bucket {}, key {}",
                 settings.table, settings.bucket, settings.key_id
             );
-            (quayside::backend::open_aws(&aws, &settings), location)
+            let registry = quayside::backend::open_aws(&aws, &settings);
+            let registry = match auth.clone() {
+                Some(auth) => registry.with_auth(quayside::auth::Auth::new(
+                    quayside::backend::aws_access(&aws, &settings),
+                    auth,
+                )),
+                None => registry,
+            };
+            (registry, location)
         }
     };
     let listener = tokio::net::TcpListener::bind(args.addr).await?;
-    tracing::warn!(
-        addr = %listener.local_addr()?,
-        backend = ?args.backend,
-        storage = %location,
-        "registry-local is listening WITHOUT authentication: anyone who can reach it may push and pull"
-    );
+    match &auth {
+        None => tracing::warn!(
+            addr = %listener.local_addr()?,
+            backend = ?args.backend,
+            storage = %location,
+            "registry-local is listening WITHOUT authentication: anyone who can reach it may push \
+             and pull (--auth requires tokens)"
+        ),
+        Some(auth) => tracing::info!(
+            addr = %listener.local_addr()?,
+            backend = ?args.backend,
+            storage = %location,
+            realm = %auth.realm,
+            service = %auth.service,
+            "registry-local requires tokens; users, robots and grants: registry-admin"
+        ),
+    }
     axum::serve(listener, registry_local::router(registry))
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
@@ -144,4 +171,21 @@ async fn start_notifier(aws: &Aws, settings: &Settings) -> Result<(), Box<dyn st
     let positioned = reader.start(Start::Latest).await?;
     tokio::spawn(positioned.run(sink, Duration::from_millis(500)));
     Ok(())
+}
+
+/// The token settings of `--auth`: `QUAYSIDE_AUTH_*` from the environment, the realm on
+/// this address unless `--realm` names another.
+fn auth_settings(args: &Args) -> Result<Option<quayside::auth::AuthSettings>, String> {
+    if !args.auth {
+        return Ok(None);
+    }
+    let realm = args
+        .realm
+        .clone()
+        .unwrap_or_else(|| format!("http://{}{}", args.addr, quayside::auth::TOKEN_PATH));
+    quayside::auth::AuthSettings::from_lookup(|name| match name {
+        "QUAYSIDE_AUTH_REALM" => Some(realm.clone()),
+        _ => std::env::var(name).ok(),
+    })
+    .map(Some)
 }

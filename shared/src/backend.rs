@@ -6,16 +6,31 @@ use crate::{ports::StoreError, registry::Registry};
 #[cfg(feature = "embedded")]
 use std::path::Path;
 
-/// The registry over embedded storage in `data_dir` (created if needed).
+/// The registry over embedded storage in `data_dir` (created if needed), open to every
+/// caller.
 #[cfg(feature = "embedded")]
 pub fn open_embedded(data_dir: &Path) -> Result<Registry, StoreError> {
+    open_embedded_with_auth(data_dir, None)
+}
+
+/// The registry over embedded storage in `data_dir`, checking tokens when `auth` is given
+/// (users, robots and grants in the same `metadata.redb`; tokens signed with its key).
+#[cfg(feature = "embedded")]
+pub fn open_embedded_with_auth(
+    data_dir: &Path,
+    auth: Option<crate::auth::AuthSettings>,
+) -> Result<Registry, StoreError> {
     let backend = crate::embedded::EmbeddedBackend::open(data_dir)?;
-    Ok(Registry::new(
+    let registry = Registry::new(
         backend.metadata,
         backend.blobs,
         backend.signer,
         backend.events,
-    ))
+    );
+    Ok(match auth {
+        Some(settings) => registry.with_auth(crate::auth::Auth::new(backend.access, settings)),
+        None => registry,
+    })
 }
 
 /// The registry over the AWS adapters this build links: DynamoDB always, S3 and KMS when
@@ -55,12 +70,27 @@ pub fn open_aws(aws: &crate::aws::Aws, settings: &crate::aws::Settings) -> Regis
     )
 }
 
+/// The users, robots and grants of the AWS backend: items in the registry's table.
+#[cfg(feature = "dynamodb")]
+pub fn aws_access(
+    aws: &crate::aws::Aws,
+    settings: &crate::aws::Settings,
+) -> std::sync::Arc<crate::aws::access::DynamoAccess> {
+    std::sync::Arc::new(crate::aws::access::DynamoAccess::new(
+        aws.dynamodb(),
+        &settings.table,
+    ))
+}
+
 /// The registry a Lambda function serves: the AWS adapters, with the resources the
 /// template names in `QUAYSIDE_*` variables and the SDK's default credential chain (see
-/// [`crate::aws`]).
+/// [`crate::aws`]), and token authentication always on (`QUAYSIDE_AUTH_*`, see
+/// [`crate::auth::AuthSettings::from_env`]): a function without its settings does not start.
 #[cfg(feature = "dynamodb")]
 pub async fn from_env() -> Result<Registry, StoreError> {
     let settings = crate::aws::Settings::from_env()?;
+    let auth = crate::auth::AuthSettings::from_env().map_err(StoreError::Backend)?;
     let aws = crate::aws::Aws::from_env().await;
-    Ok(open_aws(&aws, &settings))
+    let access = aws_access(&aws, &settings);
+    Ok(open_aws(&aws, &settings).with_auth(crate::auth::Auth::new(access, auth)))
 }

@@ -3,10 +3,12 @@
 //! Layers, each allowed to call only those above it:
 //! - domain: [`digest`], [`names`], [`error`], [`manifest`] (one module per format), [`signing`];
 //! - [`ports`]: the storage traits, and [`registry`]: the registry's operations over them;
+//!   [`auth`]: who may do what, and the bearer tokens that say so;
 //! - adapters: [`embedded`] (redb, a blob folder, a key file, a JSON-lines file) and
 //!   `aws` (DynamoDB, S3, KMS, SNS; one cargo feature per service);
 //! - [`http`]: the handlers, `lambda_http::Request` in, `Response` out, over [`registry`].
 
+pub mod auth;
 #[cfg(any(feature = "aws", feature = "notify"))]
 pub mod aws;
 pub mod backend;

@@ -33,6 +33,9 @@ pub struct Registry {
     pub signer: Arc<dyn Signer>,
     pub events: Arc<dyn EventSink>,
     pub limits: Limits,
+    /// Token authentication (`crate::auth`); `None` serves every caller (registry-local
+    /// without `--auth`, the handler tests). Every Lambda function has it on.
+    pub auth: Option<Arc<crate::auth::Auth>>,
 }
 
 /// What one request may carry where the registry runs.
@@ -65,7 +68,14 @@ impl Registry {
             signer,
             events,
             limits: Limits::LAMBDA,
+            auth: None,
         }
+    }
+
+    /// The same registry, checking a bearer token on every route (see `crate::auth`).
+    pub fn with_auth(mut self, auth: crate::auth::Auth) -> Registry {
+        self.auth = Some(Arc::new(auth));
+        self
     }
 }
 

@@ -1,13 +1,17 @@
-//! The api-version Lambda function (GET /v2/): the check every client makes first. It needs
-//! no storage, so it builds none.
+//! The api-version Lambda function (GET /v2/): builds the registry once per container,
+//! token checks on, then serves every request through its route of
+//! [`quayside::http::routes`], whose gate checks the caller before the handler runs.
 
 use lambda_http::{Error, Request, run, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
-    run(service_fn(async |_: Request| {
-        Ok::<_, Error>(quayside::http::version_check())
+    let registry = quayside::backend::from_env().await?;
+    let route =
+        quayside::http::route("api-version").ok_or("no route api-version in the route table")?;
+    run(service_fn(async |req: Request| {
+        Ok::<_, Error>(route.serve(&registry, req).await)
     }))
     .await
 }

@@ -1,5 +1,6 @@
-//! The cancel-upload Lambda function (DELETE /v2/{namespace}/{repo}/blobs/uploads/{uuid}): builds the registry once per container, then
-//! hands every request to [`quayside::http::uploads::cancel_upload`].
+//! The cancel-upload Lambda function (DELETE /v2/{namespace}/{repo}/blobs/uploads/{uuid}): builds the registry once per container,
+//! token checks on, then serves every request through its route of
+//! [`quayside::http::routes`], whose gate checks the caller before the handler runs.
 
 use lambda_http::{Error, Request, run, service_fn};
 
@@ -7,8 +8,10 @@ use lambda_http::{Error, Request, run, service_fn};
 async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
     let registry = quayside::backend::from_env().await?;
+    let route = quayside::http::route("cancel-upload")
+        .ok_or("no route cancel-upload in the route table")?;
     run(service_fn(async |req: Request| {
-        Ok::<_, Error>(quayside::http::uploads::cancel_upload(&registry, req).await)
+        Ok::<_, Error>(route.serve(&registry, req).await)
     }))
     .await
 }

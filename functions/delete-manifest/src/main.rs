@@ -1,5 +1,6 @@
-//! The delete-manifest Lambda function: builds the registry once per container, then hands every
-//! request to [`quayside::http::manifests::delete_manifest`].
+//! The delete-manifest Lambda function (DELETE /v2/{namespace}/{repo}/manifests/{reference}): builds the registry once per container,
+//! token checks on, then serves every request through its route of
+//! [`quayside::http::routes`], whose gate checks the caller before the handler runs.
 
 use lambda_http::{Error, Request, run, service_fn};
 
@@ -7,8 +8,10 @@ use lambda_http::{Error, Request, run, service_fn};
 async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
     let registry = quayside::backend::from_env().await?;
+    let route = quayside::http::route("delete-manifest")
+        .ok_or("no route delete-manifest in the route table")?;
     run(service_fn(async |req: Request| {
-        Ok::<_, Error>(quayside::http::manifests::delete_manifest(&registry, req).await)
+        Ok::<_, Error>(route.serve(&registry, req).await)
     }))
     .await
 }

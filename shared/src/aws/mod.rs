@@ -7,6 +7,7 @@
 //! | module          | feature     | what                                                        |
 //! |-----------------|-------------|-------------------------------------------------------------|
 //! | (this one)      | `aws`       | [`Settings`], [`Aws`] (SDK config → clients), [`LogEvents`]  |
+//! | [`access`]      | `dynamodb`  | [`AccessStore`](crate::ports::AccessStore): users, robots, grants, visibility in the same table |
 //! | [`dynamodb`]    | `dynamodb`  | [`MetadataStore`](crate::ports::MetadataStore) over one table, with the event outbox |
 //! | [`s3`]          | `s3`        | [`BlobStore`](crate::ports::BlobStore), presigned GETs, multipart |
 //! | [`kms`]         | `kms`       | [`Signer`](crate::ports::Signer) over an asymmetric KMS key |
@@ -38,6 +39,8 @@
 //! identity, container or instance metadata); `AWS_ENDPOINT_URL` (or a per-service
 //! `AWS_ENDPOINT_URL_DYNAMODB` …) redirects every client, as the SDK documents.
 
+#[cfg(feature = "dynamodb")]
+pub mod access;
 #[cfg(feature = "dynamodb")]
 pub mod dynamodb;
 #[cfg(feature = "kms")]

@@ -55,9 +55,13 @@ const UPLOADS: TableDefinition<&str, &[u8]> = TableDefinition::new("uploads");
 
 /// The metadata of every repository in one redb file.
 ///
-/// redb is synchronous, and a write transaction may wait for another writer and ends with an
-/// fsync, so every call runs on tokio's blocking pool (`spawn_blocking`) rather than stalling
-/// an async worker; reads go there too, for one code path (the hop costs microseconds).
+/// redb is synchronous. A write transaction may wait for another writer and ends with an
+/// fsync, and a scan may read many rows, so writes and scans run on tokio's blocking pool
+/// (`spawn_blocking`) rather than stalling an async worker. Point reads (a tag, a manifest, a
+/// blob link, an upload, a push's lookup) run on the calling task: a read transaction never
+/// waits for a writer (redb reads the last committed snapshot) and never syncs, so it costs
+/// a few microseconds of CPU, less than the blocking pool's two thread hand-offs, which
+/// were most of a manifest GET's time (BENCHMARKS.md).
 #[derive(Clone)]
 pub struct RedbMetadata {
     db: Arc<Database>,
@@ -86,6 +90,17 @@ impl RedbMetadata {
         txn.open_table(UPLOADS).or_backend()?;
         txn.commit().or_backend()?;
         Ok(RedbMetadata { db: Arc::new(db) })
+    }
+
+    /// The database, for the other stores kept in the same file (`super::access`).
+    pub(crate) fn database(&self) -> Arc<Database> {
+        Arc::clone(&self.db)
+    }
+
+    /// Runs the point read `f` against the database on the calling task (see the type's
+    /// doc): no scan, no write.
+    fn read<T>(&self, f: impl FnOnce(&Database) -> StoreResult<T>) -> StoreResult<T> {
+        f(&self.db)
     }
 
     /// Runs `f` against the database on the blocking pool.
@@ -151,19 +166,18 @@ fn parse_digest(s: &str) -> StoreResult<Digest> {
 #[async_trait]
 impl MetadataStore for RedbMetadata {
     async fn repository_exists(&self, repo: &RepositoryName) -> StoreResult<bool> {
-        let repo = repo.as_str().to_string();
-        self.run(move |db| {
+        let repo = repo.as_str();
+        self.read(|db| {
             let txn = db.begin_read().or_backend()?;
             let table = txn.open_table(REPOSITORIES).or_backend()?;
-            Ok(table.get(repo.as_str()).or_backend()?.is_some())
+            Ok(table.get(repo).or_backend()?.is_some())
         })
-        .await
     }
 
     async fn tag(&self, repo: &RepositoryName, tag: &Tag) -> StoreResult<Option<TagTarget>> {
-        let repo = repo.as_str().to_string();
-        let tag_key = key(&repo, tag.as_str());
-        self.run(move |db| {
+        let repo = repo.as_str();
+        let tag_key = key(repo, tag.as_str());
+        self.read(|db| {
             // One read transaction: the tag and its manifest come from the same snapshot.
             let txn = db.begin_read().or_backend()?;
             let tags = txn.open_table(TAGS).or_backend()?;
@@ -177,7 +191,7 @@ impl MetadataStore for RedbMetadata {
                 Some(digest) => {
                     let digest = parse_digest(digest)?;
                     let manifests = txn.open_table(MANIFESTS).or_backend()?;
-                    let found = read_manifest(&manifests, &repo, &digest)?;
+                    let found = read_manifest(&manifests, repo, &digest)?;
                     // Writes keep a tag's manifest in place (one transaction each), so a
                     // dangling tag means the file was damaged.
                     Some(found.ok_or_else(|| {
@@ -187,7 +201,6 @@ impl MetadataStore for RedbMetadata {
             };
             Ok(Some(TagTarget { manifest, v1_image }))
         })
-        .await
     }
 
     async fn manifest(
@@ -195,45 +208,40 @@ impl MetadataStore for RedbMetadata {
         repo: &RepositoryName,
         digest: &Digest,
     ) -> StoreResult<Option<StoredManifest>> {
-        let repo = repo.as_str().to_string();
-        let digest = digest.clone();
-        self.run(move |db| {
+        self.read(|db| {
             let txn = db.begin_read().or_backend()?;
             let manifests = txn.open_table(MANIFESTS).or_backend()?;
-            read_manifest(&manifests, &repo, &digest)
+            read_manifest(&manifests, repo.as_str(), digest)
         })
-        .await
     }
 
     async fn lookup(&self, repo: &RepositoryName, lookup: &Lookup) -> StoreResult<Found> {
-        let repo = repo.as_str().to_string();
-        let lookup = lookup.clone();
-        self.run(move |db| {
+        let repo = repo.as_str();
+        self.read(|db| {
             let txn = db.begin_read().or_backend()?;
             let blobs = txn.open_table(BLOB_LINKS).or_backend()?;
             let manifests = txn.open_table(MANIFESTS).or_backend()?;
             let images = txn.open_table(IMAGES).or_backend()?;
             let mut found = Found::default();
-            for digest in lookup.blobs {
-                let k = key(&repo, &digest.to_string());
+            for digest in &lookup.blobs {
+                let k = key(repo, &digest.to_string());
                 if blobs.get(k.as_str()).or_backend()?.is_some() {
-                    found.blobs.insert(digest);
+                    found.blobs.insert(digest.clone());
                 }
             }
-            for digest in lookup.manifests {
-                let k = key(&repo, &digest.to_string());
+            for digest in &lookup.manifests {
+                let k = key(repo, &digest.to_string());
                 if manifests.get(k.as_str()).or_backend()?.is_some() {
-                    found.manifests.insert(digest);
+                    found.manifests.insert(digest.clone());
                 }
             }
-            for id in lookup.images {
-                if let Some(image) = read_image(&images, &repo, &id)? {
-                    found.images.insert(id, image);
+            for id in &lookup.images {
+                if let Some(image) = read_image(&images, repo, id)? {
+                    found.images.insert(id.clone(), image);
                 }
             }
             Ok(found)
         })
-        .await
     }
 
     async fn image_chain(&self, repo: &RepositoryName, leaf: &str) -> StoreResult<Vec<V1Image>> {
@@ -460,7 +468,7 @@ impl MetadataStore for RedbMetadata {
 
     async fn blob_link(&self, repo: &RepositoryName, digest: &Digest) -> StoreResult<Option<u64>> {
         let link_key = key(repo.as_str(), &digest.to_string());
-        self.run(move |db| {
+        self.read(|db| {
             let txn = db.begin_read().or_backend()?;
             let links = txn.open_table(BLOB_LINKS).or_backend()?;
             Ok(links
@@ -468,7 +476,6 @@ impl MetadataStore for RedbMetadata {
                 .or_backend()?
                 .map(|row| row.value()))
         })
-        .await
     }
 
     async fn unlink_blob(&self, repo: &RepositoryName, digest: &Digest) -> StoreResult<bool> {
@@ -563,12 +570,11 @@ impl MetadataStore for RedbMetadata {
 
     async fn upload(&self, repo: &RepositoryName, id: &str) -> StoreResult<Option<Upload>> {
         let upload_key = key(repo.as_str(), id);
-        self.run(move |db| {
+        self.read(|db| {
             let txn = db.begin_read().or_backend()?;
             let uploads = txn.open_table(UPLOADS).or_backend()?;
             read_upload(&uploads, &upload_key)
         })
-        .await
     }
 
     async fn update_upload(

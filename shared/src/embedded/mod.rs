@@ -9,16 +9,19 @@
 //!   ([`FolderBlobs`] too, kept out of `blobs/` so that only whole blobs are ever there);
 //! - `signing-key.pem`: the RSA-2048 key that signs schema1 manifests ([`KeyFileSigner`],
 //!   PKCS#8 PEM, mode 0600, created at first start and reused after);
-//! - `events.jsonl`: the registry's events, one JSON object a line ([`JsonLinesEvents`]).
+//! - `events.jsonl`: the registry's events, one JSON object a line ([`JsonLinesEvents`]);
+//! - users, robots, grants and visibility live in `metadata.redb` too ([`RedbAccess`]).
 //!
 //! May call: `ports`, the domain types (`digest`, `names`, `signing`), redb, rsa and the
 //! filesystem. Must not know HTTP or AWS.
 
+mod access;
 mod blobs;
 mod events;
 mod metadata;
 mod signer;
 
+pub use access::RedbAccess;
 pub use blobs::FolderBlobs;
 pub use events::JsonLinesEvents;
 pub use metadata::RedbMetadata;
@@ -35,6 +38,7 @@ pub struct EmbeddedBackend {
     pub blobs: Arc<FolderBlobs>,
     pub signer: Arc<KeyFileSigner>,
     pub events: Arc<JsonLinesEvents>,
+    pub access: Arc<RedbAccess>,
 }
 
 impl EmbeddedBackend {
@@ -43,8 +47,11 @@ impl EmbeddedBackend {
     pub fn open(data_dir: &Path) -> StoreResult<EmbeddedBackend> {
         std::fs::create_dir_all(data_dir)
             .map_err(|e| StoreError::backend(format!("creating {}: {e}", data_dir.display())))?;
+        let metadata = RedbMetadata::open(&data_dir.join("metadata.redb"))?;
+        let access = RedbAccess::open(metadata.database())?;
         Ok(EmbeddedBackend {
-            metadata: Arc::new(RedbMetadata::open(&data_dir.join("metadata.redb"))?),
+            metadata: Arc::new(metadata),
+            access: Arc::new(access),
             blobs: Arc::new(FolderBlobs::open(
                 &data_dir.join("blobs"),
                 &data_dir.join("uploads"),

@@ -34,12 +34,22 @@ pub async fn list_tags(registry: &Registry, req: Request) -> Response<Body> {
     respond(&method, result)
 }
 
-/// `GET /v2/_catalog?n=&last=`, with `Link` to the next page.
+/// `GET /v2/_catalog?n=&last=`, with `Link` to the next page. With auth on, only the
+/// repositories the caller may pull (see `crate::auth`).
 pub async fn catalog(registry: &Registry, req: Request) -> Response<Body> {
     let method = req.method().clone();
     let result = async {
         let page = page_request(query(&req, "n").as_deref(), query(&req, "last").as_deref())?;
-        let repositories = registry.catalog(&page).await?;
+        let repositories = match (&registry.auth, req.extensions().get::<super::Caller>()) {
+            (None, _) => registry.catalog(&page).await?,
+            (Some(_), Some(caller)) => {
+                registry
+                    .visible_catalog(&page, caller.subject.as_deref())
+                    .await?
+            }
+            // Auth on, but no caller: the gate did not run. Refuse rather than list all.
+            (Some(_), None) => return Err(crate::error::ErrorCode::Denied.into()),
+        };
         paged(
             "/v2/_catalog",
             page.limit,

@@ -1,10 +1,15 @@
 //! The HTTP handlers: one per Lambda function, `lambda_http::Request` in, `Response` out.
 //! registry-local and the tests call the very same functions.
 //!
-//! May call: `registry` (the operations), the domain types, `error`. Must not touch a
-//! store directly nor know any backend: a handler parses HTTP, calls the registry, and
-//! writes HTTP.
+//! May call: `registry` (the operations), `auth` (through [`auth`], the gate), the domain
+//! types, `error`. Must not touch a store directly nor know any backend: a handler parses
+//! HTTP, calls the registry, and writes HTTP.
+//!
+//! Every route runs behind the gate: [`Route::serve`] checks the [`Access`] the route
+//! declares before its handler runs. The Lambda functions, registry-local and the tests all
+//! go through [`Route::serve`]; the handler functions themselves check nothing.
 
+pub mod auth;
 pub mod blobs;
 pub mod lists;
 pub mod manifests;
@@ -15,6 +20,9 @@ use crate::names::RepositoryName;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderName};
 use http::{Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
+
+pub use self::auth::{Access, Caller};
+use crate::auth::scope::Action;
 
 pub const DOCKER_CONTENT_DIGEST: HeaderName = HeaderName::from_static("docker-content-digest");
 pub const API_VERSION: HeaderName = HeaderName::from_static("docker-distribution-api-version");
@@ -90,8 +98,11 @@ pub(crate) fn digest(value: &str) -> Result<crate::digest::Digest, RegistryError
     })
 }
 
-/// The repository named by `{namespace}/{repo}`.
+/// The repository named by `{namespace}/{repo}`: the one the gate checked, when it did.
 pub(crate) fn repository(req: &Request) -> Result<RepositoryName, RegistryError> {
+    if let Some(checked) = req.extensions().get::<auth::CheckedRepository>() {
+        return Ok(checked.0.clone());
+    }
     RepositoryName::new(
         &path_parameter(req, "namespace")?,
         &path_parameter(req, "repo")?,
@@ -125,13 +136,37 @@ pub type Handler =
         Request,
     ) -> std::pin::Pin<Box<dyn Future<Output = Response<Body>> + Send + 'a>>;
 
-/// One route of the API: the Lambda function that serves it, its methods and its API
-/// Gateway path template. registry-local serves exactly these; template.yaml declares them.
+/// One route of the API: the Lambda function that serves it, its methods, its API Gateway
+/// path template and the access it needs. registry-local serves exactly these;
+/// template.yaml declares them. The handler is reachable only through [`Route::serve`].
+#[derive(Clone, Copy)]
 pub struct Route {
     pub function: &'static str,
     pub methods: &'static [Method],
     pub path: &'static str,
-    pub handler: Handler,
+    /// What the caller's token must grant, checked before the handler runs.
+    pub access: Access,
+    handler: Handler,
+}
+
+impl Route {
+    /// Checks the caller against [`Route::access`] (when the registry has auth on), then
+    /// runs the handler, or answers `401`/`403` without running it.
+    pub async fn serve(
+        &self,
+        registry: &crate::registry::Registry,
+        req: Request,
+    ) -> Response<Body> {
+        match auth::check(self.access, registry, req).await {
+            Ok(req) => (self.handler)(registry, req).await,
+            Err(refused) => refused,
+        }
+    }
+}
+
+/// The route of the Lambda function `function` (its crate's name).
+pub fn route(function: &str) -> Option<Route> {
+    routes().into_iter().find(|r| r.function == function)
 }
 
 macro_rules! boxed {
@@ -158,85 +193,108 @@ pub fn routes() -> Vec<Route> {
             function: "fetch-manifest",
             methods: &[Method::GET, Method::HEAD],
             path: MANIFEST_PATH,
+            access: Access::Repository(Action::Pull),
             handler: boxed!(manifests::fetch_manifest),
         },
         Route {
             function: "write-manifest",
             methods: &[Method::PUT],
             path: MANIFEST_PATH,
+            access: Access::Repository(Action::Push),
             handler: boxed!(manifests::write_manifest),
         },
         Route {
             function: "delete-manifest",
             methods: &[Method::DELETE],
             path: MANIFEST_PATH,
+            access: Access::Repository(Action::Delete),
             handler: boxed!(manifests::delete_manifest),
         },
         Route {
             function: "api-version",
             methods: &[Method::GET],
             path: "/v2/",
+            access: Access::AnyToken,
             handler: boxed!(api_version),
         },
         Route {
             function: "fetch-blob",
             methods: &[Method::GET, Method::HEAD],
             path: BLOB_PATH,
+            access: Access::Repository(Action::Pull),
             handler: boxed!(blobs::fetch_blob),
         },
         Route {
             function: "delete-blob",
             methods: &[Method::DELETE],
             path: BLOB_PATH,
+            access: Access::Repository(Action::Delete),
             handler: boxed!(blobs::delete_blob),
         },
         Route {
             function: "start-upload",
             methods: &[Method::POST],
             path: UPLOADS_PATH,
+            access: Access::PushOrMount,
             handler: boxed!(uploads::start_upload),
         },
         Route {
             function: "patch-upload",
             methods: &[Method::PATCH],
             path: UPLOAD_PATH,
+            access: Access::Repository(Action::Push),
             handler: boxed!(uploads::patch_upload),
         },
         Route {
             function: "finish-upload",
             methods: &[Method::PUT],
             path: UPLOAD_PATH,
+            access: Access::Repository(Action::Push),
             handler: boxed!(uploads::finish_upload),
         },
         Route {
             function: "upload-status",
             methods: &[Method::GET],
             path: UPLOAD_PATH,
+            // Part of a push (the session's owner asks), not a read or a delete of content.
+            access: Access::Repository(Action::Push),
             handler: boxed!(uploads::upload_status),
         },
         Route {
             function: "cancel-upload",
             methods: &[Method::DELETE],
             path: UPLOAD_PATH,
+            // Part of a push (the session's owner asks), not a read or a delete of content.
+            access: Access::Repository(Action::Push),
             handler: boxed!(uploads::cancel_upload),
         },
         Route {
             function: "list-tags",
             methods: &[Method::GET],
             path: "/v2/{namespace}/{repo}/tags/list",
+            access: Access::Repository(Action::Pull),
             handler: boxed!(lists::list_tags),
         },
         Route {
             function: "catalog",
             methods: &[Method::GET],
             path: "/v2/_catalog",
+            access: Access::Catalog,
             handler: boxed!(lists::catalog),
         },
         Route {
             function: "list-referrers",
             methods: &[Method::GET],
             path: "/v2/{namespace}/{repo}/referrers/{digest}",
+            access: Access::Repository(Action::Pull),
             handler: boxed!(lists::list_referrers),
+        },
+        Route {
+            function: "token",
+            methods: &[Method::GET],
+            path: auth::PATH,
+            access: Access::TokenService,
+            handler: boxed!(auth::token),
         },
     ]
 }

@@ -1,0 +1,16 @@
+//! The token Lambda function (GET /v2/auth, the token service): builds the registry once per container,
+//! token checks on, then serves every request through its route of
+//! [`quayside::http::routes`], whose gate checks the caller before the handler runs.
+
+use lambda_http::{Error, Request, run, service_fn};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_http::tracing::init_default_subscriber();
+    let registry = quayside::backend::from_env().await?;
+    let route = quayside::http::route("token").ok_or("no route token in the route table")?;
+    run(service_fn(async |req: Request| {
+        Ok::<_, Error>(route.serve(&registry, req).await)
+    }))
+    .await
+}

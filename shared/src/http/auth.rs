@@ -1,0 +1,380 @@
+//! The gate in front of every route, and the token service's handler (`GET /v2/auth`).
+//!
+//! Each [`super::Route`] declares the [`Access`] it needs; [`super::Route::serve`] runs
+//! [`check`] before the handler, so no handler can forget it. The gate parses the
+//! repository of the path once, checks the token against that name, and hands the very
+//! same [`RepositoryName`] to the handler (see [`super::repository`]).
+//!
+//! | no token, or a bad one | `401 UNAUTHORIZED`, `WWW-Authenticate: Bearer realm,service,scope[,error="invalid_token"]` |
+//! |---|---|
+//! | a valid token without the right | `403 DENIED`, `WWW-Authenticate: …,error="insufficient_scope"` (RFC 6750 §3.1) |
+//! | a mount from a repository the token cannot pull | the mount is dropped: a plain upload session (`202`), as the spec's fallback |
+//!
+//! May call: `auth` (scopes, the verifier, the token service), `registry`, the domain
+//! types and `http` helpers. Nothing of storage.
+
+use super::{error_response, header, query, response};
+use crate::auth::scope::{self, Action, Needed, ResourceActions};
+use crate::auth::{Auth, TOKEN_PATH};
+use crate::error::{ErrorCode, RegistryError};
+use crate::names::RepositoryName;
+use crate::registry::Registry;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, WWW_AUTHENTICATE};
+use http::{Method, StatusCode, Uri};
+use lambda_http::{Body, Request, RequestExt, Response};
+use serde_json::json;
+
+/// What a route needs of the caller's token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// The token service itself: no token (it checks credentials).
+    TokenService,
+    /// Any valid token, anonymous ones too (`GET /v2/`, where clients discover the realm).
+    AnyToken,
+    /// `registry:catalog:*`; the catalog then lists what the caller may pull.
+    Catalog,
+    /// An action on the repository of the path.
+    Repository(Action),
+    /// Push on the repository of the path; a cross-repository mount also needs pull on
+    /// its `from`, else it is dropped and the request opens a plain upload.
+    PushOrMount,
+}
+
+/// The caller, once its token checked out: in the request's extensions for handlers that
+/// answer differently by caller (the catalog).
+#[derive(Clone, Debug)]
+pub struct Caller {
+    /// The principal's name; `None` for an anonymous token.
+    pub subject: Option<String>,
+    pub access: Vec<ResourceActions>,
+}
+
+/// The repository the gate parsed (and checked, when auth is on), in the request's
+/// extensions: [`super::repository`] returns it, so a handler works on the very name that
+/// was authorized.
+#[derive(Clone, Debug)]
+pub(crate) struct CheckedRepository(pub RepositoryName);
+
+/// Checks `req` against `access`: the request to hand to the handler, or the answer.
+pub(crate) async fn check(
+    access: Access,
+    registry: &Registry,
+    mut req: Request,
+) -> Result<Request, Response<Body>> {
+    let method = req.method().clone();
+    // The path's repository, parsed once. An invalid name is 400 to anyone: the grammar is
+    // public, and no name that fails it is ever granted.
+    let repo = match access {
+        Access::Repository(_) | Access::PushOrMount => match super::repository(&req) {
+            Ok(repo) => Some(repo),
+            Err(e) => return Err(error_response(&e, &method)),
+        },
+        _ => None,
+    };
+    if let Some(repo) = &repo {
+        req.extensions_mut().insert(CheckedRepository(repo.clone()));
+    }
+    let Some(auth) = registry.auth.as_deref() else {
+        return Ok(req);
+    };
+    let needed = match (access, &repo) {
+        (Access::TokenService, _) => return Ok(req),
+        (Access::AnyToken, _) => None,
+        (Access::Catalog, _) => Some(Needed::Catalog),
+        (Access::Repository(action), Some(repo)) => Some(Needed::Repository(repo, action)),
+        (Access::PushOrMount, Some(repo)) => Some(Needed::Repository(repo, Action::Push)),
+        // A repository route always has its name parsed above.
+        (Access::Repository(_) | Access::PushOrMount, None) => {
+            return Err(error_response(
+                &RegistryError::internal("a repository route without a repository"),
+                &method,
+            ));
+        }
+    };
+    let Some(token) = bearer(&req) else {
+        return Err(unauthorized(auth, needed.as_ref(), None, &method));
+    };
+    let verifier = match auth.verifier(registry.signer.as_ref()).await {
+        Ok(verifier) => verifier,
+        Err(e) => return Err(error_response(&RegistryError::internal(e), &method)),
+    };
+    let claims = match verifier.verify(token) {
+        Ok(claims) => claims,
+        Err(e) => {
+            tracing::info!(target: "quayside::audit", action = "token_refused", reason = %e);
+            return Err(unauthorized(
+                auth,
+                needed.as_ref(),
+                Some("invalid_token"),
+                &method,
+            ));
+        }
+    };
+    if let Some(needed) = &needed
+        && !scope::allows(&claims.access, needed)
+    {
+        tracing::info!(
+            target: "quayside::audit",
+            action = "access_denied",
+            principal = %claims.sub,
+            needed = %scope::challenge_scope(needed),
+        );
+        return Err(denied(auth, needed, &method));
+    }
+    if access == Access::PushOrMount {
+        req = drop_unreadable_mount(req, &claims.access);
+    }
+    req.extensions_mut().insert(Caller {
+        subject: Some(claims.sub).filter(|s| !s.is_empty()),
+        access: claims.access,
+    });
+    Ok(req)
+}
+
+/// A mount's source must be pullable by the caller; if not, the request loses `mount` and
+/// `from` and becomes a plain upload. A `from` that is not a valid name is left for the
+/// handler to refuse (`NAME_INVALID`).
+fn drop_unreadable_mount(req: Request, access: &[ResourceActions]) -> Request {
+    let (Some(_), Some(from)) = (query(&req, "mount"), query(&req, "from")) else {
+        return req;
+    };
+    let Ok(from) = RepositoryName::parse(&from) else {
+        return req;
+    };
+    if scope::allows(access, &Needed::Repository(&from, Action::Pull)) {
+        return req;
+    }
+    tracing::info!(
+        target: "quayside::audit",
+        action = "mount_refused",
+        from = %from,
+        "the caller may not pull the mount's source: a plain upload instead"
+    );
+    let (mut parts, body) = req.into_parts();
+    parts.uri = without_mount(&parts.uri);
+    let req = Request::from_parts(parts, body);
+    // lambda_http also keeps the query as a map; keep it in step with the URI.
+    let params: std::collections::HashMap<String, Vec<String>> = req
+        .uri()
+        .query()
+        .map(|q| {
+            let mut map: std::collections::HashMap<String, Vec<String>> = Default::default();
+            for (k, v) in form_urlencoded::parse(q.as_bytes()) {
+                map.entry(k.into_owned()).or_default().push(v.into_owned());
+            }
+            map
+        })
+        .unwrap_or_default();
+    req.with_query_string_parameters(params)
+}
+
+/// `uri` without its `mount` and `from` parameters.
+fn without_mount(uri: &Uri) -> Uri {
+    let kept: Vec<(String, String)> = form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+        .filter(|(k, _)| k != "mount" && k != "from")
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let query = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(kept)
+        .finish();
+    let path_and_query = if query.is_empty() {
+        uri.path().to_string()
+    } else {
+        format!("{}?{query}", uri.path())
+    };
+    let mut parts = uri.clone().into_parts();
+    match path_and_query.parse() {
+        Ok(pq) => parts.path_and_query = Some(pq),
+        // Unreachable (it was a URI's path); never keep the mount: the bare path.
+        Err(_) => parts.path_and_query = uri.path().parse().ok(),
+    }
+    Uri::from_parts(parts).unwrap_or_else(|_| Uri::from_static("/"))
+}
+
+/// The bearer token of `Authorization`, if there is exactly one such header.
+fn bearer(req: &Request) -> Option<&str> {
+    let mut values = req.headers().get_all(AUTHORIZATION).iter();
+    let value = values.next()?.to_str().ok()?;
+    if values.next().is_some() {
+        return None;
+    }
+    let (scheme, token) = value.trim().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// `Bearer realm="…",service="…"[,scope="…"][,error="…"]`.
+fn challenge(auth: &Auth, needed: Option<&Needed<'_>>, error: Option<&str>) -> String {
+    let quoted = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
+    let mut value = format!(
+        "Bearer realm=\"{}\",service=\"{}\"",
+        quoted(&auth.settings.realm),
+        quoted(&auth.settings.service)
+    );
+    if let Some(needed) = needed {
+        value.push_str(&format!(
+            ",scope=\"{}\"",
+            quoted(&scope::challenge_scope(needed))
+        ));
+    }
+    if let Some(error) = error {
+        value.push_str(&format!(",error=\"{error}\""));
+    }
+    value
+}
+
+/// distribution's detail of an auth error: the access the request needs.
+fn detail(needed: Option<&Needed<'_>>) -> serde_json::Value {
+    match needed {
+        Some(Needed::Repository(repo, action)) => {
+            json!([{ "Type": "repository", "Name": repo.as_str(), "Action": action.as_str() }])
+        }
+        Some(Needed::Catalog) => json!([{ "Type": "registry", "Name": "catalog", "Action": "*" }]),
+        None => json!(null),
+    }
+}
+
+fn with_challenge(mut response: Response<Body>, challenge: String) -> Response<Body> {
+    if let Ok(value) = challenge.parse() {
+        response.headers_mut().insert(WWW_AUTHENTICATE, value);
+    }
+    response
+}
+
+fn unauthorized(
+    auth: &Auth,
+    needed: Option<&Needed<'_>>,
+    error: Option<&str>,
+    method: &Method,
+) -> Response<Body> {
+    let mut e = RegistryError::new(ErrorCode::Unauthorized, "authentication required");
+    if needed.is_some() {
+        e = e.with_detail(detail(needed));
+    }
+    with_challenge(error_response(&e, method), challenge(auth, needed, error))
+}
+
+fn denied(auth: &Auth, needed: &Needed<'_>, method: &Method) -> Response<Body> {
+    let e = RegistryError::new(
+        ErrorCode::Denied,
+        "requested access to the resource is denied",
+    )
+    .with_detail(detail(Some(needed)));
+    with_challenge(
+        error_response(&e, method),
+        challenge(auth, Some(needed), Some("insufficient_scope")),
+    )
+}
+
+/// `GET /v2/auth?service=&scope=…`: HTTP Basic credentials (or none: anonymous) in, a
+/// token with the subset of the asked scopes the caller holds out (`token`,
+/// `access_token`, `expires_in`, `issued_at`). Wrong credentials: `401`.
+pub async fn token(registry: &Registry, req: Request) -> Response<Body> {
+    let method = req.method().clone();
+    let result = async {
+        let service = registry.auth.as_deref().map(|a| a.settings.service.clone());
+        if let (Some(asked), Some(ours)) = (query(&req, "service"), &service)
+            && asked != *ours
+        {
+            return Err(RegistryError::new(
+                ErrorCode::Denied,
+                format!("this token service issues tokens for service {ours:?} only"),
+            )
+            .with_status(400));
+        }
+        let credentials = basic_credentials(&req)?;
+        let scopes: Vec<String> = req
+            .uri()
+            .query()
+            .map(|q| {
+                form_urlencoded::parse(q.as_bytes())
+                    .filter(|(k, _)| k == "scope")
+                    .map(|(_, v)| v.into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let requested = scope::parse_scopes(scopes.iter().map(String::as_str));
+        let issued = registry
+            .issue_token(
+                credentials.as_ref().map(|(u, p)| (u.as_str(), p.as_str())),
+                &requested,
+            )
+            .await?;
+        let body = json!({
+            "token": issued.token,
+            "access_token": issued.token,
+            "expires_in": issued.expires_in,
+            "issued_at": issued.issued_at,
+        })
+        .to_string();
+        response(StatusCode::OK)
+            .header(CONTENT_TYPE, "application/json")
+            .header(CONTENT_LENGTH, body.len())
+            .header(CACHE_CONTROL, "no-store")
+            .body(Body::Text(body))
+            .map_err(RegistryError::internal)
+    }
+    .await;
+    match result {
+        Ok(response) => response,
+        Err(e) if e.code == ErrorCode::Unauthorized => {
+            let service = registry
+                .auth
+                .as_deref()
+                .map(|a| a.settings.service.as_str())
+                .unwrap_or("quayside");
+            with_challenge(
+                error_response(&e, &method),
+                format!("Basic realm=\"{}\"", service.replace('"', "")),
+            )
+        }
+        Err(e) => error_response(&e, &method),
+    }
+}
+
+/// `Authorization: Basic base64(name:secret)`, if sent; another scheme counts as none.
+/// Malformed Basic credentials are `401`, as wrong ones are.
+fn basic_credentials(req: &Request) -> Result<Option<(String, String)>, RegistryError> {
+    let Some(value) = header(req, AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let Some((scheme, encoded)) = value.trim().split_once(' ') else {
+        return Ok(None);
+    };
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Ok(None);
+    }
+    let bad = || RegistryError::new(ErrorCode::Unauthorized, "invalid username or password");
+    let decoded = STANDARD.decode(encoded.trim()).map_err(|_| bad())?;
+    let text = String::from_utf8(decoded).map_err(|_| bad())?;
+    let (name, secret) = text.split_once(':').ok_or_else(bad)?;
+    if name.is_empty() {
+        return Err(bad());
+    }
+    Ok(Some((name.to_string(), secret.to_string())))
+}
+
+/// The token service's path, for the route table.
+pub(crate) const PATH: &str = TOKEN_PATH;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mounts_are_removed_from_the_query_only() {
+        let uri: Uri = "/v2/a/b/blobs/uploads/?mount=sha256:x&from=c/d&n=1"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            without_mount(&uri).to_string(),
+            "/v2/a/b/blobs/uploads/?n=1"
+        );
+        let uri: Uri = "/v2/a/b/blobs/uploads/?from=c/d&mount=x&from=e/f"
+            .parse()
+            .unwrap();
+        assert_eq!(without_mount(&uri).to_string(), "/v2/a/b/blobs/uploads/");
+    }
+}
