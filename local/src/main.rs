@@ -45,6 +45,10 @@ struct Args {
     /// With --auth: the token service's URL told to clients (default http://<addr>/v2/auth).
     #[arg(long, env = "QUAYSIDE_AUTH_REALM")]
     realm: Option<String>,
+    /// The largest blob chunk one request may carry. docker and skopeo send a whole layer
+    /// in one request, so registry-local takes far more than Lambda's 4 MiB.
+    #[arg(long, default_value_t = registry_local::DEFAULT_MAX_CHUNK_BYTES, env = "QUAYSIDE_MAX_CHUNK_BYTES")]
+    max_chunk_bytes: usize,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -117,6 +121,8 @@ async fn serve(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             (registry, location)
         }
     };
+    let mut registry = registry;
+    registry.limits.max_chunk_bytes = args.max_chunk_bytes;
     let listener = tokio::net::TcpListener::bind(args.addr).await?;
     match &auth {
         None => tracing::warn!(

@@ -109,3 +109,26 @@ fn data_survives_a_restart_and_head_keeps_content_length() {
             .contains("UNSUPPORTED")
     );
 }
+
+#[test]
+fn takes_a_whole_layer_in_one_patch_as_docker_sends_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let start = agent()
+        .post(&format!("{}/v2/library/big/blobs/uploads/", server.base))
+        .send_empty()
+        .unwrap();
+    assert_eq!(start.status(), 202);
+    let location = start.headers()["location"].to_str().unwrap().to_string();
+    // Over Lambda's 4 MiB: registry-local must take it.
+    let layer = vec![7u8; 6 * 1024 * 1024];
+    let patch = agent()
+        .patch(&format!("{}{location}", server.base))
+        .send(&layer[..])
+        .unwrap();
+    assert_eq!(patch.status(), 202);
+    assert_eq!(
+        patch.headers()["range"].to_str().unwrap(),
+        format!("0-{}", layer.len() - 1)
+    );
+}
