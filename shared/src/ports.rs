@@ -175,8 +175,9 @@ pub trait MetadataStore: Send + Sync {
     async fn link_blob(&self, repo: &RepositoryName, digest: &Digest, size: u64)
     -> StoreResult<()>;
 
-    // The rest of the distribution API. The default bodies are transitional, until every
-    // adapter implements these: they answer a backend fault, never a wrong result.
+    // The rest of the distribution API. Both adapters implement all of it; the default
+    // bodies are for a store without the capability, which answers a backend fault naming
+    // the method, never a wrong result.
 
     /// The size of a blob linked to the repository, or `None`: one read.
     async fn blob_link(&self, repo: &RepositoryName, digest: &Digest) -> StoreResult<Option<u64>> {
@@ -244,7 +245,7 @@ pub trait MetadataStore: Send + Sync {
 }
 
 fn not_implemented(method: &str) -> StoreError {
-    StoreError::Backend(format!("{method} is not implemented by this store yet"))
+    StoreError::Backend(format!("{method} is not available in this store"))
 }
 
 /// What a client asks of a list: at most `limit` names after `last`.
@@ -318,7 +319,8 @@ pub trait BlobStore: Send + Sync {
 
     // The bytes of uploads in progress, assembled in parts as S3 multipart uploads are:
     // every part but the last at least [`MIN_PART_BYTES`]; smaller chunks wait as pending
-    // bytes. The default bodies are transitional, as in `MetadataStore`.
+    // bytes. The default bodies are for a store without the capability (a function built
+    // without S3), as in `MetadataStore`.
 
     /// Starts the parts of upload `id`; returns the backend's handle for them.
     async fn begin_parts(&self, id: &str) -> StoreResult<String> {
