@@ -6,7 +6,7 @@
 //! gives the [`Registry`].
 
 use axum::Router;
-use axum::body::Body as AxumBody;
+use axum::body::{Body as AxumBody, HttpBody};
 use axum::extract::{RawPathParams, Request as AxumRequest, State};
 use axum::response::Response as AxumResponse;
 use axum::routing::MethodFilter;
@@ -79,12 +79,19 @@ async fn serve_one(
     route: Route,
     max_body: usize,
 ) -> AxumResponse {
-    let params: HashMap<String, String> = params
+    // The map lambda_http keeps (one value per name), built once.
+    let params: HashMap<String, Vec<String>> = params
         .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .map(|(k, v)| (k.to_string(), vec![v.to_string()]))
         .collect();
     let (parts, body) = req.into_parts();
-    let bytes = match axum::body::to_bytes(body, max_body).await {
+    // A GET or HEAD has no body: nothing to collect.
+    let collected = if body.is_end_stream() {
+        Ok(axum::body::Bytes::new())
+    } else {
+        axum::body::to_bytes(body, max_body).await
+    };
+    let bytes = match collected {
         Ok(bytes) => bytes,
         Err(_) => {
             let e = RegistryError::new(

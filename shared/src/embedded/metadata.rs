@@ -27,6 +27,7 @@
 //!
 //! Every write method is one redb write transaction, committed durably: all of it or none.
 
+use super::cache::ReadCache;
 use super::{OrBackend, blocking};
 use crate::digest::Digest;
 use crate::names::{RepositoryName, Tag};
@@ -61,10 +62,12 @@ const UPLOADS: TableDefinition<&str, &[u8]> = TableDefinition::new("uploads");
 /// blob link, an upload, a push's lookup) run on the calling task: a read transaction never
 /// waits for a writer (redb reads the last committed snapshot) and never syncs, so it costs
 /// a few microseconds of CPU, less than the blocking pool's two thread hand-offs, which
-/// were most of a manifest GET's time (BENCHMARKS.md).
+/// were most of a manifest GET's time (BENCHMARKS.md). The hottest of them (a tag, a
+/// manifest by digest, a blob link) are answered from a [`ReadCache`] between writes.
 #[derive(Clone)]
 pub struct RedbMetadata {
     db: Arc<Database>,
+    cache: Arc<ReadCache>,
 }
 
 impl std::fmt::Debug for RedbMetadata {
@@ -89,7 +92,10 @@ impl RedbMetadata {
         txn.open_table(REFERRERS).or_backend()?;
         txn.open_table(UPLOADS).or_backend()?;
         txn.commit().or_backend()?;
-        Ok(RedbMetadata { db: Arc::new(db) })
+        Ok(RedbMetadata {
+            db: Arc::new(db),
+            cache: Arc::default(),
+        })
     }
 
     /// The database, for the other stores kept in the same file (`super::access`).
@@ -111,6 +117,23 @@ impl RedbMetadata {
     {
         let db = Arc::clone(&self.db);
         blocking(move || f(&db)).await
+    }
+
+    /// Runs the write transaction `f` on the blocking pool, then clears the read cache on
+    /// the same thread: even when the request that asked is dropped meanwhile.
+    async fn write<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Database) -> StoreResult<T> + Send + 'static,
+    {
+        let db = Arc::clone(&self.db);
+        let cache = Arc::clone(&self.cache);
+        blocking(move || {
+            let result = f(&db);
+            cache.invalidate();
+            result
+        })
+        .await
     }
 }
 
@@ -177,7 +200,11 @@ impl MetadataStore for RedbMetadata {
     async fn tag(&self, repo: &RepositoryName, tag: &Tag) -> StoreResult<Option<TagTarget>> {
         let repo = repo.as_str();
         let tag_key = key(repo, tag.as_str());
-        self.read(|db| {
+        if let Some(hit) = self.cache.tag(&tag_key) {
+            return Ok(Some(hit));
+        }
+        let generation = self.cache.generation();
+        let found = self.read(|db| {
             // One read transaction: the tag and its manifest come from the same snapshot.
             let txn = db.begin_read().or_backend()?;
             let tags = txn.open_table(TAGS).or_backend()?;
@@ -200,7 +227,11 @@ impl MetadataStore for RedbMetadata {
                 }
             };
             Ok(Some(TagTarget { manifest, v1_image }))
-        })
+        })?;
+        if let Some(target) = &found {
+            self.cache.put_tag(generation, tag_key, target);
+        }
+        Ok(found)
     }
 
     async fn manifest(
@@ -208,11 +239,20 @@ impl MetadataStore for RedbMetadata {
         repo: &RepositoryName,
         digest: &Digest,
     ) -> StoreResult<Option<StoredManifest>> {
-        self.read(|db| {
+        let manifest_key = key(repo.as_str(), &digest.to_string());
+        if let Some(hit) = self.cache.manifest(&manifest_key) {
+            return Ok(Some(hit));
+        }
+        let generation = self.cache.generation();
+        let found = self.read(|db| {
             let txn = db.begin_read().or_backend()?;
             let manifests = txn.open_table(MANIFESTS).or_backend()?;
             read_manifest(&manifests, repo.as_str(), digest)
-        })
+        })?;
+        if let Some(manifest) = &found {
+            self.cache.put_manifest(generation, manifest_key, manifest);
+        }
+        Ok(found)
     }
 
     async fn lookup(&self, repo: &RepositoryName, lookup: &Lookup) -> StoreResult<Found> {
@@ -273,7 +313,7 @@ impl MetadataStore for RedbMetadata {
     async fn commit_push(&self, repo: &RepositoryName, push: &Push) -> StoreResult<()> {
         let repo = repo.as_str().to_string();
         let push = push.clone();
-        self.run(move |db| {
+        self.write(move |db| {
             let txn = db.begin_write().or_backend()?;
             {
                 let mut repositories = txn.open_table(REPOSITORIES).or_backend()?;
@@ -336,7 +376,7 @@ impl MetadataStore for RedbMetadata {
         let tag_name = format!("{repo}:{tag}");
         let v1_image = v1_image.to_string();
         let manifest = manifest.clone();
-        self.run(move |db| {
+        self.write(move |db| {
             let txn = db.begin_write().or_backend()?;
             let conflict = {
                 let mut tags = txn.open_table(TAGS).or_backend()?;
@@ -389,7 +429,7 @@ impl MetadataStore for RedbMetadata {
     ) -> StoreResult<Option<DeletedManifest>> {
         let repo = repo.as_str().to_string();
         let digest = digest.to_string();
-        self.run(move |db| {
+        self.write(move |db| {
             let txn = db.begin_write().or_backend()?;
             let outcome = {
                 let mut manifests = txn.open_table(MANIFESTS).or_backend()?;
@@ -430,7 +470,7 @@ impl MetadataStore for RedbMetadata {
         _event: &RegistryEvent,
     ) -> StoreResult<bool> {
         let tag_key = key(repo.as_str(), tag.as_str());
-        self.run(move |db| {
+        self.write(move |db| {
             let txn = db.begin_write().or_backend()?;
             let existed = {
                 let mut tags = txn.open_table(TAGS).or_backend()?;
@@ -450,7 +490,7 @@ impl MetadataStore for RedbMetadata {
     ) -> StoreResult<()> {
         let link_key = key(repo.as_str(), &digest.to_string());
         let repo = repo.as_str().to_string();
-        self.run(move |db| {
+        self.write(move |db| {
             let txn = db.begin_write().or_backend()?;
             {
                 // A repository exists from its first pushed blob, as in distribution.
@@ -468,19 +508,27 @@ impl MetadataStore for RedbMetadata {
 
     async fn blob_link(&self, repo: &RepositoryName, digest: &Digest) -> StoreResult<Option<u64>> {
         let link_key = key(repo.as_str(), &digest.to_string());
-        self.read(|db| {
+        if let Some(hit) = self.cache.blob_link(&link_key) {
+            return Ok(Some(hit));
+        }
+        let generation = self.cache.generation();
+        let found = self.read(|db| {
             let txn = db.begin_read().or_backend()?;
             let links = txn.open_table(BLOB_LINKS).or_backend()?;
             Ok(links
                 .get(link_key.as_str())
                 .or_backend()?
                 .map(|row| row.value()))
-        })
+        })?;
+        if let Some(size) = found {
+            self.cache.put_blob_link(generation, link_key, size);
+        }
+        Ok(found)
     }
 
     async fn unlink_blob(&self, repo: &RepositoryName, digest: &Digest) -> StoreResult<bool> {
         let link_key = key(repo.as_str(), &digest.to_string());
-        self.run(move |db| {
+        self.write(move |db| {
             let txn = db.begin_write().or_backend()?;
             let existed = {
                 let mut links = txn.open_table(BLOB_LINKS).or_backend()?;
@@ -544,7 +592,7 @@ impl MetadataStore for RedbMetadata {
     async fn create_upload(&self, repo: &RepositoryName, upload: &Upload) -> StoreResult<()> {
         let upload_key = key(repo.as_str(), &upload.id);
         let json = serde_json::to_vec(upload).or_backend()?;
-        self.run(move |db| {
+        self.write(move |db| {
             let txn = db.begin_write().or_backend()?;
             let taken = {
                 let mut uploads = txn.open_table(UPLOADS).or_backend()?;
@@ -585,7 +633,7 @@ impl MetadataStore for RedbMetadata {
     ) -> StoreResult<()> {
         let upload_key = key(repo.as_str(), &upload.id);
         let json = serde_json::to_vec(upload).or_backend()?;
-        self.run(move |db| {
+        self.write(move |db| {
             // Read and replace in one write transaction: redb runs one writer at a time, so
             // no other update can land between the check and the write.
             let txn = db.begin_write().or_backend()?;
@@ -618,7 +666,7 @@ impl MetadataStore for RedbMetadata {
 
     async fn delete_upload(&self, repo: &RepositoryName, id: &str) -> StoreResult<bool> {
         let upload_key = key(repo.as_str(), id);
-        self.run(move |db| {
+        self.write(move |db| {
             let txn = db.begin_write().or_backend()?;
             let existed = {
                 let mut uploads = txn.open_table(UPLOADS).or_backend()?;
@@ -1187,6 +1235,63 @@ mod tests {
             store.manifest(&repo(), &first.digest).await.unwrap(),
             Some(first)
         );
+    }
+
+    #[tokio::test]
+    async fn every_write_is_seen_by_the_next_read_though_reads_are_cached() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir);
+        let (first, second) = (manifest("first"), manifest("second"));
+        let latest = async |store: &RedbMetadata| {
+            store
+                .tag(&repo(), &tag("latest"))
+                .await
+                .unwrap()
+                .map(|t| t.manifest)
+        };
+        store
+            .commit_push(&repo(), &push(&first, Some("latest")))
+            .await
+            .unwrap();
+        // The second of each read is answered from the cache.
+        for _ in 0..2 {
+            assert_eq!(latest(&store).await, Some(Some(first.clone())));
+            assert_eq!(
+                store.manifest(&repo(), &first.digest).await.unwrap(),
+                Some(first.clone())
+            );
+        }
+        store
+            .commit_push(&repo(), &push(&second, Some("latest")))
+            .await
+            .unwrap();
+        assert_eq!(latest(&store).await, Some(Some(second.clone())));
+        assert!(
+            store
+                .delete_tag(&repo(), &tag("latest"), &event())
+                .await
+                .unwrap()
+        );
+        assert_eq!(latest(&store).await, None);
+        assert!(
+            store
+                .delete_manifest(&repo(), &first.digest, &event())
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert_eq!(store.manifest(&repo(), &first.digest).await.unwrap(), None);
+        // A clone shares the cache, so a write through one is seen through the other.
+        let clone = store.clone();
+        assert_eq!(
+            clone.manifest(&repo(), &second.digest).await.unwrap(),
+            Some(second.clone())
+        );
+        store
+            .delete_manifest(&repo(), &second.digest, &event())
+            .await
+            .unwrap();
+        assert_eq!(clone.manifest(&repo(), &second.digest).await.unwrap(), None);
     }
 
     #[tokio::test]

@@ -17,6 +17,7 @@
 
 mod access;
 mod blobs;
+mod cache;
 mod events;
 mod metadata;
 mod signer;

@@ -32,7 +32,7 @@ pub const OCI_SUBJECT: HeaderName = HeaderName::from_static("oci-subject");
 pub(crate) fn response(status: StatusCode) -> http::response::Builder {
     Response::builder()
         .status(status)
-        .header(API_VERSION, "registry/2.0")
+        .header(API_VERSION, http::HeaderValue::from_static("registry/2.0"))
 }
 
 /// The spec's error body with the error's status. A HEAD answer has the status only.
@@ -123,9 +123,10 @@ pub(crate) fn body_bytes(body: Body) -> bytes::Bytes {
 
 /// A response body: JSON documents go as text, so API Gateway need not base64 them.
 pub(crate) fn body_of(bytes: bytes::Bytes) -> Body {
-    match std::str::from_utf8(&bytes) {
-        Ok(text) => Body::Text(text.to_string()),
-        Err(_) => Body::Binary(bytes.to_vec()),
+    // A `Bytes` that owns its buffer alone becomes a `Vec` without a copy.
+    match String::from_utf8(Vec::from(bytes)) {
+        Ok(text) => Body::Text(text),
+        Err(e) => Body::Binary(e.into_bytes()),
     }
 }
 
