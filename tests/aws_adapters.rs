@@ -121,6 +121,35 @@ async fn calls_per_request_get_head_one_put_two() {
     );
 }
 
+/// The functions take their SDK configuration from Lambda's environment alone
+/// (`Aws::from_lambda_env`: credentials, region and `AWS_ENDPOINT_URL`), not the default
+/// chain registry-local uses: it reaches the same table and reads what a push wrote.
+#[tokio::test]
+async fn the_functions_sdk_configuration_reads_what_a_push_wrote() {
+    let t = aws_registry().await;
+    let body = index("lambda-env");
+    let put = t
+        .put_manifest("/v2/library/lambda/manifests/latest", OCI_INDEX, &body)
+        .await;
+    assert_eq!(put.status, 201, "{}", String::from_utf8_lossy(&put.body));
+    let lambda =
+        quayside::backend::open_aws(&quayside::aws::Aws::from_lambda_env(), &env(&t).settings);
+    let found = lambda
+        .metadata
+        .tag(
+            &RepositoryName::parse("library/lambda").unwrap(),
+            &Tag::parse("latest").unwrap(),
+        )
+        .await
+        .expect("a read through the functions' configuration");
+    assert_eq!(
+        found
+            .and_then(|target| target.manifest)
+            .map(|m| m.body.to_vec()),
+        Some(body)
+    );
+}
+
 #[tokio::test]
 async fn a_manifest_over_an_item_spills_to_s3_and_round_trips() {
     let t = aws_registry().await;

@@ -90,7 +90,7 @@ pub fn aws_access(
 pub async fn from_env() -> Result<Registry, StoreError> {
     let settings = crate::aws::Settings::from_env()?;
     let auth = crate::auth::AuthSettings::from_env().map_err(StoreError::Backend)?;
-    let aws = crate::aws::Aws::from_env().await;
+    let aws = crate::aws::Aws::from_lambda_env();
     let access = aws_access(&aws, &settings);
     Ok(open_aws(&aws, &settings).with_auth(crate::auth::Auth::new(access, auth)))
 }

@@ -42,6 +42,15 @@ fn jwk_of(key: &RsaPublicKey, spki_der: &[u8]) -> PublicJwk {
     }
 }
 
+/// An RSA public key from its big-endian modulus and exponent (a JWK's `n` and `e`).
+/// `rsa` refuses moduli outside 1024..=8192 bits and huge exponents: cheap to check,
+/// expensive to verify with.
+pub fn rsa_public_key(n: &[u8], e: &[u8]) -> Result<RsaPublicKey, KeyError> {
+    let n = rsa::BoxedUint::from_be_slice_vartime(n);
+    let e = rsa::BoxedUint::from_be_slice_vartime(e);
+    RsaPublicKey::new(n, e).map_err(|e| KeyError(e.to_string()))
+}
+
 /// The libtrust key id of a public key (RSA or EC) given as a DER SubjectPublicKeyInfo:
 /// SHA-256 of the DER, truncated to 240 bits, base32 without padding (48 characters) in
 /// twelve groups of four joined by `:` (libtrust's `keyIDFromCryptoKey`).

@@ -6,7 +6,7 @@ use lambda_http::{Error, Request, run, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    lambda_http::tracing::init_default_subscriber();
+    quayside::aws::logging::init();
     let registry = quayside::backend::from_env().await?;
     let route =
         quayside::http::route("delete-blob").ok_or("no route delete-blob in the route table")?;

@@ -5,18 +5,18 @@
 
 use aws_lambda_events::dynamodb::Event;
 use aws_lambda_events::streams::DynamoDbEventResponse;
-use lambda_runtime::{Error, LambdaEvent, run, service_fn, tracing};
+use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use quayside::aws::sns::SnsEvents;
 use quayside::aws::{Aws, Settings};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    tracing::init_default_subscriber();
+    quayside::aws::logging::init();
     let settings = Settings::from_env()?;
     let topic = settings
         .topic_arn
         .ok_or("QUAYSIDE_TOPIC_ARN is not set: notify-push needs the topic's ARN")?;
-    let sink = SnsEvents::new(Aws::from_env().await.sns(), topic);
+    let sink = SnsEvents::new(Aws::from_lambda_env().sns(), topic);
     run(service_fn(async |event: LambdaEvent<Event>| {
         Ok::<DynamoDbEventResponse, Error>(
             quayside::aws::notify::handle(&sink, event.payload).await,

@@ -1,6 +1,6 @@
 //! Bearer tokens: distribution's JWT (`docs/spec/auth/jwt.md`), RS256, signed through the
 //! [`Signer`] port (KMS on AWS, the key file in registry-local) and verified with the
-//! public half of the same key (`jsonwebtoken`, RS256 only).
+//! public half of the same key (`jsonwebtoken`, RS256 only, over the [`rs256`] provider).
 //!
 //! Pure domain over the `Signer` port: nothing of HTTP, storage or AWS.
 //!
@@ -96,9 +96,8 @@ impl std::fmt::Debug for Verifier {
 
 impl Verifier {
     pub fn new(jwk: &PublicJwk, expect: &Expectations) -> Result<Verifier, InvalidToken> {
-        // Pin the pure-Rust backend, whatever other crates enable: a second backend in the
-        // build would otherwise leave jsonwebtoken without a default one.
-        let _ = jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER.install_default();
+        // Ours is the only provider in the build; installing it twice is harmless.
+        let _ = rs256::PROVIDER.install_default();
         if jwk.kty != "RSA" {
             return Err(InvalidToken(format!(
                 "the signing key is {}, not RSA",
@@ -137,5 +136,57 @@ impl Verifier {
         jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
             .map(|data| data.claims)
             .map_err(|e| InvalidToken(e.to_string()))
+    }
+}
+
+/// jsonwebtoken's cryptography, RS256 verification only, with the `rsa` crate that checks
+/// schema1 signatures. The crate's own `rust_crypto` backend reaches every algorithm from
+/// `decode` (Ed25519, P-256, P-384, HMAC and a second `rsa`), so every Lambda function
+/// linked them all (BENCHMARKS.md, binary sizes); nothing here signs.
+mod rs256 {
+    use jsonwebtoken::crypto::{CryptoProvider, JwtVerifier, KeyUtils};
+    use jsonwebtoken::errors::{ErrorKind, Result};
+    use jsonwebtoken::signature;
+    use jsonwebtoken::{Algorithm, DecodingKey, DecodingKeyKind};
+    use rsa::pkcs1v15::{Signature, VerifyingKey};
+    use sha2::Sha256;
+
+    pub(super) static PROVIDER: CryptoProvider = CryptoProvider {
+        signer_factory: |_, _| Err(ErrorKind::InvalidAlgorithm.into()),
+        verifier_factory,
+        key_utils: KeyUtils::new_unimplemented(),
+    };
+
+    fn verifier_factory(algorithm: &Algorithm, key: &DecodingKey) -> Result<Box<dyn JwtVerifier>> {
+        match (algorithm, key.kind()) {
+            (Algorithm::RS256, DecodingKeyKind::RsaModulusExponent { n, e }) => {
+                let key = crate::signing::rsa_public_key(n, e)
+                    .map_err(|e| ErrorKind::InvalidRsaKey(e.to_string()))?;
+                Ok(Box::new(Rs256(VerifyingKey::new(key))))
+            }
+            _ => Err(ErrorKind::InvalidAlgorithm.into()),
+        }
+    }
+
+    struct Rs256(VerifyingKey<Sha256>);
+
+    impl signature::Verifier<Vec<u8>> for Rs256 {
+        fn verify(
+            &self,
+            message: &[u8],
+            sig: &Vec<u8>,
+        ) -> std::result::Result<(), signature::Error> {
+            use rsa::signature::Verifier as _;
+            let sig = Signature::try_from(sig.as_slice()).map_err(|_| signature::Error::new())?;
+            self.0
+                .verify(message, &sig)
+                .map_err(|_| signature::Error::new())
+        }
+    }
+
+    impl JwtVerifier for Rs256 {
+        fn algorithm(&self) -> Algorithm {
+            Algorithm::RS256
+        }
     }
 }

@@ -7,6 +7,7 @@
 //! | module          | feature     | what                                                        |
 //! |-----------------|-------------|-------------------------------------------------------------|
 //! | (this one)      | `aws`       | [`Settings`], [`Aws`] (SDK config → clients), [`LogEvents`]  |
+//! | [`logging`]     | `aws`       | a function's log subscriber                                   |
 //! | [`access`]      | `dynamodb`  | [`AccessStore`](crate::ports::AccessStore): users, robots, grants, visibility in the same table |
 //! | [`dynamodb`]    | `dynamodb`  | [`MetadataStore`](crate::ports::MetadataStore) over one table, with the event outbox |
 //! | [`s3`]          | `s3`        | [`BlobStore`](crate::ports::BlobStore), presigned GETs, multipart |
@@ -45,6 +46,8 @@ pub mod access;
 pub mod dynamodb;
 #[cfg(feature = "kms")]
 pub mod kms;
+#[cfg(feature = "aws")]
+pub mod logging;
 #[cfg(feature = "notify")]
 pub mod notify;
 #[cfg(feature = "provision")]
@@ -151,9 +154,40 @@ mod config {
 
     impl Aws {
         /// The default chain: credentials, region and `AWS_ENDPOINT_URL*` from the
-        /// environment, profile or metadata services.
+        /// environment, profile or metadata services. registry-local, registry-admin and
+        /// the tests; the functions use [`Aws::from_lambda_env`].
         pub async fn from_env() -> Aws {
-            let sdk = aws_config::defaults(BehaviorVersion::latest()).load().await;
+            Aws::new(aws_config::defaults(BehaviorVersion::latest()).load().await)
+        }
+
+        /// What Lambda gives a function: credentials (`AWS_ACCESS_KEY_ID`,
+        /// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`) and `AWS_REGION` in the environment,
+        /// plus `AWS_ENDPOINT_URL` when set (an emulator). Not the SDK's default chain: its
+        /// profile files, SSO, STS web identity, IMDS and container providers are code a
+        /// function never runs but links (about 1 MB of each binary, BENCHMARKS.md), and
+        /// lookups its cold start need not make. Retries, timeouts and the HTTPS client are
+        /// each service client's defaults, as with the chain.
+        pub fn from_lambda_env() -> Aws {
+            use aws_config::environment::credentials::EnvironmentVariableCredentialsProvider;
+            use aws_credential_types::provider::SharedCredentialsProvider;
+
+            let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+            let region = var("AWS_REGION")
+                .or_else(|| var("AWS_DEFAULT_REGION"))
+                .map(aws_config::Region::new);
+            let mut sdk = SdkConfig::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .region(region)
+                .credentials_provider(SharedCredentialsProvider::new(
+                    EnvironmentVariableCredentialsProvider::new(),
+                ));
+            if let Some(endpoint) = var("AWS_ENDPOINT_URL") {
+                sdk = sdk.endpoint_url(endpoint);
+            }
+            Aws::new(sdk.build())
+        }
+
+        fn new(sdk: SdkConfig) -> Aws {
             let forced = std::env::var("QUAYSIDE_S3_PATH_STYLE").ok();
             let path_style = match forced.as_deref() {
                 Some("1" | "true") => true,

@@ -407,11 +407,8 @@ fn verify_rsa(jwk: &Map<String, Value>, alg: &str, input: &[u8], sig: &[u8]) -> 
             format!("unsupported signature algorithm {alg:?}")
         });
     }
-    let n = rsa::BoxedUint::from_be_slice_vartime(&jwk_bytes(jwk, "n")?);
-    let e = rsa::BoxedUint::from_be_slice_vartime(&jwk_bytes(jwk, "e")?);
-    // `new` refuses moduli outside 1024..=8192 bits and huge exponents (cheap to check,
-    // expensive to verify with).
-    let key = rsa::PublicKey::new(n, e).map_err(|e| format!("unusable RSA key: {e}"))?;
+    let key = crate::signing::rsa_public_key(&jwk_bytes(jwk, "n")?, &jwk_bytes(jwk, "e")?)
+        .map_err(|e| format!("unusable RSA key: {e}"))?;
     let sig = Signature::try_from(sig).map_err(|_| "malformed RSA signature".to_string())?;
     let verified = match alg {
         "RS256" => VerifyingKey::<Sha256>::new(key).verify(input, &sig),
