@@ -83,8 +83,8 @@ pub fn aws_access(
 }
 
 /// The registry a Lambda function serves: the AWS adapters, with the resources the
-/// template names in `QUAYSIDE_*` variables and the SDK's default credential chain (see
-/// [`crate::aws`]), and token authentication always on (`QUAYSIDE_AUTH_*`, see
+/// template names in `QUAYSIDE_*` variables, credentials and region from Lambda's
+/// environment ([`crate::aws::Aws::from_lambda_env`]), and token authentication always on (`QUAYSIDE_AUTH_*`, see
 /// [`crate::auth::AuthSettings::from_env`]): a function without its settings does not start.
 #[cfg(feature = "dynamodb")]
 pub async fn from_env() -> Result<Registry, StoreError> {

@@ -36,9 +36,11 @@
 //! | `QUAYSIDE_PRESIGN_SECONDS`  | `900`            | lifetime of presigned blob URLs                 |
 //! | `QUAYSIDE_S3_PATH_STYLE`    | on when an endpoint URL is set | path-style S3 addressing (moto needs it) |
 //!
-//! Credentials and region come from the SDK's default chain (environment, profile, web
-//! identity, container or instance metadata); `AWS_ENDPOINT_URL` (or a per-service
-//! `AWS_ENDPOINT_URL_DYNAMODB` …) redirects every client, as the SDK documents.
+//! In registry-local, registry-admin and the tests, credentials and region come from the
+//! SDK's default chain (environment, profile, web identity, container or instance metadata;
+//! [`Aws::from_env`]), and `AWS_ENDPOINT_URL` (or a per-service `AWS_ENDPOINT_URL_DYNAMODB`
+//! …) redirects every client, as the SDK documents. A Lambda function reads only what Lambda
+//! sets, plus `AWS_ENDPOINT_URL` ([`Aws::from_lambda_env`]).
 
 #[cfg(feature = "dynamodb")]
 pub mod access;
