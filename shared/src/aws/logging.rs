@@ -5,8 +5,8 @@
 //! `RUST_LOG`, as `target=level` directives (`info`, `warn,quayside::audit=info`); the
 //! format is JSON when `AWS_LAMBDA_LOG_FORMAT` is `JSON`, text otherwise. This is what
 //! lambda_http's `init_default_subscriber` does, without its `EnvFilter`: that one pulls in
-//! the regex engine for span and field filters no function uses (about 0.4 MB of each
-//! binary, BENCHMARKS.md).
+//! the regex engine for span and field filters no function uses (part of the 3 MB that
+//! this and `Aws::from_lambda_env` took off each binary, BENCHMARKS.md).
 //!
 //! May call: tracing-subscriber and the environment.
 

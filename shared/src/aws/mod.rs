@@ -166,7 +166,8 @@ mod config {
         /// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`) and `AWS_REGION` in the environment,
         /// plus `AWS_ENDPOINT_URL` when set (an emulator). Not the SDK's default chain: its
         /// profile files, SSO, STS web identity, IMDS and container providers are code a
-        /// function never runs but links (about 1 MB of each binary, BENCHMARKS.md), and
+        /// function never runs but links (3 MB of each binary with the old log filter,
+        /// BENCHMARKS.md), and
         /// lookups its cold start need not make. Retries, timeouts and the HTTPS client are
         /// each service client's defaults, as with the chain.
         pub fn from_lambda_env() -> Aws {
