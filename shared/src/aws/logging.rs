@@ -16,7 +16,7 @@ use tracing_subscriber::util::SubscriberInitExt as _;
 
 /// The filter for a `RUST_LOG`-style value: what it names at its levels, everything else at
 /// its bare level or else `info` (lambda_http's default too), also when it is unreadable.
-pub fn filter(directives: Option<&str>) -> Targets {
+fn filter(directives: Option<&str>) -> Targets {
     let targets = directives
         .and_then(|d| d.parse::<Targets>().ok())
         .unwrap_or_default();
