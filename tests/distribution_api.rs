@@ -661,3 +661,77 @@ async fn end_12_referrers() {
         .await;
     assert_eq!(got.json()["manifests"].as_array().unwrap().len(), 1);
 }
+
+/// Two PATCHes racing on one upload session (each sending a whole chunk from byte 0): one
+/// is acknowledged, the other refused, and the upload keeps exactly the acknowledged bytes.
+/// Whichever wins, nothing is ever stored under a digest its bytes do not hash to, and a
+/// blob another repository holds is never replaced: once, a loser's bytes were stored
+/// under the winner's digest, over another repository's blob of that digest.
+#[tokio::test]
+async fn racing_patches_never_store_a_wrong_byte() {
+    let t = TestRegistry::new().await;
+    // Another repository's blob, under the digest a racer claims.
+    let victim = bytes(3000, 7);
+    let victim_digest = t.seed_blob("victim/app", &victim).await;
+    // Small chunks wait as pending bytes; after 3 MiB already received, 3 MiB more make a
+    // part (a chunk may carry at most 4 MiB, as on Lambda).
+    let rounds = [(0, 3000); 12].into_iter().chain([(3 << 20, 3 << 20); 2]);
+    for (round, (received, size)) in rounds.enumerate() {
+        let prefix = bytes(received, 1);
+        let mine = bytes(size, 7);
+        let other = bytes(size, 100 + round as u8);
+        let session = start(&t, "racer/app").await;
+        assert_eq!(session.status, 202);
+        let mut location = session.header("location").unwrap().to_string();
+        if received > 0 {
+            let first = t
+                .request(
+                    Method::PATCH,
+                    &location,
+                    &[("content-range", &format!("0-{}", received - 1))],
+                    &prefix,
+                )
+                .await;
+            assert_eq!(first.status, 202);
+            location = first.header("location").unwrap().to_string();
+        }
+        let range = format!("{received}-{}", received + size - 1);
+        let headers = [("content-range", range.as_str())];
+        let (first, second) = tokio::join!(
+            t.request(Method::PATCH, &location, &headers, &mine),
+            t.request(Method::PATCH, &location, &headers, &other),
+        );
+        let acked = match (first.status, second.status) {
+            (202, 416) => [prefix, mine].concat(),
+            (416, 202) => [prefix, other].concat(),
+            answered => panic!("round {round}: racing PATCHes answered {answered:?}"),
+        };
+        let digest = Digest::sha256(&acked);
+        let separator = if location.contains('?') { '&' } else { '?' };
+        let done = t
+            .request(
+                Method::PUT,
+                &format!("{location}{separator}digest={digest}"),
+                &[],
+                b"",
+            )
+            .await;
+        assert_eq!(
+            done.status,
+            201,
+            "round {round}: {}",
+            String::from_utf8_lossy(&done.body)
+        );
+        let (status, stored) = t.download(&blob_path("racer/app", &digest), None).await;
+        assert_eq!(status, 200);
+        assert!(
+            digest.matches(&stored),
+            "round {round}: the bytes under {digest} do not hash to it"
+        );
+    }
+    let (status, stored) = t
+        .download(&blob_path("victim/app", &victim_digest), None)
+        .await;
+    assert_eq!(status, 200);
+    assert!(stored == victim, "the victim's blob was replaced");
+}

@@ -106,11 +106,14 @@ impl BlobStore for CountingBlobs {
     ) -> StoreResult<String> {
         self.inner.put_part(id, handle, number, bytes).await
     }
-    async fn put_pending(&self, id: &str, bytes: Bytes) -> StoreResult<()> {
+    async fn put_pending(&self, id: &str, bytes: Bytes) -> StoreResult<String> {
         self.inner.put_pending(id, bytes).await
     }
-    async fn pending(&self, id: &str) -> StoreResult<Bytes> {
-        self.inner.pending(id).await
+    async fn pending(&self, id: &str, key: &str) -> StoreResult<Bytes> {
+        self.inner.pending(id, key).await
+    }
+    async fn remove_pending(&self, id: &str, key: &str) -> StoreResult<()> {
+        self.inner.remove_pending(id, key).await
     }
     async fn complete_parts(
         &self,
@@ -122,8 +125,13 @@ impl BlobStore for CountingBlobs {
         self.wrote(parts.iter().map(|p| p.size as usize).sum());
         self.inner.complete_parts(id, handle, parts, digest).await
     }
-    async fn abort_parts(&self, id: &str, handle: Option<&str>) -> StoreResult<()> {
-        self.inner.abort_parts(id, handle).await
+    async fn abort_parts(
+        &self,
+        id: &str,
+        handle: Option<&str>,
+        pending: Option<&str>,
+    ) -> StoreResult<()> {
+        self.inner.abort_parts(id, handle, pending).await
     }
 }
 

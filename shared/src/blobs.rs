@@ -4,6 +4,12 @@
 //! An upload keeps its state in the metadata store (offset, serialized SHA-256 state, parts)
 //! and its bytes in the blob store's parts: S3 multipart parts of at least 5 MiB, smaller
 //! chunks waiting as pending bytes until they make one. Nothing is re-read to hash it.
+//!
+//! Integrity: the state names exactly the bytes it was computed over. Pending bytes get a
+//! new key at every write and parts a tag, both recorded in the state, so a request that
+//! loses a race for the upload (its conditional update fails) cannot change what the winner
+//! recorded; and the blob store checks the digest of what it stores and never replaces a
+//! blob, so no bytes but those of a digest are ever served under it.
 //! May call: the domain modules and the `ports` traits. Must not know HTTP or any backend.
 
 use crate::digest::{Algorithm, Digest};
@@ -136,6 +142,7 @@ impl Registry {
             offset: 0,
             hash_state: Sha256::new().serialize().to_vec(),
             pending: 0,
+            pending_key: None,
             handle: None,
             parts: Vec::new(),
             started: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
@@ -159,11 +166,27 @@ impl Registry {
     ) -> Result<UploadStatus> {
         let upload = self.load_upload(repo, id).await?;
         let expected = upload.offset;
+        let superseded = upload.pending_key.clone();
         let (upload, _) = self.absorb(upload, start, chunk, false).await?;
+        let written = upload
+            .pending_key
+            .clone()
+            .filter(|k| Some(k) != superseded.as_ref());
         match self.metadata.update_upload(repo, &upload, expected).await {
-            Ok(()) => Ok(status(&upload)),
-            // Another request advanced the upload first: this chunk is out of order.
-            Err(StoreError::Conflict(_)) => Err(out_of_order(expected, start.unwrap_or(expected))),
+            Ok(()) => {
+                if let Some(old) = superseded.filter(|k| Some(k) != upload.pending_key.as_ref()) {
+                    self.remove_pending(&upload.id, &old).await;
+                }
+                Ok(status(&upload))
+            }
+            // Another request advanced the upload first: this chunk is out of order, and
+            // the pending bytes it wrote are nobody's.
+            Err(StoreError::Conflict(_)) => {
+                if let Some(written) = written {
+                    self.remove_pending(&upload.id, &written).await;
+                }
+                Err(out_of_order(expected, start.unwrap_or(expected)))
+            }
             Err(e) => Err(e.into()),
         }
     }
@@ -185,12 +208,13 @@ impl Registry {
                 format!("uploads are checked with sha256; {digest} cannot be verified"),
             ));
         }
+        let superseded = upload.pending_key.clone();
         let (upload, rest) = self.absorb(upload, start, chunk, true).await?;
         let hasher = restore_hasher(&upload)?;
         let actual = Digest::from_hash(Algorithm::Sha256, hasher.finalize().as_slice());
         if actual != *digest {
             // The bytes are not what the client meant: drop them all.
-            self.discard(repo, &upload).await;
+            self.discard(repo, &upload, superseded.as_deref()).await;
             return Err(digest_mismatch(digest, &actual));
         }
         match &upload.handle {
@@ -202,9 +226,9 @@ impl Registry {
             }
         }
         self.metadata.link_blob(repo, digest, upload.offset).await?;
-        if upload.handle.is_none() && upload.pending > 0 {
-            // The blob was whole in the pending bytes: remove them (parts remove their own).
-            self.blobs.abort_parts(&upload.id, None).await?;
+        if let Some(pending) = superseded {
+            // Now in the blob: only waste.
+            self.remove_pending(&upload.id, &pending).await;
         }
         self.metadata.delete_upload(repo, &upload.id).await?;
         tracing::info!(target: "quayside::audit", action = "blob_push", repository = %repo, %digest, size = upload.offset);
@@ -215,7 +239,11 @@ impl Registry {
     pub async fn cancel_upload(&self, repo: &RepositoryName, id: &str) -> Result<()> {
         let upload = self.load_upload(repo, id).await?;
         self.blobs
-            .abort_parts(&upload.id, upload.handle.as_deref())
+            .abort_parts(
+                &upload.id,
+                upload.handle.as_deref(),
+                upload.pending_key.as_deref(),
+            )
             .await?;
         self.metadata.delete_upload(repo, id).await?;
         Ok(())
@@ -252,12 +280,28 @@ impl Registry {
         upload.hash_state = hasher.serialize().to_vec();
         upload.offset += chunk.len() as u64;
 
-        let waiting = if upload.pending == 0 {
-            chunk
-        } else {
-            let mut joined = BytesMut::from(self.blobs.pending(&upload.id).await?);
-            joined.extend_from_slice(&chunk);
-            joined.freeze()
+        let waiting = match (&upload.pending_key, upload.pending) {
+            (_, 0) => chunk,
+            (Some(key), size) => {
+                let stored = self.blobs.pending(&upload.id, key).await?;
+                if stored.len() as u64 != size {
+                    return Err(RegistryError::internal(format!(
+                        "upload {}: {} pending bytes stored, {size} recorded",
+                        upload.id,
+                        stored.len()
+                    )));
+                }
+                let mut joined = BytesMut::from(stored);
+                joined.extend_from_slice(&chunk);
+                joined.freeze()
+            }
+            // Written before pending bytes had keys: they cannot be told from a racer's.
+            (None, _) => {
+                return Err(RegistryError::new(
+                    ErrorCode::BlobUploadInvalid,
+                    format!("upload {} cannot be continued: start it again", upload.id),
+                ));
+            }
         };
         let ready = waiting.len() >= MIN_PART_BYTES || (last && upload.handle.is_some());
         if ready && !waiting.is_empty() {
@@ -274,20 +318,29 @@ impl Registry {
             upload.parts.push(Part { number, tag, size });
             upload.handle = Some(handle);
             upload.pending = 0;
+            upload.pending_key = None;
             return Ok((upload, Bytes::new()));
         }
         if !last && !waiting.is_empty() {
             upload.pending = waiting.len() as u64;
-            self.blobs.put_pending(&upload.id, waiting.clone()).await?;
+            upload.pending_key = Some(self.blobs.put_pending(&upload.id, waiting.clone()).await?);
         }
         Ok((upload, waiting))
     }
 
+    /// Removes pending bytes nothing refers to any more; a failure only wastes space (the
+    /// upload's folder or the bucket's lifecycle rule takes them later), so it is logged.
+    async fn remove_pending(&self, id: &str, key: &str) {
+        if let Err(e) = self.blobs.remove_pending(id, key).await {
+            tracing::warn!(error = %e, upload = id, key, "pending bytes not removed");
+        }
+    }
+
     /// Removes an upload that cannot finish; failures are logged, the client's error stands.
-    async fn discard(&self, repo: &RepositoryName, upload: &Upload) {
+    async fn discard(&self, repo: &RepositoryName, upload: &Upload, pending: Option<&str>) {
         let removed = async {
             self.blobs
-                .abort_parts(&upload.id, upload.handle.as_deref())
+                .abort_parts(&upload.id, upload.handle.as_deref(), pending)
                 .await?;
             self.metadata.delete_upload(repo, &upload.id).await
         };

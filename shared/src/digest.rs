@@ -41,6 +41,37 @@ impl Algorithm {
     }
 }
 
+/// A hash in progress, of either algorithm: what a blob store computes over the very bytes
+/// it writes, to check them against the digest they are stored under.
+#[derive(Clone, Debug)]
+pub enum Hasher {
+    Sha256(Sha256),
+    Sha512(Sha512),
+}
+
+impl Hasher {
+    pub fn new(algorithm: Algorithm) -> Hasher {
+        match algorithm {
+            Algorithm::Sha256 => Hasher::Sha256(Sha256::new()),
+            Algorithm::Sha512 => Hasher::Sha512(Sha512::new()),
+        }
+    }
+
+    pub fn update(&mut self, bytes: &[u8]) {
+        match self {
+            Hasher::Sha256(h) => h.update(bytes),
+            Hasher::Sha512(h) => h.update(bytes),
+        }
+    }
+
+    pub fn finish(self) -> Digest {
+        match self {
+            Hasher::Sha256(h) => Digest::from_hash(Algorithm::Sha256, h.finalize().as_slice()),
+            Hasher::Sha512(h) => Digest::from_hash(Algorithm::Sha512, h.finalize().as_slice()),
+        }
+    }
+}
+
 /// A validated digest such as `sha256:6c3c…`: a known algorithm and lowercase hex of the
 /// right length. Anything else is refused, so a digest is always safe in a key or a path.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

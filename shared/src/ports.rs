@@ -273,6 +273,11 @@ pub struct Upload {
     pub hash_state: Vec<u8>,
     /// Bytes received but held back until they make a part (see [`BlobStore::put_pending`]).
     pub pending: u64,
+    /// The key [`BlobStore::put_pending`] gave those bytes. Each write of pending bytes has
+    /// a key of its own, so a request that loses a race for the upload can never change the
+    /// bytes the winner recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_key: Option<String>,
     /// The backend's handle of the parts (S3's multipart UploadId), once one is written.
     pub handle: Option<String>,
     pub parts: Vec<Part>,
@@ -304,7 +309,9 @@ pub trait BlobStore: Send + Sync {
     /// The blob's size, or `None` if it is not stored.
     async fn size(&self, digest: &Digest) -> StoreResult<Option<u64>>;
     async fn get(&self, digest: &Digest) -> StoreResult<Option<Bytes>>;
-    /// Stores `bytes` under `digest`. The caller has checked that they hash to it.
+    /// Stores `bytes` under `digest`, unless a blob is stored there already (a blob is
+    /// never replaced). The store itself checks that the bytes hash to `digest`: nothing is
+    /// ever stored under a digest that was not computed over exactly its bytes.
     async fn put(&self, digest: &Digest, bytes: Bytes) -> StoreResult<()>;
 
     /// How a client gets the blob's bytes, `range` (inclusive, as HTTP `Range`) or all.
@@ -340,18 +347,29 @@ pub trait BlobStore: Send + Sync {
         Err(not_implemented("put_part"))
     }
 
-    /// Replaces the pending bytes of upload `id`: those not yet in a part.
-    async fn put_pending(&self, id: &str, bytes: Bytes) -> StoreResult<()> {
+    /// Stores pending bytes of upload `id` (those not yet in a part) under a new key, which
+    /// it returns: no other write can change them (see [`Upload::pending_key`]).
+    async fn put_pending(&self, id: &str, bytes: Bytes) -> StoreResult<String> {
         let _ = (id, bytes);
         Err(not_implemented("put_pending"))
     }
 
-    async fn pending(&self, id: &str) -> StoreResult<Bytes> {
-        let _ = id;
+    /// The pending bytes stored under `key`; `Conflict` if they are gone (the upload was
+    /// finished or cancelled meanwhile).
+    async fn pending(&self, id: &str, key: &str) -> StoreResult<Bytes> {
+        let _ = (id, key);
         Err(not_implemented("pending"))
     }
 
-    /// Joins the parts into the blob `digest` and removes the upload's bytes.
+    /// Removes the pending bytes stored under `key` (superseded, or of a request that lost
+    /// a race); already gone is fine.
+    async fn remove_pending(&self, id: &str, key: &str) -> StoreResult<()> {
+        let _ = (id, key);
+        Err(not_implemented("remove_pending"))
+    }
+
+    /// Joins the parts into the blob `digest` (unless a blob is stored there already) and
+    /// removes the parts. A store that can hash what it joins checks the digest too.
     async fn complete_parts(
         &self,
         id: &str,
@@ -363,9 +381,15 @@ pub trait BlobStore: Send + Sync {
         Err(not_implemented("complete_parts"))
     }
 
-    /// Removes every byte of upload `id` (its parts, if `handle`, and its pending bytes).
-    async fn abort_parts(&self, id: &str, handle: Option<&str>) -> StoreResult<()> {
-        let _ = (id, handle);
+    /// Removes every byte of upload `id`: its parts, if `handle`, and its pending bytes, if
+    /// `pending` (their key).
+    async fn abort_parts(
+        &self,
+        id: &str,
+        handle: Option<&str>,
+        pending: Option<&str>,
+    ) -> StoreResult<()> {
+        let _ = (id, handle, pending);
         Err(not_implemented("abort_parts"))
     }
 }

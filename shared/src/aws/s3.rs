@@ -6,8 +6,11 @@
 //!
 //! Keys: a blob is `blobs/<algorithm>/<hex>` (content-addressed, as the embedded folder).
 //! An upload in progress keeps its multipart upload at `uploads/<id>/blob` and the bytes
-//! waiting to make a 5 MiB part at `uploads/<id>/pending`; completing it copies the
-//! assembled object to the blob's key. A [`Digest`] is validated lowercase hex of a known
+//! waiting to make a 5 MiB part at `uploads/<id>/pending-<key>`, a new key per write (so a
+//! request that loses a race for the upload cannot change what the winner recorded);
+//! completing it copies the assembled object to the blob's key, unless a blob is there.
+//! A blob is never replaced: `PutObject` carries `If-None-Match: *`, and a digest's bytes
+//! are checked before they are sent. A [`Digest`] is validated lowercase hex of a known
 //! algorithm, and an upload id a UUID, so both are safe in a key.
 
 use super::sdk_error;
@@ -236,11 +239,17 @@ impl BlobStore for S3Blobs {
     }
 
     async fn put(&self, digest: &Digest, bytes: Bytes) -> StoreResult<()> {
+        if !digest.matches(&bytes) {
+            return Err(StoreError::Conflict(format!(
+                "the bytes to store as {digest} do not hash to it: not stored"
+            )));
+        }
         let mut put = self
             .client
             .put_object()
             .bucket(&self.bucket)
             .key(Self::key(digest))
+            .if_none_match("*")
             .content_type("application/octet-stream");
         // S3 checks a SHA-256 it is given: the bytes arrive intact or not at all.
         if digest.algorithm() == Algorithm::Sha256
@@ -248,11 +257,12 @@ impl BlobStore for S3Blobs {
         {
             put = put.checksum_sha256(base64::engine::general_purpose::STANDARD.encode(raw));
         }
-        put.body(ByteStream::from(bytes))
-            .send()
-            .await
-            .map_err(|e| sdk_error("PutObject", e))?;
-        Ok(())
+        match put.body(ByteStream::from(bytes)).send().await {
+            Ok(_) => Ok(()),
+            // The blob is there already (the same digest, so the same bytes): it stands.
+            Err(e) if is_precondition_failed(&e) => Ok(()),
+            Err(e) => Err(sdk_error("PutObject", e)),
+        }
     }
 
     /// A redirect to a presigned GET (no call to S3: the registry has checked the blob's
@@ -307,24 +317,25 @@ impl BlobStore for S3Blobs {
         }
     }
 
-    async fn put_pending(&self, id: &str, bytes: Bytes) -> StoreResult<()> {
+    async fn put_pending(&self, id: &str, bytes: Bytes) -> StoreResult<String> {
+        let key = uuid::Uuid::new_v4().simple().to_string();
         self.client
             .put_object()
             .bucket(&self.bucket)
-            .key(upload_key(id, "pending")?)
+            .key(pending_key(id, &key)?)
             .body(ByteStream::from(bytes))
             .send()
             .await
             .map_err(|e| sdk_error("PutObject pending", e))?;
-        Ok(())
+        Ok(key)
     }
 
-    async fn pending(&self, id: &str) -> StoreResult<Bytes> {
+    async fn pending(&self, id: &str, key: &str) -> StoreResult<Bytes> {
         match self
             .client
             .get_object()
             .bucket(&self.bucket)
-            .key(upload_key(id, "pending")?)
+            .key(pending_key(id, key)?)
             .send()
             .await
         {
@@ -334,9 +345,15 @@ impl BlobStore for S3Blobs {
                 .await
                 .map_err(|e| sdk_error("reading pending bytes", e))?
                 .into_bytes()),
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => Ok(Bytes::new()),
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => Err(
+                StoreError::Conflict(format!("the pending bytes of upload {id:?} are gone")),
+            ),
             Err(e) => Err(sdk_error("GetObject pending", e)),
         }
+    }
+
+    async fn remove_pending(&self, id: &str, key: &str) -> StoreResult<()> {
+        self.delete(&pending_key(id, key)?).await
     }
 
     /// Completes the multipart upload, copies the result to the blob's key (one
@@ -362,17 +379,23 @@ impl BlobStore for S3Blobs {
             })
             .collect::<StoreResult<_>>()?;
         self.complete_multipart(&assembled, handle, &parts).await?;
-        self.copy(&assembled, &Self::key(digest)).await?;
-        // The blob is stored: leftovers only waste space (the lifecycle rule expires them).
-        for leftover in [assembled, upload_key(id, "pending")?] {
-            if let Err(e) = self.delete(&leftover).await {
-                tracing::warn!(error = %e, key = leftover, "upload object not removed");
-            }
+        // A blob is never replaced: one stored under this digest stands.
+        if self.size(digest).await?.is_none() {
+            self.copy(&assembled, &Self::key(digest)).await?;
+        }
+        // The blob is stored: a leftover only wastes space (the lifecycle rule expires it).
+        if let Err(e) = self.delete(&assembled).await {
+            tracing::warn!(error = %e, key = assembled, "upload object not removed");
         }
         Ok(())
     }
 
-    async fn abort_parts(&self, id: &str, handle: Option<&str>) -> StoreResult<()> {
+    async fn abort_parts(
+        &self,
+        id: &str,
+        handle: Option<&str>,
+        pending: Option<&str>,
+    ) -> StoreResult<()> {
         if let Some(handle) = handle {
             let result = self
                 .client
@@ -389,8 +412,28 @@ impl BlobStore for S3Blobs {
                 Err(e) => return Err(sdk_error("AbortMultipartUpload", e)),
             }
         }
-        self.delete(&upload_key(id, "pending")?).await
+        match pending {
+            Some(key) => self.remove_pending(id, key).await,
+            None => Ok(()),
+        }
     }
+}
+
+/// The key of an upload's pending bytes written under `key` (a plain hex token of ours).
+fn pending_key(id: &str, key: &str) -> StoreResult<String> {
+    if key.is_empty() || key.len() > 64 || !key.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(StoreError::backend(format!("{key:?} is not a pending key")));
+    }
+    upload_key(id, &format!("pending-{key}"))
+}
+
+/// Whether S3 refused a conditional write because its condition failed (`412`).
+fn is_precondition_failed<E: ProvideErrorMetadata, R>(
+    e: &aws_sdk_s3::error::SdkError<E, R>,
+) -> bool {
+    e.as_service_error()
+        .and_then(|e| e.code())
+        .is_some_and(|code| code == "PreconditionFailed")
 }
 
 /// The key of an upload's object: `uploads/<id>/<name>`. The id is the registry's UUID;

@@ -8,8 +8,8 @@
 //! | path                               | what                                              |
 //! |------------------------------------|---------------------------------------------------|
 //! | `<root>/<algorithm>/<hex>`         | a blob's bytes                                    |
-//! | `<uploads>/<id>/pending`           | an upload's bytes not yet in a part               |
-//! | `<uploads>/<id>/<handle>/part-<n>` | part `n` of the parts begun with `handle`         |
+//! | `<uploads>/<id>/pending-<key>`     | an upload's bytes not yet in a part, one file per write |
+//! | `<uploads>/<id>/<handle>/part-<n>-<tag>` | part `n` of the parts begun with `handle`, by its tag |
 //!
 //! `EmbeddedBackend` opens `<data>/blobs` and `<data>/uploads`: uploads stay out of the
 //! content-addressed tree, so no half-received blob is ever at a blob's path.
@@ -21,12 +21,16 @@
 //! Every file appears whole or not at all: it is written under a dot-prefixed temporary name
 //! in its final folder, synced, then renamed (atomic within one folder). Part handles are
 //! random, as S3's multipart UploadIds are, so two writers that both begin the parts of one
-//! upload never write the same files; a part's tag is the hex SHA-256 of its bytes, which
-//! [`BlobStore::complete_parts`] checks as S3 checks ETags, so a part re-written with other
-//! bytes after its tag was recorded is refused.
+//! upload never write the same files; a part's tag is the hex SHA-256 of its bytes and is in
+//! its file name, and pending bytes get a random key per write, so a writer that loses a
+//! race for an upload cannot change a file the winner recorded.
+//!
+//! A blob file is created only from bytes hashed on the way to it, and only if they hash to
+//! its digest; it is linked into place without replacing anything (`link`, which fails if
+//! the name exists), so a stored blob is never replaced.
 
 use super::{OrBackend, blocking};
-use crate::digest::Digest;
+use crate::digest::{Digest, Hasher};
 use crate::ports::{BlobBody, BlobStore, Part, StoreError, StoreResult};
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -36,7 +40,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 /// The longest upload id or handle accepted (a UUID has 36 characters).
 const MAX_TOKEN_LEN: usize = 64;
@@ -97,6 +101,45 @@ impl Inner {
         self.root.join(digest.algorithm().name()).join(digest.hex())
     }
 
+    /// Creates the blob `digest` from what `write` writes to a new file and the digest it
+    /// computed over exactly those bytes: written beside the blob under a dot-prefixed name
+    /// (never a valid hex, so no digest names it), synced, checked, then linked into place
+    /// without replacing an existing blob. Readers see no blob or the whole blob.
+    fn create_blob(
+        &self,
+        digest: &Digest,
+        write: impl FnOnce(&mut std::fs::File) -> StoreResult<Digest>,
+    ) -> StoreResult<()> {
+        let target = self.path(digest);
+        let folder = target
+            .parent()
+            .ok_or_else(|| StoreError::backend(format!("no folder for {}", target.display())))?;
+        std::fs::create_dir_all(folder).or_backend()?;
+        let temp = folder.join(self.temp_name(digest.hex()));
+        let created = (|| {
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&temp)
+                .or_backend()?;
+            let actual = write(&mut file)?;
+            if actual != *digest {
+                return Err(StoreError::Conflict(format!(
+                    "the bytes to store as {digest} hash to {actual}: not stored"
+                )));
+            }
+            file.sync_all().or_backend()?;
+            match std::fs::hard_link(&temp, &target) {
+                // The same digest over the same bytes: the stored blob stands.
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(()),
+                other => other.map_err(|e| StoreError::backend(format!("storing {digest}: {e}"))),
+            }
+        })();
+        // The temporary name goes whatever happened: linked, it is a second name of the blob.
+        let _ = std::fs::remove_file(&temp);
+        created
+    }
+
     /// A fresh temporary name for a file that will be renamed to `stem` in the same folder.
     /// The leading dot keeps it apart from every final name (hex digests, `pending`, parts).
     fn temp_name(&self, stem: &str) -> String {
@@ -131,8 +174,14 @@ fn token<'a>(s: &'a str, what: &str) -> StoreResult<&'a str> {
     }
 }
 
-fn part_name(number: u32) -> String {
-    format!("part-{number}")
+/// A part's file: its number and tag, so that a part written again with other bytes (by a
+/// writer that then loses its race) is another file, and the recorded one stays.
+fn part_name(number: u32, tag: &str) -> String {
+    format!("part-{number}-{tag}")
+}
+
+fn pending_name(key: &str) -> String {
+    format!("pending-{key}")
 }
 
 #[async_trait]
@@ -154,29 +203,16 @@ impl BlobStore for FolderBlobs {
     }
 
     async fn put(&self, digest: &Digest, bytes: Bytes) -> StoreResult<()> {
-        let target = self.path(digest);
-        let Some(folder) = target.parent() else {
-            return Err(StoreError::backend(format!(
-                "no folder for {}",
-                target.display()
-            )));
-        };
-        tokio::fs::create_dir_all(folder).await.or_backend()?;
-        // Write beside the target, then rename: a rename within one folder is atomic, so
-        // readers see no blob or the whole blob, never a partial one. The dot-prefixed name
-        // is never a valid hex, so no digest can name a temporary file.
-        let temp = folder.join(self.inner.temp_name(digest.hex()));
-        let written = write_synced(&temp, &bytes).await;
-        let renamed = match written {
-            Ok(()) => tokio::fs::rename(&temp, &target).await,
-            Err(e) => Err(e),
-        };
-        if let Err(e) = renamed {
-            // Best effort: a leftover temp file is invisible to readers, only wasted space.
-            let _ = tokio::fs::remove_file(&temp).await;
-            return Err(StoreError::backend(format!("storing {digest}: {e}")));
-        }
-        Ok(())
+        let digest = digest.clone();
+        self.run(move |inner| {
+            let mut hasher = Hasher::new(digest.algorithm());
+            inner.create_blob(&digest, |file| {
+                hasher.update(&bytes);
+                file.write_all(&bytes).or_backend()?;
+                Ok(hasher.finish())
+            })
+        })
+        .await
     }
 
     /// Always the bytes: registry-local has no URL to redirect to.
@@ -232,8 +268,8 @@ impl BlobStore for FolderBlobs {
         let folder = self.inner.parts_dir(id, handle)?;
         let (id, handle) = (id.to_string(), handle.to_string());
         self.run(move |inner| {
-            let name = part_name(number);
             let tag = hex::encode(Sha256::digest(&bytes));
+            let name = part_name(number, &tag);
             match replace_file(&folder, &name, &inner.temp_name(&name), &bytes) {
                 Ok(()) => Ok(tag),
                 // The folder went with the upload (aborted or completed meanwhile): this
@@ -249,28 +285,47 @@ impl BlobStore for FolderBlobs {
         .await
     }
 
-    async fn put_pending(&self, id: &str, bytes: Bytes) -> StoreResult<()> {
+    async fn put_pending(&self, id: &str, bytes: Bytes) -> StoreResult<String> {
         let folder = self.inner.upload_dir(id)?;
+        let key = uuid::Uuid::new_v4().simple().to_string();
+        let name = pending_name(&key);
         let id = id.to_string();
         self.run(move |inner| {
             // Pending bytes come before any part, so this may be the upload's first file.
             std::fs::create_dir_all(&folder)
-                .and_then(|()| {
-                    replace_file(&folder, "pending", &inner.temp_name("pending"), &bytes)
-                })
+                .and_then(|()| replace_file(&folder, &name, &inner.temp_name(&name), &bytes))
                 .map_err(|e| StoreError::backend(format!("writing pending bytes of {id:?}: {e}")))
         })
-        .await
+        .await?;
+        Ok(key)
     }
 
-    async fn pending(&self, id: &str) -> StoreResult<Bytes> {
-        let path = self.inner.upload_dir(id)?.join("pending");
+    async fn pending(&self, id: &str, key: &str) -> StoreResult<Bytes> {
+        let path = self
+            .inner
+            .upload_dir(id)?
+            .join(pending_name(token(key, "pending key")?));
         match tokio::fs::read(&path).await {
             Ok(bytes) => Ok(Bytes::from(bytes)),
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(Bytes::new()),
+            Err(e) if e.kind() == ErrorKind::NotFound => Err(StoreError::Conflict(format!(
+                "the pending bytes of upload {id:?} are gone"
+            ))),
             Err(e) => Err(StoreError::backend(format!(
                 "reading pending bytes of {id:?}: {e}"
             ))),
+        }
+    }
+
+    async fn remove_pending(&self, id: &str, key: &str) -> StoreResult<()> {
+        let path = self
+            .inner
+            .upload_dir(id)?
+            .join(pending_name(token(key, "pending key")?));
+        match tokio::fs::remove_file(&path).await {
+            Err(e) if e.kind() != ErrorKind::NotFound => Err(StoreError::backend(format!(
+                "removing pending bytes of {id:?}: {e}"
+            ))),
+            _ => Ok(()),
         }
     }
 
@@ -287,21 +342,7 @@ impl BlobStore for FolderBlobs {
         let digest = digest.clone();
         let id = id.to_string();
         self.run(move |inner| {
-            let target = inner.path(&digest);
-            let blob_folder = target.parent().ok_or_else(|| {
-                StoreError::backend(format!("no folder for {}", target.display()))
-            })?;
-            std::fs::create_dir_all(blob_folder).or_backend()?;
-            // Join inside the blob's folder, so the final rename is atomic (one folder, one
-            // filesystem) and the blob appears whole or not at all.
-            let temp = blob_folder.join(inner.temp_name(digest.hex()));
-            let joined = join_parts(&folder, &parts, &temp)
-                .and_then(|()| std::fs::rename(&temp, &target).map_err(StoreError::backend));
-            if let Err(e) = joined {
-                // Best effort: a leftover temp file is invisible to readers.
-                let _ = std::fs::remove_file(&temp);
-                return Err(e);
-            }
+            inner.create_blob(&digest, |file| join_parts(&folder, &parts, &digest, file))?;
             // The blob is stored: a folder left behind only wastes space, so failing the
             // upload for it would be worse than logging it.
             if let Err(e) = remove_folder(&upload) {
@@ -312,11 +353,19 @@ impl BlobStore for FolderBlobs {
         .await
     }
 
-    async fn abort_parts(&self, id: &str, handle: Option<&str>) -> StoreResult<()> {
+    async fn abort_parts(
+        &self,
+        id: &str,
+        handle: Option<&str>,
+        pending: Option<&str>,
+    ) -> StoreResult<()> {
         let upload = self.inner.upload_dir(id)?;
+        // Checked though unused: every file there is goes with the upload's folder.
         if let Some(handle) = handle {
-            // Checked though unused: every handle there is goes with the upload's folder.
             token(handle, "parts handle")?;
+        }
+        if let Some(pending) = pending {
+            token(pending, "pending key")?;
         }
         self.run(move |_| {
             remove_folder(&upload)
@@ -324,18 +373,6 @@ impl BlobStore for FolderBlobs {
         })
         .await
     }
-}
-
-/// Writes `bytes` to a new file at `path` and syncs it, so the rename that follows cannot
-/// publish a file whose contents a crash could still lose.
-async fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut file = tokio::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)
-        .await?;
-    file.write_all(bytes).await?;
-    file.sync_all().await
 }
 
 /// Replaces `folder/name` with `bytes` atomically: written and synced as `folder/temp`, then
@@ -357,10 +394,15 @@ fn replace_file(folder: &Path, name: &str, temp: &str, bytes: &[u8]) -> std::io:
     written
 }
 
-/// Writes the parts, in order, to a new file at `temp`, checking each against its record:
-/// a part missing, of another size or with another tag means a writer changed it after its
-/// tag was recorded, so the blob would not be the bytes the client sent (`Conflict`).
-fn join_parts(folder: &Path, parts: &[Part], temp: &Path) -> StoreResult<()> {
+/// Writes the parts, in order, to `out`, checking each against its record (a part missing,
+/// of another size or with another tag is a `Conflict`: the blob would not be the bytes the
+/// client sent), and returns the digest of everything written.
+fn join_parts(
+    folder: &Path,
+    parts: &[Part],
+    digest: &Digest,
+    out: &mut std::fs::File,
+) -> StoreResult<Digest> {
     if parts.is_empty() {
         return Err(StoreError::backend("an upload's parts cannot be empty"));
     }
@@ -368,14 +410,10 @@ fn join_parts(folder: &Path, parts: &[Part], temp: &Path) -> StoreResult<()> {
         // As S3's InvalidPartOrder: the parts must be listed in ascending order.
         return Err(StoreError::backend("parts are not in ascending order"));
     }
-    let mut out = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(temp)
-        .or_backend()?;
+    let mut whole = Hasher::new(digest.algorithm());
     let mut buffer = vec![0; COPY_BUFFER];
     for part in parts {
-        let path = folder.join(part_name(part.number));
+        let path = folder.join(part_name(part.number, token(&part.tag, "part tag")?));
         let mut file = match std::fs::File::open(&path) {
             Ok(file) => file,
             Err(e) if e.kind() == ErrorKind::NotFound => {
@@ -399,6 +437,7 @@ fn join_parts(folder: &Path, parts: &[Part], temp: &Path) -> StoreResult<()> {
                 break;
             }
             hasher.update(&buffer[..n]);
+            whole.update(&buffer[..n]);
             out.write_all(&buffer[..n]).or_backend()?;
             size += n as u64;
         }
@@ -410,7 +449,7 @@ fn join_parts(folder: &Path, parts: &[Part], temp: &Path) -> StoreResult<()> {
             )));
         }
     }
-    out.sync_all().or_backend()
+    Ok(whole.finish())
 }
 
 /// Removes `folder` and everything in it; a folder already gone is fine.
@@ -509,13 +548,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let blobs = open(&dir);
         let uploads = dir.path().join("uploads");
-        assert_eq!(blobs.pending(ID).await.unwrap(), Bytes::new());
 
-        // A small chunk waits as pending bytes, replaced as more arrive.
-        blobs.put_pending(ID, pattern(0, 10)).await.unwrap();
-        assert_eq!(blobs.pending(ID).await.unwrap(), pattern(0, 10));
-        blobs.put_pending(ID, pattern(0, 20)).await.unwrap();
-        assert_eq!(blobs.pending(ID).await.unwrap(), pattern(0, 20));
+        // A small chunk waits as pending bytes; each write has a key of its own, so a
+        // later write never changes an earlier one.
+        let first = blobs.put_pending(ID, pattern(0, 10)).await.unwrap();
+        let second = blobs.put_pending(ID, pattern(0, 20)).await.unwrap();
+        assert_ne!(first, second);
+        assert_eq!(blobs.pending(ID, &first).await.unwrap(), pattern(0, 10));
+        assert_eq!(blobs.pending(ID, &second).await.unwrap(), pattern(0, 20));
+        blobs.remove_pending(ID, &first).await.unwrap();
+        blobs.remove_pending(ID, &first).await.unwrap();
+        let gone = blobs.pending(ID, &first).await.unwrap_err();
+        assert!(matches!(gone, StoreError::Conflict(_)), "{gone}");
 
         let handle = blobs.begin_parts(ID).await.unwrap();
         let chunks = [pattern(0, 300), pattern(300, 200), pattern(500, 7)];
@@ -533,10 +577,11 @@ mod tests {
             });
         }
         assert_ne!(parts[0].tag, parts[1].tag);
-        assert_eq!(
-            listing(&uploads.join(ID).join(&handle)),
-            ["part-1", "part-2", "part-3"]
-        );
+        let names: Vec<String> = parts
+            .iter()
+            .map(|p| format!("part-{}-{}", p.number, p.tag))
+            .collect();
+        assert_eq!(listing(&uploads.join(ID).join(&handle)), names);
 
         let whole = pattern(0, 507);
         let digest = Digest::sha256(&whole);
@@ -553,11 +598,56 @@ mod tests {
         // No upload folder and no temporary file are left.
         assert!(listing(&uploads).is_empty());
         assert_eq!(listing(&dir.path().join("blobs/sha256")), [digest.hex()]);
-        assert_eq!(blobs.pending(ID).await.unwrap(), Bytes::new());
+        assert!(blobs.pending(ID, &second).await.is_err());
     }
 
     #[tokio::test]
-    async fn a_part_changed_after_its_tag_was_recorded_is_refused() {
+    async fn a_blob_is_stored_only_under_the_digest_of_its_bytes_and_never_replaced() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = open(&dir);
+        let (good, bad) = (pattern(0, 100), pattern(1, 100));
+        let digest = Digest::sha256(&good);
+
+        // Bytes that do not hash to the digest are refused, whole or from parts.
+        let err = blobs.put(&digest, bad.clone()).await.unwrap_err();
+        assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+        let handle = blobs.begin_parts(ID).await.unwrap();
+        let tag = blobs.put_part(ID, &handle, 1, bad.clone()).await.unwrap();
+        let parts = [Part {
+            number: 1,
+            tag,
+            size: 100,
+        }];
+        let err = blobs
+            .complete_parts(ID, &handle, &parts, &digest)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+        assert!(listing(&dir.path().join("blobs/sha256")).is_empty());
+
+        // Stored once; storing it again (whole or from parts) keeps the very same file.
+        blobs.put(&digest, good.clone()).await.unwrap();
+        let inode = std::fs::metadata(blobs.path(&digest)).unwrap().ino();
+        blobs.put(&digest, good.clone()).await.unwrap();
+        let tag = blobs.put_part(ID, &handle, 2, good.clone()).await.unwrap();
+        let parts = [Part {
+            number: 2,
+            tag,
+            size: 100,
+        }];
+        blobs
+            .complete_parts(ID, &handle, &parts, &digest)
+            .await
+            .unwrap();
+        assert_eq!(std::fs::metadata(blobs.path(&digest)).unwrap().ino(), inode);
+        assert_eq!(blobs.get(&digest).await.unwrap(), Some(good));
+        // No temporary file is left, whatever happened.
+        assert_eq!(listing(&dir.path().join("blobs/sha256")), [digest.hex()]);
+    }
+
+    #[tokio::test]
+    async fn a_part_written_again_leaves_the_recorded_one_and_a_missing_part_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let blobs = open(&dir);
         let handle = blobs.begin_parts(ID).await.unwrap();
@@ -570,28 +660,20 @@ mod tests {
             tag: first.clone(),
             size: 100,
         }];
-        // Another writer re-writes part 1: it gets another tag.
+        // Another writer (one that then loses its race for the upload) writes part 1
+        // again with other bytes: they get another tag and a file of their own.
         let second = blobs
             .put_part(ID, &handle, 1, pattern(1, 100))
             .await
             .unwrap();
         assert_ne!(first, second);
-
-        let digest = Digest::sha256(&pattern(0, 100));
-        let err = blobs
-            .complete_parts(ID, &handle, &recorded, &digest)
-            .await
-            .unwrap_err();
-        assert!(matches!(err, StoreError::Conflict(_)), "{err}");
-        // No blob, not even a half-written one, and the parts are still there.
-        assert_eq!(blobs.size(&digest).await.unwrap(), None);
-        assert!(listing(&dir.path().join("blobs/sha256")).is_empty());
         assert_eq!(
-            listing(&dir.path().join("uploads").join(ID).join(&handle)),
-            ["part-1"]
+            listing(&dir.path().join("uploads").join(ID).join(&handle)).len(),
+            2
         );
 
-        // A part that is missing is refused the same way.
+        // A part that is missing is refused: no blob, not even a half-written one.
+        let digest = Digest::sha256(&pattern(0, 100));
         let missing = vec![
             Part {
                 number: 1,
@@ -610,6 +692,13 @@ mod tests {
             .unwrap_err();
         assert!(matches!(err, StoreError::Conflict(_)), "{err}");
         assert!(listing(&dir.path().join("blobs/sha256")).is_empty());
+
+        // The recorded part is the blob.
+        blobs
+            .complete_parts(ID, &handle, &recorded, &digest)
+            .await
+            .unwrap();
+        assert_eq!(blobs.get(&digest).await.unwrap(), Some(pattern(0, 100)));
     }
 
     #[tokio::test]
@@ -618,22 +707,25 @@ mod tests {
         let blobs = open(&dir);
         let uploads = dir.path().join("uploads");
         // Nothing to remove is fine.
-        blobs.abort_parts(ID, None).await.unwrap();
+        blobs.abort_parts(ID, None, None).await.unwrap();
 
-        blobs.put_pending(ID, pattern(0, 10)).await.unwrap();
-        blobs.abort_parts(ID, None).await.unwrap();
+        let key = blobs.put_pending(ID, pattern(0, 10)).await.unwrap();
+        blobs.abort_parts(ID, None, Some(&key)).await.unwrap();
         assert!(listing(&uploads).is_empty());
-        assert_eq!(blobs.pending(ID).await.unwrap(), Bytes::new());
+        assert!(blobs.pending(ID, &key).await.is_err());
 
         let handle = blobs.begin_parts(ID).await.unwrap();
         blobs
             .put_part(ID, &handle, 1, pattern(0, 10))
             .await
             .unwrap();
-        blobs.put_pending(ID, pattern(10, 3)).await.unwrap();
-        blobs.abort_parts(ID, Some(&handle)).await.unwrap();
+        let key = blobs.put_pending(ID, pattern(10, 3)).await.unwrap();
+        blobs
+            .abort_parts(ID, Some(&handle), Some(&key))
+            .await
+            .unwrap();
         assert!(listing(&uploads).is_empty());
-        blobs.abort_parts(ID, Some(&handle)).await.unwrap();
+        blobs.abort_parts(ID, Some(&handle), None).await.unwrap();
 
         // A part written after the abort does not bring the upload back.
         let err = blobs
@@ -658,8 +750,14 @@ mod tests {
                 blobs.put_pending(bad, pattern(0, 1)).await.is_err(),
                 "{bad:?}"
             );
-            assert!(blobs.pending(bad).await.is_err(), "{bad:?}");
-            assert!(blobs.abort_parts(bad, None).await.is_err(), "{bad:?}");
+            assert!(blobs.pending(bad, "0a").await.is_err(), "{bad:?}");
+            assert!(blobs.pending(ID, bad).await.is_err(), "{bad:?}");
+            assert!(blobs.remove_pending(ID, bad).await.is_err(), "{bad:?}");
+            assert!(blobs.abort_parts(bad, None, None).await.is_err(), "{bad:?}");
+            assert!(
+                blobs.abort_parts(ID, None, Some(bad)).await.is_err(),
+                "{bad:?}"
+            );
             assert!(
                 blobs
                     .put_part(bad, &handle, 1, pattern(0, 1))
@@ -678,7 +776,10 @@ mod tests {
                     .is_err(),
                 "{bad:?}"
             );
-            assert!(blobs.abort_parts(ID, Some(bad)).await.is_err(), "{bad:?}");
+            assert!(
+                blobs.abort_parts(ID, Some(bad), None).await.is_err(),
+                "{bad:?}"
+            );
         }
         assert!(blobs.begin_parts(&"a".repeat(65)).await.is_err());
         // Nothing was written outside the uploads folder.

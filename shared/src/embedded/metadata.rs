@@ -852,6 +852,7 @@ mod tests {
             offset,
             hash_state: vec![1, 2, 3],
             pending: offset,
+            pending_key: None,
             handle: None,
             parts: vec![],
             started: "2026-01-01T00:00:00Z".into(),
