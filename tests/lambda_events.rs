@@ -56,3 +56,46 @@ async fn manifest_functions_answer_api_gateway_events() {
     assert_eq!(deleted.status, 202);
     assert_eq!(invoke(&t, "get-manifest-by-tag.json").await.status, 404);
 }
+
+/// Without a configured realm (the template's default), the `401` challenge names the API
+/// the event came through: API Gateway's `domainName`, its stage unless `$default`, and the
+/// scheme of `X-Forwarded-Proto`. The template cannot give it: that was a circular
+/// dependency that made `sam deploy` fail.
+#[tokio::test]
+async fn the_challenge_names_the_api_the_event_came_through() {
+    let mut t = TestRegistry::new().await;
+    let settings = quayside::auth::AuthSettings::with_realm_per_request();
+    t.registry = t
+        .registry
+        .clone()
+        .with_auth(quayside::auth::Auth::new(t.access.clone(), settings));
+    let event: Value = serde_json::from_slice(&fixture("events/get-manifest-by-tag.json")).unwrap();
+    let route = quayside::http::route("fetch-manifest").unwrap();
+    let challenge = |event: &Value| {
+        let req = lambda_http::request::from_str(&event.to_string()).expect("an event");
+        let route = route;
+        let registry = t.registry.clone();
+        async move {
+            let answer: Answer = route.serve(&registry, req).await.into();
+            assert_eq!(answer.status, 401);
+            answer.header("www-authenticate").unwrap().to_string()
+        }
+    };
+    assert!(
+        challenge(&event).await.starts_with(
+            "Bearer realm=\"https://abc123.execute-api.eu-west-1.amazonaws.com/v2/auth\""
+        ),
+        "{}",
+        challenge(&event).await
+    );
+
+    let mut staged = event.clone();
+    staged["requestContext"]["stage"] = "prod".into();
+    staged["requestContext"]["domainName"] = "registry.example.com".into();
+    staged["headers"]["x-forwarded-proto"] = "http".into();
+    let value = challenge(&staged).await;
+    assert!(
+        value.starts_with("Bearer realm=\"http://registry.example.com/prod/v2/auth\""),
+        "{value}"
+    );
+}

@@ -136,7 +136,7 @@ async fn serve(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             addr = %listener.local_addr()?,
             backend = ?args.backend,
             storage = %location,
-            realm = %auth.realm,
+            realm = auth.realm.as_deref().unwrap_or("per request"),
             service = %auth.service,
             "registry-local requires tokens; users, robots and grants: registry-admin"
         ),

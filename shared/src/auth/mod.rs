@@ -47,8 +47,9 @@ pub struct AuthSettings {
     pub issuer: String,
     /// The registry's name as clients see it in challenges, and the tokens' `aud`.
     pub service: String,
-    /// The token service's URL, sent in every challenge (`…/v2/auth`).
-    pub realm: String,
+    /// The token service's URL, sent in every challenge (`…/v2/auth`); `None`: the URL of
+    /// the API the request came through, derived per request (see `http::auth`).
+    pub realm: Option<String>,
     /// How long a token lives (distribution: at least 60 s).
     pub token_ttl: Duration,
     /// The clock skew allowed on `exp` and `nbf`.
@@ -67,24 +68,29 @@ impl AuthSettings {
     /// The defaults, with the token service at `realm`.
     pub fn with_realm(realm: impl Into<String>) -> AuthSettings {
         AuthSettings {
+            realm: Some(realm.into()),
+            ..AuthSettings::with_realm_per_request()
+        }
+    }
+
+    /// The defaults, with the token service on the host each request came to.
+    pub fn with_realm_per_request() -> AuthSettings {
+        AuthSettings {
             issuer: Self::DEFAULT_ISSUER.into(),
             service: Self::DEFAULT_SERVICE.into(),
-            realm: realm.into(),
+            realm: None,
             token_ttl: Self::DEFAULT_TTL,
             leeway: Self::DEFAULT_LEEWAY,
         }
     }
 
-    /// From `QUAYSIDE_AUTH_REALM` (required), `QUAYSIDE_AUTH_ISSUER`,
-    /// `QUAYSIDE_AUTH_SERVICE` (both default `quayside`) and `QUAYSIDE_AUTH_TOKEN_SECONDS`
-    /// (default 300, 60 to 86400).
+    /// From `QUAYSIDE_AUTH_REALM` (unset or empty: the API each request came through),
+    /// `QUAYSIDE_AUTH_ISSUER`, `QUAYSIDE_AUTH_SERVICE` (both default `quayside`) and
+    /// `QUAYSIDE_AUTH_TOKEN_SECONDS` (default 300, 60 to 86400).
     pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<AuthSettings, String> {
         let get = |name: &str| var(name).filter(|v| !v.trim().is_empty());
-        let realm = get("QUAYSIDE_AUTH_REALM").ok_or(
-            "QUAYSIDE_AUTH_REALM is not set: the token service's URL (https://<host>/v2/auth) \
-             is required, as every function checks tokens",
-        )?;
-        let mut settings = AuthSettings::with_realm(realm);
+        let mut settings = AuthSettings::with_realm_per_request();
+        settings.realm = get("QUAYSIDE_AUTH_REALM");
         if let Some(issuer) = get("QUAYSIDE_AUTH_ISSUER") {
             settings.issuer = issuer;
         }
@@ -535,7 +541,17 @@ mod tests {
 
     #[test]
     fn settings_from_variables() {
-        assert!(AuthSettings::from_lookup(|_| None).is_err());
+        // No realm (or an empty one, as the template passes it): per request.
+        assert_eq!(
+            AuthSettings::from_lookup(|_| None).unwrap(),
+            AuthSettings::with_realm_per_request()
+        );
+        assert_eq!(
+            AuthSettings::from_lookup(|n| (n == "QUAYSIDE_AUTH_REALM").then(String::new))
+                .unwrap()
+                .realm,
+            None
+        );
         let s = AuthSettings::from_lookup(|n| {
             (n == "QUAYSIDE_AUTH_REALM").then(|| "https://r.example/v2/auth".to_string())
         })

@@ -22,7 +22,8 @@ use crate::registry::Registry;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, WWW_AUTHENTICATE};
-use http::{Method, StatusCode, Uri};
+use http::{StatusCode, Uri};
+use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::json;
 
@@ -94,7 +95,7 @@ pub(crate) async fn check(
         }
     };
     let Some(token) = bearer(&req) else {
-        return Err(unauthorized(auth, needed.as_ref(), None, &method));
+        return Err(unauthorized(auth, &req, needed.as_ref(), None));
     };
     let verifier = match auth.verifier(registry.signer.as_ref()).await {
         Ok(verifier) => verifier,
@@ -106,9 +107,9 @@ pub(crate) async fn check(
             tracing::info!(target: "quayside::audit", action = "token_refused", reason = %e);
             return Err(unauthorized(
                 auth,
+                &req,
                 needed.as_ref(),
                 Some("invalid_token"),
-                &method,
             ));
         }
     };
@@ -121,7 +122,7 @@ pub(crate) async fn check(
             principal = %claims.sub,
             needed = %scope::challenge_scope(needed),
         );
-        return Err(denied(auth, needed, &method));
+        return Err(denied(auth, &req, needed));
     }
     if access == Access::PushOrMount {
         req = drop_unreadable_mount(req, &claims.access);
@@ -206,11 +207,16 @@ fn bearer(req: &Request) -> Option<&str> {
 }
 
 /// `Bearer realm="…",service="…"[,scope="…"][,error="…"]`.
-fn challenge(auth: &Auth, needed: Option<&Needed<'_>>, error: Option<&str>) -> String {
+fn challenge(
+    auth: &Auth,
+    req: &Request,
+    needed: Option<&Needed<'_>>,
+    error: Option<&str>,
+) -> String {
     let quoted = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
     let mut value = format!(
         "Bearer realm=\"{}\",service=\"{}\"",
-        quoted(&auth.settings.realm),
+        quoted(&realm(auth, req)),
         quoted(&auth.settings.service)
     );
     if let Some(needed) = needed {
@@ -223,6 +229,49 @@ fn challenge(auth: &Auth, needed: Option<&Needed<'_>>, error: Option<&str>) -> S
         value.push_str(&format!(",error=\"{error}\""));
     }
     value
+}
+
+/// The token service's URL for a challenge: the configured realm, else this API's own
+/// `<scheme>://<domain>[/<stage>]/v2/auth`, from what API Gateway puts in the event
+/// (`requestContext.domainName` and `stage`, the scheme from `X-Forwarded-Proto`) or, outside
+/// API Gateway, the `Host` header. A deployment cannot write its API's URL into its
+/// functions' environment: the API names the functions, so that is a circular dependency.
+fn realm(auth: &Auth, req: &Request) -> String {
+    if let Some(realm) = &auth.settings.realm {
+        return realm.clone();
+    }
+    let (domain, stage) = match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => (ctx.domain_name.clone(), ctx.stage.clone()),
+        _ => (None, None),
+    };
+    // A host name and port only: anything else would not be a URL of ours.
+    let is_host = |h: &String| {
+        !h.is_empty()
+            && h.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+    };
+    let host = domain
+        .filter(is_host)
+        .or_else(|| {
+            header(req, http::header::HOST)
+                .map(str::to_string)
+                .filter(is_host)
+        })
+        .unwrap_or_else(|| "localhost".to_string());
+    let scheme = match header(req, "x-forwarded-proto") {
+        Some(proto) if proto.eq_ignore_ascii_case("http") => "http",
+        _ => "https",
+    };
+    let stage = stage
+        .filter(|s| s != "$default" && !s.is_empty())
+        .map(|s| {
+            format!(
+                "/{}",
+                form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>()
+            )
+        })
+        .unwrap_or_default();
+    format!("{scheme}://{host}{stage}{TOKEN_PATH}")
 }
 
 /// distribution's detail of an auth error: the access the request needs.
@@ -245,26 +294,29 @@ fn with_challenge(mut response: Response<Body>, challenge: String) -> Response<B
 
 fn unauthorized(
     auth: &Auth,
+    req: &Request,
     needed: Option<&Needed<'_>>,
     error: Option<&str>,
-    method: &Method,
 ) -> Response<Body> {
     let mut e = RegistryError::new(ErrorCode::Unauthorized, "authentication required");
     if needed.is_some() {
         e = e.with_detail(detail(needed));
     }
-    with_challenge(error_response(&e, method), challenge(auth, needed, error))
+    with_challenge(
+        error_response(&e, req.method()),
+        challenge(auth, req, needed, error),
+    )
 }
 
-fn denied(auth: &Auth, needed: &Needed<'_>, method: &Method) -> Response<Body> {
+fn denied(auth: &Auth, req: &Request, needed: &Needed<'_>) -> Response<Body> {
     let e = RegistryError::new(
         ErrorCode::Denied,
         "requested access to the resource is denied",
     )
     .with_detail(detail(Some(needed)));
     with_challenge(
-        error_response(&e, method),
-        challenge(auth, Some(needed), Some("insufficient_scope")),
+        error_response(&e, req.method()),
+        challenge(auth, req, Some(needed), Some("insufficient_scope")),
     )
 }
 
