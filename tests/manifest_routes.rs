@@ -680,7 +680,7 @@ async fn unknown_names_tags_and_digests() {
 }
 
 #[tokio::test]
-async fn malformed_names_and_references_are_400() {
+async fn malformed_names_and_references_are_refused() {
     let t = TestRegistry::new().await;
     for (path, code) in [
         ("/v2/Library/tiny/manifests/latest", "NAME_INVALID"),
@@ -692,12 +692,19 @@ async fn malformed_names_and_references_are_400() {
             "DIGEST_INVALID",
         ),
     ] {
+        // No manifest can be found by a reference that is not a tag: a GET or HEAD of one
+        // is `404 MANIFEST_UNKNOWN`, as distribution and the conformance suite have it.
+        let (status, code_got) = match code {
+            "TAG_INVALID" => (404, "MANIFEST_UNKNOWN"),
+            other => (400, other),
+        };
         let got = t.get(path, &[]).await;
         assert_eq!(
             (got.status, got.error_code().as_str()),
-            (400, code),
+            (status, code_got),
             "{path}"
         );
+        assert_eq!(t.head(path).await.status, status, "{path}");
         let put = t.put_manifest(path, OCI_MANIFEST, b"{}").await;
         assert_eq!(put.error_code(), code, "{path}");
     }

@@ -7,7 +7,7 @@ use super::{
     DOCKER_CONTENT_DIGEST, OCI_SUBJECT, body_bytes, body_of, path_parameter, repository, respond,
     response,
 };
-use crate::error::RegistryError;
+use crate::error::{ErrorCode, RegistryError};
 use crate::manifest::accept::Accept;
 use crate::names::{Reference, RepositoryName};
 use crate::registry::Registry;
@@ -26,7 +26,15 @@ fn manifest_route(req: &Request) -> Result<(RepositoryName, Reference), Registry
 pub async fn fetch_manifest(registry: &Registry, req: Request) -> Response<Body> {
     let method = req.method().clone();
     let result = async {
-        let (repo, reference) = manifest_route(&req)?;
+        let (repo, reference) = manifest_route(&req).map_err(|e| {
+            // No manifest can be found by a reference that is not a tag (nor a digest): the
+            // spec's conformance suite and distribution answer `404`, not `400`.
+            if e.code == ErrorCode::TagInvalid {
+                RegistryError::new(ErrorCode::ManifestUnknown, e.message)
+            } else {
+                e
+            }
+        })?;
         let accept = Accept::from_headers(
             req.headers()
                 .get_all(ACCEPT)
