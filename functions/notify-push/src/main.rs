@@ -1,7 +1,8 @@
 //! The notify-push Lambda function: fed the table's stream (outbox items only, by the event
 //! source's filter), it publishes each registry event to the SNS topic
-//! (`QUAYSIDE_TOPIC_ARN`) through [`quayside::aws::notify::handle`], reporting failed
-//! records so that the stream retries them.
+//! (`QUAYSIDE_TOPIC_ARN`) through [`quayside::aws::notify::handle`], with its outbox key as
+//! `id` in the body and the `event_id` attribute (delivery is at least once: subscribers
+//! drop copies by it), reporting failed records so that the stream retries them.
 
 use aws_lambda_events::dynamodb::Event;
 use aws_lambda_events::streams::DynamoDbEventResponse;
