@@ -8,7 +8,7 @@
 
 use clap::{Parser, Subcommand, ValueEnum};
 use quayside::aws::sns::{SnsEvents, find_topic};
-use quayside::aws::streams::{Start, StreamReader};
+use quayside::aws::streams::StreamReader;
 use quayside::aws::{Aws, Settings};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -31,8 +31,9 @@ struct Args {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:5000", env = "QUAYSIDE_ADDR")]
     addr: SocketAddr,
-    /// Folder for metadata, blobs, the signing key and the event log (embedded backend);
-    /// created if missing.
+    /// Folder for metadata, blobs, the signing key and the event log (embedded backend), or
+    /// for the stream reader's checkpoints (aws backend: `stream-checkpoints/`); created if
+    /// missing.
     #[arg(long, default_value = "./registry-data", env = "QUAYSIDE_DATA_DIR")]
     data_dir: PathBuf,
     /// Where the registry keeps its state.
@@ -105,7 +106,7 @@ async fn serve(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         Backend::Aws => {
             let settings = Settings::from_env()?;
             let aws = Aws::from_env().await;
-            start_notifier(&aws, &settings).await?;
+            start_notifier(&aws, &settings, &args.data_dir).await?;
             let location = format!(
                 "table {}, bucket {}, key {}",
                 settings.table, settings.bucket, settings.key_id
@@ -150,9 +151,14 @@ async fn serve(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
 }
 
 /// Reads the table's stream in the background and hands it to the notify-push handler,
-/// which publishes to the topic: what Lambda's event source mapping does on AWS. Fails at
-/// once when the table is missing, with the remedy.
-async fn start_notifier(aws: &Aws, settings: &Settings) -> Result<(), Box<dyn std::error::Error>> {
+/// which publishes to the topic: what Lambda's event source mapping does on AWS, keeping
+/// its place in the stream in `data_dir/stream-checkpoints/` across restarts. Fails at once
+/// when the table is missing, with the remedy.
+async fn start_notifier(
+    aws: &Aws,
+    settings: &Settings,
+    data_dir: &std::path::Path,
+) -> Result<(), Box<dyn std::error::Error>> {
     let reader = StreamReader::new(aws.dynamodb(), aws.dynamodb_streams(), &settings.table);
     if let Err(e) = reader.stream_arn().await {
         return Err(format!(
@@ -173,8 +179,12 @@ async fn start_notifier(aws: &Aws, settings: &Settings) -> Result<(), Box<dyn st
     };
     tracing::info!(table = %settings.table, %topic, "publishing the table's outbox to SNS");
     let sink = Arc::new(SnsEvents::new(aws.sns(), topic));
-    // Only what is written from now on: earlier events were published by earlier runs.
-    let positioned = reader.start(Start::Latest).await?;
+    // From where the last run stopped (the whole stream on a first start), so that an
+    // event written while registry-local was down is published now, and none twice.
+    let positioned = reader
+        .start(&data_dir.join("stream-checkpoints"))
+        .await
+        .map_err(|e| format!("the stream reader cannot start: {e}"))?;
     tokio::spawn(positioned.run(sink, Duration::from_millis(500)));
     Ok(())
 }

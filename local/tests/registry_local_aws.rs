@@ -2,9 +2,14 @@
 //! `tests/run` starts and points `AWS_ENDPOINT_URL` at): `registry-local provision`, then
 //! `registry-local --backend aws`, a push and a pull over real HTTP, and the push's event
 //! arriving in an SQS queue subscribed to the topic, through the table's stream and the
-//! notify-push handler that registry-local runs. Fails (never skips) without moto.
+//! notify-push handler that registry-local runs; then restarts (one a SIGKILL right after a
+//! push, with another push made while registry-local is down): every event arrives, each
+//! with the stable id subscribers drop copies by. Fails (never skips) without moto.
 
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::TcpListener;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -36,21 +41,8 @@ fn registry_local(env: &[(&'static str, String)]) -> Command {
     command
 }
 
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn provision_then_serve_over_aws_and_publish_to_sns() {
-    let env = names();
-    let topic_name = env[3].1.clone();
-
-    let provisioned = registry_local(&env)
+fn provision(env: &[(&'static str, String)]) {
+    let provisioned = registry_local(env)
         .arg("provision")
         .output()
         .expect("registry-local provision runs");
@@ -59,122 +51,339 @@ async fn provision_then_serve_over_aws_and_publish_to_sns() {
         "provision failed: {}",
         String::from_utf8_lossy(&provisioned.stderr)
     );
-    // Twice is harmless.
-    assert!(
-        registry_local(&env)
-            .arg("provision")
-            .output()
+}
+
+/// `registry-local --backend aws` on a free port, its log in `data_dir`. Dropping it kills
+/// it with SIGKILL: no chance to finish anything.
+struct Server {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl Server {
+    fn start(env: &[(&'static str, String)], data_dir: &Path, run: &str) -> Server {
+        let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
-            .status
-            .success()
-    );
-
-    // A queue subscribed to the topic, to see what registry-local publishes.
-    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let sns = aws_sdk_sns::Client::new(&sdk);
-    let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let topic_arn = sns
-        .create_topic()
-        .name(&topic_name)
-        .send()
-        .await
-        .unwrap()
-        .topic_arn
-        .unwrap();
-    let queue_url = sqs
-        .create_queue()
-        .queue_name(&topic_name)
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
-    let queue_arn = sqs
-        .get_queue_attributes()
-        .queue_url(&queue_url)
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .unwrap()
-        .attributes
-        .unwrap()
-        .remove(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-        .unwrap();
-    sns.subscribe()
-        .topic_arn(&topic_arn)
-        .protocol("sqs")
-        .endpoint(&queue_arn)
-        .send()
-        .await
-        .unwrap();
-
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let _server = Server(
-        registry_local(&env)
+            .local_addr()
+            .unwrap()
+            .port();
+        let log = data_dir.join(format!("registry-local-{run}.log"));
+        let child = registry_local(env)
             .args(["--backend", "aws", "--addr", &format!("127.0.0.1:{port}")])
+            .arg("--data-dir")
+            .arg(data_dir)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
-            .expect("registry-local starts"),
-    );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "registry-local did not listen");
-        std::thread::sleep(Duration::from_millis(50));
+            .expect("registry-local starts");
+        let server = Server { child, port, log };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "registry-local did not listen: {}",
+                server.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        server
     }
 
-    let base = format!("http://127.0.0.1:{port}/v2/local/aws/manifests");
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let (put, mut got) = tokio::task::spawn_blocking({
-        let (agent, base) = (agent.clone(), base.clone());
-        move || {
-            let put = agent
-                .put(&format!("{base}/latest"))
-                .header("content-type", INDEX_TYPE)
-                .send(INDEX)
-                .unwrap();
-            let got = agent.get(&format!("{base}/latest")).call().unwrap();
-            (put, got)
-        }
+    fn base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// PUTs the index under `tag` of `local/aws` at `base`; the digest.
+async fn push(base: &str, tag: &str) -> String {
+    let url = format!("{base}/v2/local/aws/manifests/{tag}");
+    tokio::task::spawn_blocking(move || {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let put = agent
+            .put(&url)
+            .header("content-type", INDEX_TYPE)
+            .send(INDEX)
+            .unwrap();
+        assert_eq!(put.status(), 201, "PUT {url}");
+        put.headers()["docker-content-digest"]
+            .to_str()
+            .unwrap()
+            .to_string()
     })
     .await
-    .unwrap();
-    assert_eq!(put.status(), 201);
-    let digest = put.headers()["docker-content-digest"]
-        .to_str()
-        .unwrap()
-        .to_string();
-    assert_eq!(got.status(), 200);
-    assert_eq!(got.body_mut().read_to_string().unwrap(), INDEX);
+    .unwrap()
+}
 
-    // The push's event, through the stream reader, notify-push's handler and SNS.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let message = loop {
-        let out = sqs
+/// An SQS queue subscribed to the registry's topic, and what it received.
+struct Queue {
+    sqs: aws_sdk_sqs::Client,
+    url: String,
+    /// Every message so far (deleted from the queue once read, so none comes twice
+    /// because of a visibility timeout): its `event_id` attribute and its body's event.
+    received: Vec<(String, Value)>,
+}
+
+impl Queue {
+    async fn subscribe(topic_name: &str) -> Queue {
+        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let sns = aws_sdk_sns::Client::new(&sdk);
+        let sqs = aws_sdk_sqs::Client::new(&sdk);
+        let topic_arn = sns
+            .create_topic()
+            .name(topic_name)
+            .send()
+            .await
+            .unwrap()
+            .topic_arn
+            .unwrap();
+        let url = sqs
+            .create_queue()
+            .queue_name(topic_name)
+            .send()
+            .await
+            .unwrap()
+            .queue_url
+            .unwrap();
+        let queue_arn = sqs
+            .get_queue_attributes()
+            .queue_url(&url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .unwrap()
+            .attributes
+            .unwrap()
+            .remove(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+            .unwrap();
+        sns.subscribe()
+            .topic_arn(&topic_arn)
+            .protocol("sqs")
+            .endpoint(&queue_arn)
+            .send()
+            .await
+            .unwrap();
+        Queue {
+            sqs,
+            url,
+            received: Vec::new(),
+        }
+    }
+
+    /// One receive (waiting up to a second); how many messages came.
+    async fn receive(&mut self) -> usize {
+        let out = self
+            .sqs
             .receive_message()
-            .queue_url(&queue_url)
+            .queue_url(&self.url)
+            .max_number_of_messages(10)
             .wait_time_seconds(1)
             .send()
             .await
             .unwrap();
-        if let Some(m) = out.messages().first() {
-            break m.body().unwrap().to_string();
+        for message in out.messages() {
+            let envelope: Value = serde_json::from_str(message.body().unwrap()).unwrap();
+            let event: Value = serde_json::from_str(envelope["Message"].as_str().unwrap()).unwrap();
+            let event_id = envelope["MessageAttributes"]["event_id"]["Value"]
+                .as_str()
+                .unwrap_or_else(|| panic!("no event_id attribute: {envelope}"))
+                .to_string();
+            assert_eq!(
+                event["id"],
+                event_id.as_str(),
+                "the body's id is the attribute"
+            );
+            self.received.push((event_id, event));
+            self.sqs
+                .delete_message()
+                .queue_url(&self.url)
+                .receipt_handle(message.receipt_handle().unwrap())
+                .send()
+                .await
+                .unwrap();
         }
-        assert!(Instant::now() < deadline, "no event reached the queue");
-    };
-    let envelope: serde_json::Value = serde_json::from_str(&message).unwrap();
-    let event: serde_json::Value =
-        serde_json::from_str(envelope["Message"].as_str().unwrap()).unwrap();
+        out.messages().len()
+    }
+
+    /// Receives until an event for `tag` came.
+    async fn wait_for(&mut self, tag: &str, server: Option<&Server>) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !self
+            .received
+            .iter()
+            .any(|(_, e)| e["updated_tags"][0] == tag)
+        {
+            assert!(
+                Instant::now() < deadline,
+                "no event for tag {tag} reached the queue; received {:?}; registry-local's log:\n{}",
+                self.received,
+                server.map(Server::log).unwrap_or_default()
+            );
+            self.receive().await;
+        }
+    }
+
+    /// The event ids received for each tag, one entry per message.
+    fn ids_by_tag(&self) -> BTreeMap<String, Vec<String>> {
+        let mut by_tag: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (id, event) in &self.received {
+            let tag = event["updated_tags"][0].as_str().unwrap().to_string();
+            by_tag.entry(tag).or_default().push(id.clone());
+        }
+        by_tag
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provision_then_serve_over_aws_and_publish_to_sns() {
+    let env = names();
+    let topic_name = env[3].1.clone();
+    provision(&env);
+    // Twice is harmless.
+    provision(&env);
+
+    // A queue subscribed to the topic, to see what registry-local publishes.
+    let mut queue = Queue::subscribe(&topic_name).await;
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(&env, data.path(), "first");
+
+    let base = format!("{}/v2/local/aws/manifests", server.base());
+    let digest = push(&server.base(), "latest").await;
+    let mut got =
+        tokio::task::spawn_blocking(move || ureq::get(&format!("{base}/latest")).call().unwrap())
+            .await
+            .unwrap();
+    assert_eq!(got.status(), 200);
+    assert_eq!(got.body_mut().read_to_string().unwrap(), INDEX);
+
+    // The push's event, through the stream reader, notify-push's handler and SNS.
+    queue.wait_for("latest", Some(&server)).await;
+    let (event_id, event) = &queue.received[0];
     assert_eq!(event["event"], "repo_push");
     assert_eq!(event["repository"], "local/aws");
     assert_eq!(event["updated_tags"], serde_json::json!(["latest"]));
     assert_eq!(event["digest"], digest.as_str());
-    assert_eq!(envelope["MessageAttributes"]["event"]["Value"], "repo_push");
+    // The id is the outbox item's key: the repository, then the EVENT# sort key.
+    assert!(event_id.starts_with("local/aws/EVENT#"), "{event_id}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarts_publish_what_was_written_meanwhile_and_nothing_twice() {
+    let env = names();
+    let topic_name = env[3].1.clone();
+    provision(&env);
+    let mut queue = Queue::subscribe(&topic_name).await;
+    let data = tempfile::tempdir().unwrap();
+
+    let first = Server::start(&env, data.path(), "first");
+    push(&first.base(), "one").await;
+    queue.wait_for("one", Some(&first)).await;
+    push(&first.base(), "two").await;
+    queue.wait_for("two", Some(&first)).await;
+    // `two` is published; wait until its place is saved too, so that which events may
+    // come again below is known (a SIGKILL between a publish and its checkpoint sends that
+    // one again, as Lambda would).
+    wait_for_checkpoint_at_stream_end(&env, data.path(), &first).await;
+    push(&first.base(), "three").await;
+    drop(first); // SIGKILL, right after the push
+
+    // Written while registry-local is down, with the library itself.
+    write_without_registry_local(&env, "four").await;
+
+    let second = Server::start(&env, data.path(), "second");
+    queue.wait_for("four", Some(&second)).await;
+    queue.wait_for("three", Some(&second)).await;
+    push(&second.base(), "five").await;
+    queue.wait_for("five", Some(&second)).await;
+    // The stream is read in order: by now everything before `five` has been published.
+    while queue.receive().await > 0 {}
+
+    let by_tag = queue.ids_by_tag();
+    for tag in ["one", "two", "four", "five"] {
+        assert_eq!(by_tag[tag].len(), 1, "{tag} once: {by_tag:?}");
+    }
+    // Published by the first run, the second, or (killed between its publish and its
+    // checkpoint) both: at least once, and every copy with one id to drop it by.
+    let three = &by_tag["three"];
+    assert!(
+        three.len() <= 2 && three.iter().all(|id| *id == three[0]),
+        "{by_tag:?}"
+    );
+    let ids: BTreeSet<&String> = by_tag.values().map(|ids| &ids[0]).collect();
+    assert_eq!(ids.len(), 5, "one id per event: {by_tag:?}");
+}
+
+/// Waits until registry-local's checkpoint file names the sequence number of the stream's
+/// last record.
+async fn wait_for_checkpoint_at_stream_end(
+    env: &[(&'static str, String)],
+    data_dir: &Path,
+    server: &Server,
+) {
+    let aws = quayside::aws::Aws::from_env().await;
+    let reader = quayside::aws::streams::StreamReader::new(
+        aws.dynamodb(),
+        aws.dynamodb_streams(),
+        &env[0].1,
+    );
+    let records = reader.read_all().await.unwrap();
+    let last = records
+        .last()
+        .and_then(|r| r.change.sequence_number.clone())
+        .expect("the stream holds the pushes");
+    let dir = data_dir.join("stream-checkpoints");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let saved: Vec<String> = std::fs::read_dir(&dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+            .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+            .collect();
+        if saved
+            .iter()
+            .any(|text| text.contains(&format!("\"{last}\"")))
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no checkpoint at {last} in {}: {saved:?}; registry-local's log:\n{}",
+            dir.display(),
+            server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Pushes `tag` through the registry's own handlers over the AWS backend, served here for
+/// the one request: as another registry-local or the Lambda functions would write it.
+async fn write_without_registry_local(env: &[(&'static str, String)], tag: &str) {
+    let settings = quayside::aws::Settings::from_lookup(|name| {
+        env.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone())
+    })
+    .unwrap();
+    let aws = quayside::aws::Aws::from_env().await;
+    let registry = quayside::backend::open_aws(&aws, &settings);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let serving =
+        tokio::spawn(async move { axum::serve(listener, registry_local::router(registry)).await });
+    push(&base, tag).await;
+    serving.abort();
 }

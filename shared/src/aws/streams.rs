@@ -3,63 +3,110 @@
 //! in `--backend aws` mode, so that a push reaches the SNS topic on one machine too; the
 //! tests use it to read what a push wrote.
 //!
-//! May call: `ports`, [`super::notify`], the DynamoDB and DynamoDB Streams SDKs,
-//! aws_lambda_events and serde_dynamo (to hand the handler the records Lambda would).
-//! Must not know HTTP or item shapes (the handler does).
+//! May call: `ports` (errors), [`super::notify`], the DynamoDB and DynamoDB Streams SDKs,
+//! aws_lambda_events and serde_dynamo (to hand the handler the records Lambda would),
+//! serde_json and the filesystem (its checkpoint file). Must not know HTTP or item shapes
+//! (the handler does).
 //!
-//! Each shard is read in order; a record the handler reports as failed is read again (from
-//! its sequence number) on the next poll. Shards that close are followed by their children,
-//! found by describing the stream again.
+//! # Where reading stands, across restarts
+//!
+//! As an event source mapping does, the reader keeps a **checkpoint per shard**: the
+//! sequence number of the last record handed to the handler successfully (a batch whose
+//! publish failed at a record checkpoints the record before it). Each poll takes a fresh
+//! iterator `AFTER_SEQUENCE_NUMBER` the checkpoint, or `TRIM_HORIZON` for a shard without
+//! one (a first start, the children of a closed shard: the template's mapping says
+//! `StartingPosition: TRIM_HORIZON`, and a record written before the first start is an
+//! event nobody published yet). So a `GetRecords` failure, an expired iterator or a restart
+//! resumes where the handler stopped: what was handed over is never read again, and what
+//! was written meanwhile, even while the process was down, is read. A checkpoint older than
+//! the stream keeps (24 hours on AWS) falls back to `TRIM_HORIZON`, with an error in the
+//! log naming what was lost.
+//!
+//! A fresh iterator per poll, rather than following `NextShardIterator`, costs one
+//! `GetShardIterator` per poll and is what makes the reader right at moto: a cancelled
+//! `TransactWriteItems` there swaps in a copy of the table and its stream, and an iterator
+//! taken before reads the discarded stream forever (FIELD-NOTES.md).
+//!
+//! The checkpoints live in a file of registry-local's data folder
+//! (`stream-checkpoints/<stream ARN>.json`, `:` and `/` as `_`), replaced atomically
+//! (temporary file, fsync, rename, fsync of the folder) after every batch, and locked
+//! (`.lock` beside it) for as long as a reader uses it. Not in the table: a checkpoint
+//! written there is itself a stream record (one more read, and a write per poll forever,
+//! each announcing the last), and several registry-local processes on one table would
+//! share one position with nothing to stop two of them reading it at once. With a file,
+//! each process is a consumer of its own, as two event source mappings are: each publishes
+//! every event (at least once), and subscribers drop the copies by their `event_id`.
+//!
+//! Shards are read in order, a child only once its parent (if the stream still holds it)
+//! has been read to its end, so that a repository's events keep their order.
 
-use super::notify;
+use super::notify::{self, OutboxSink};
 use super::sdk_error;
-use crate::ports::{EventSink, StoreError, StoreResult};
+use crate::ports::{StoreError, StoreResult};
+use async_trait::async_trait;
 use aws_lambda_events::dynamodb::{Event, EventRecord, StreamRecord};
 use aws_sdk_dynamodbstreams::types::{Record, ShardIteratorType};
 use serde_dynamo::Item;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
-/// Where reading a shard that was open at start begins.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Start {
-    /// The oldest record the stream keeps (24 hours on AWS).
-    TrimHorizon,
-    /// Only records written after the reader started.
-    Latest,
-}
+/// Records per `GetRecords`: the template's mapping hands notify-push batches of 100.
+const BATCH: i32 = 100;
 
 /// Reads one table's stream.
 #[derive(Clone, Debug)]
 pub struct StreamReader {
+    api: Arc<dyn StreamApi>,
+}
+
+/// One shard as `DescribeStream` lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct ShardInfo {
+    id: String,
+    parent: Option<String>,
+}
+
+/// What `GetShardIterator` gave.
+#[derive(Debug)]
+enum Iterator {
+    At(String),
+    /// No iterator: the shard is closed and there is nothing after the position.
+    Exhausted,
+    /// The position is older than the stream keeps (`TrimmedDataAccessException`).
+    Trimmed(String),
+}
+
+/// The calls the reader makes: the SDK's in production, a scripted stream in the unit tests
+/// (which fail calls on purpose).
+#[async_trait]
+trait StreamApi: Send + Sync + std::fmt::Debug {
+    /// The table's current stream ARN.
+    async fn stream_arn(&self) -> StoreResult<String>;
+    async fn shards(&self, arn: &str) -> StoreResult<Vec<ShardInfo>>;
+    /// An iterator `AFTER_SEQUENCE_NUMBER` `after`, or at `TRIM_HORIZON` without one.
+    async fn iterator(&self, arn: &str, shard: &str, after: Option<&str>) -> StoreResult<Iterator>;
+    /// Up to `limit` records and the next iterator (none once a closed shard is read).
+    async fn records(
+        &self,
+        iterator: String,
+        limit: i32,
+    ) -> StoreResult<(Vec<Record>, Option<String>)>;
+}
+
+#[derive(Debug)]
+struct Sdk {
     dynamodb: aws_sdk_dynamodb::Client,
     streams: aws_sdk_dynamodbstreams::Client,
     table: String,
 }
 
-/// Where a shard's reading stands.
-#[derive(Debug)]
-struct Shard {
-    iterator: Option<String>,
-    /// The last record handed over successfully: where to resume if the iterator is lost.
-    last: Option<String>,
-}
-
-impl StreamReader {
-    pub fn new(
-        dynamodb: aws_sdk_dynamodb::Client,
-        streams: aws_sdk_dynamodbstreams::Client,
-        table: impl Into<String>,
-    ) -> Self {
-        StreamReader {
-            dynamodb,
-            streams,
-            table: table.into(),
-        }
-    }
-
-    /// The ARN of the table's current stream.
-    pub async fn stream_arn(&self) -> StoreResult<String> {
+#[async_trait]
+impl StreamApi for Sdk {
+    async fn stream_arn(&self) -> StoreResult<String> {
         let out = self
             .dynamodb
             .describe_table()
@@ -72,8 +119,7 @@ impl StreamReader {
             .ok_or_else(|| StoreError::backend(format!("table {} has no stream", self.table)))
     }
 
-    /// The ids of the stream's shards, and whether each is still open.
-    async fn shards(&self, arn: &str) -> StoreResult<Vec<(String, bool)>> {
+    async fn shards(&self, arn: &str) -> StoreResult<Vec<ShardInfo>> {
         let mut shards = Vec::new();
         let mut start: Option<String> = None;
         loop {
@@ -90,10 +136,10 @@ impl StreamReader {
             };
             for shard in description.shards() {
                 if let Some(id) = shard.shard_id() {
-                    let open = shard
-                        .sequence_number_range()
-                        .is_none_or(|r| r.ending_sequence_number().is_none());
-                    shards.push((id.to_string(), open));
+                    shards.push(ShardInfo {
+                        id: id.to_string(),
+                        parent: shard.parent_shard_id().map(str::to_string),
+                    });
                 }
             }
             match description.last_evaluated_shard_id {
@@ -104,223 +150,438 @@ impl StreamReader {
         Ok(shards)
     }
 
-    async fn iterator(
-        &self,
-        arn: &str,
-        shard: &str,
-        kind: ShardIteratorType,
-        sequence: Option<&str>,
-    ) -> StoreResult<Option<String>> {
-        let out = self
+    async fn iterator(&self, arn: &str, shard: &str, after: Option<&str>) -> StoreResult<Iterator> {
+        let kind = match after {
+            Some(_) => ShardIteratorType::AfterSequenceNumber,
+            None => ShardIteratorType::TrimHorizon,
+        };
+        let result = self
             .streams
             .get_shard_iterator()
             .stream_arn(arn)
             .shard_id(shard)
             .shard_iterator_type(kind)
-            .set_sequence_number(sequence.map(str::to_string))
+            .set_sequence_number(after.map(str::to_string))
+            .send()
+            .await;
+        match result {
+            Ok(out) => Ok(match out.shard_iterator {
+                Some(iterator) => Iterator::At(iterator),
+                None => Iterator::Exhausted,
+            }),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_trimmed_data_access_exception()) =>
+            {
+                Ok(Iterator::Trimmed(
+                    sdk_error("GetShardIterator", e).to_string(),
+                ))
+            }
+            Err(e) => Err(sdk_error("GetShardIterator", e)),
+        }
+    }
+
+    async fn records(
+        &self,
+        iterator: String,
+        limit: i32,
+    ) -> StoreResult<(Vec<Record>, Option<String>)> {
+        let out = self
+            .streams
+            .get_records()
+            .shard_iterator(iterator)
+            .limit(limit)
             .send()
             .await
-            .map_err(|e| sdk_error("GetShardIterator", e))?;
-        Ok(out.shard_iterator)
+            .map_err(|e| sdk_error("GetRecords", e))?;
+        Ok((out.records.unwrap_or_default(), out.next_shard_iterator))
+    }
+}
+
+impl StreamReader {
+    pub fn new(
+        dynamodb: aws_sdk_dynamodb::Client,
+        streams: aws_sdk_dynamodbstreams::Client,
+        table: impl Into<String>,
+    ) -> Self {
+        StreamReader {
+            api: Arc::new(Sdk {
+                dynamodb,
+                streams,
+                table: table.into(),
+            }),
+        }
+    }
+
+    /// The ARN of the table's current stream.
+    pub async fn stream_arn(&self) -> StoreResult<String> {
+        self.api.stream_arn().await
     }
 
     /// Every record the stream holds now, from the oldest, as Lambda would deliver them.
     pub async fn read_all(&self) -> StoreResult<Vec<EventRecord>> {
         let arn = self.stream_arn().await?;
         let mut records = Vec::new();
-        for (shard, _) in self.shards(&arn).await? {
-            let mut iterator = self
-                .iterator(&arn, &shard, ShardIteratorType::TrimHorizon, None)
-                .await?;
+        for shard in self.api.shards(&arn).await? {
+            let mut iterator = match self.api.iterator(&arn, &shard.id, None).await? {
+                Iterator::At(it) => Some(it),
+                Iterator::Exhausted => None,
+                Iterator::Trimmed(why) => return Err(StoreError::backend(why)),
+            };
             while let Some(it) = iterator {
-                let out = self
-                    .streams
-                    .get_records()
-                    .shard_iterator(it)
-                    .send()
-                    .await
-                    .map_err(|e| sdk_error("GetRecords", e))?;
-                if out.records().is_empty() {
+                let (batch, next) = self.api.records(it, 1000).await?;
+                // An open shard always has a next iterator: its end is an empty batch.
+                if batch.is_empty() {
                     break;
                 }
-                records.extend(out.records().iter().map(|r| lambda_record(r, &arn)));
-                iterator = out.next_shard_iterator;
+                records.extend(batch.iter().map(|r| lambda_record(r, &arn)));
+                iterator = next;
             }
         }
         Ok(records)
     }
 
-    /// Positions the reader on every open shard (`start`), so that nothing written after
-    /// this returns is missed; [`Positioned::run`] then feeds the records to the handler.
-    pub async fn start(self, start: Start) -> StoreResult<Positioned> {
+    /// Positions the reader where the checkpoints kept in `dir` (created if missing) say
+    /// it stopped: after each shard's checkpoint, at `TRIM_HORIZON` for the others (see the
+    /// module doc). [`Positioned::run`] then feeds the records to the handler. Fails if
+    /// another reader holds this stream's checkpoints in `dir`, or if they are unreadable.
+    pub async fn start(self, dir: &Path) -> StoreResult<Positioned> {
         let arn = self.stream_arn().await?;
-        let mut shards = HashMap::new();
-        let kind = match start {
-            Start::Latest => ShardIteratorType::Latest,
-            Start::TrimHorizon => ShardIteratorType::TrimHorizon,
-        };
-        for (id, open) in self.shards(&arn).await? {
-            if open {
-                let iterator = self.iterator(&arn, &id, kind.clone(), None).await?;
-                shards.insert(
-                    id,
-                    Shard {
-                        iterator,
-                        last: None,
-                    },
-                );
-            }
-        }
-        Ok(Positioned {
-            reader: self,
+        let checkpoints = Checkpoints::open(dir, &arn)?;
+        let positions = checkpoints.load()?;
+        let mut positioned = Positioned {
+            api: self.api,
             arn,
-            shards,
-        })
+            checkpoints,
+            positions,
+            active: BTreeSet::new(),
+            done: HashSet::new(),
+            rescan: true,
+        };
+        positioned.scan().await?;
+        tracing::info!(
+            stream = %positioned.arn,
+            checkpoints = %positioned.checkpoints.path.display(),
+            shards = ?positioned.active,
+            resumed = ?positioned.positions,
+            "stream reader positioned"
+        );
+        Ok(positioned)
     }
 }
 
-/// A [`StreamReader`] positioned on its shards.
+/// A [`StreamReader`] positioned on its shards, holding its checkpoint file.
 #[derive(Debug)]
 pub struct Positioned {
-    reader: StreamReader,
+    api: Arc<dyn StreamApi>,
     arn: String,
-    shards: HashMap<String, Shard>,
+    checkpoints: Checkpoints,
+    /// The checkpoint of every shard that has one (read now, or read to its end).
+    positions: BTreeMap<String, String>,
+    /// The shards being read.
+    active: BTreeSet<String>,
+    /// Shards read to their end: never read again.
+    done: HashSet<String>,
+    /// Whether to list the shards again (a shard ended: its children may be due).
+    rescan: bool,
 }
 
 impl Positioned {
-    /// Feeds every new record to the notify handler over `sink`, polling every `poll`,
-    /// until the task is dropped. Backend faults are logged and retried, never fatal: a
-    /// registry that serves should not stop because its notifier stumbled.
-    pub async fn run(self, sink: std::sync::Arc<dyn EventSink>, poll: Duration) {
-        let Positioned {
-            reader,
-            arn,
-            mut shards,
-        } = self;
-        // Shards read to their end: never read again.
-        let mut done: HashSet<String> = HashSet::new();
-        let mut rescan = false;
+    /// Feeds every new record to the notify handler over `sink`, polling every `poll`
+    /// while there is nothing new, until the task is dropped. Backend faults are logged
+    /// and retried from the checkpoints, never fatal: a registry that serves should not
+    /// stop because its notifier stumbled.
+    pub async fn run(mut self, sink: Arc<dyn OutboxSink>, poll: Duration) {
         loop {
-            if rescan {
-                match reader.shards(&arn).await {
-                    Ok(found) => {
-                        for (id, _) in found {
-                            if shards.contains_key(&id) || done.contains(&id) {
-                                continue;
-                            }
-                            // A new shard is the child of a closed one: read it whole.
-                            match reader
-                                .iterator(&arn, &id, ShardIteratorType::TrimHorizon, None)
-                                .await
-                            {
-                                Ok(iterator) => {
-                                    shards.insert(
-                                        id,
-                                        Shard {
-                                            iterator,
-                                            last: None,
-                                        },
-                                    );
-                                }
-                                Err(e) => tracing::error!(error = %e, shard = %id, "stream reader"),
-                            }
-                        }
-                        rescan = false;
-                    }
-                    Err(e) => tracing::error!(error = %e, "stream reader: describing the stream"),
-                }
+            // A backlog is read batch after batch; only an idle stream waits.
+            if self.step(sink.as_ref()).await == 0 {
+                tokio::time::sleep(poll).await;
             }
-            for (id, shard) in shards.iter_mut() {
-                if let Err(e) = reader.poll_shard(&arn, id, shard, sink.as_ref()).await {
-                    tracing::error!(error = %e, shard = %id, "stream reader");
-                    // Resume after the last record handed over, with a fresh iterator.
-                    let resumed = match &shard.last {
-                        Some(seq) => {
-                            reader
-                                .iterator(
-                                    &arn,
-                                    id,
-                                    ShardIteratorType::AfterSequenceNumber,
-                                    Some(seq),
-                                )
-                                .await
-                        }
-                        None => {
-                            reader
-                                .iterator(&arn, id, ShardIteratorType::TrimHorizon, None)
-                                .await
-                        }
-                    };
-                    if let Ok(iterator) = resumed {
-                        shard.iterator = iterator;
-                    }
-                }
-            }
-            // A shard without an iterator has closed: look for its children.
-            shards.retain(|id, s| {
-                if s.iterator.is_none() {
-                    done.insert(id.clone());
-                    rescan = true;
-                }
-                s.iterator.is_some()
-            });
-            tokio::time::sleep(poll).await;
         }
     }
-}
 
-impl StreamReader {
-    /// Reads one batch of a shard and hands it to the handler.
-    async fn poll_shard(
-        &self,
-        arn: &str,
-        id: &str,
-        shard: &mut Shard,
-        sink: &dyn EventSink,
-    ) -> StoreResult<()> {
-        let Some(iterator) = shard.iterator.clone() else {
-            return Ok(());
-        };
-        let out = self
-            .streams
-            .get_records()
-            .shard_iterator(iterator)
-            .send()
-            .await
-            .map_err(|e| sdk_error("GetRecords", e))?;
-        if out.records().is_empty() {
-            shard.iterator = out.next_shard_iterator;
-            return Ok(());
+    /// The checkpoints' file.
+    pub fn checkpoint_path(&self) -> &Path {
+        &self.checkpoints.path
+    }
+
+    /// Lists the shards: forgets those the stream no longer holds (trimmed 24 hours after
+    /// they closed), and starts reading those due (no parent, or a parent read to its end
+    /// or gone).
+    async fn scan(&mut self) -> StoreResult<()> {
+        let shards = self.api.shards(&self.arn).await?;
+        let listed: HashSet<&str> = shards.iter().map(|s| s.id.as_str()).collect();
+        self.positions.retain(|id, seq| {
+            let kept = listed.contains(id.as_str());
+            if !kept {
+                tracing::info!(
+                    shard = %id,
+                    sequence = %seq,
+                    "the stream no longer holds this shard: its checkpoint is dropped"
+                );
+            }
+            kept
+        });
+        self.active.retain(|id| {
+            let kept = listed.contains(id.as_str());
+            if !kept {
+                tracing::error!(
+                    shard = %id,
+                    "the stream no longer holds this shard: its unread records are lost"
+                );
+            }
+            kept
+        });
+        for shard in &shards {
+            if self.active.contains(&shard.id) || self.done.contains(&shard.id) {
+                continue;
+            }
+            let due = match &shard.parent {
+                None => true,
+                Some(parent) => !listed.contains(parent.as_str()) || self.done.contains(parent),
+            };
+            if due {
+                self.active.insert(shard.id.clone());
+            }
         }
-        let records: Vec<EventRecord> = out
-            .records()
+        self.rescan = false;
+        Ok(())
+    }
+
+    /// One poll of every shard being read; the number of records handed over.
+    async fn step(&mut self, sink: &dyn OutboxSink) -> usize {
+        if self.rescan
+            && let Err(e) = self.scan().await
+        {
+            tracing::error!(error = %e, "stream reader: listing the stream's shards");
+        }
+        let mut handed = 0;
+        let mut advanced = false;
+        for id in self.active.clone() {
+            match self.poll_shard(&id, sink).await {
+                Ok(Polled::Records {
+                    handed: n,
+                    advanced: a,
+                }) => {
+                    handed += n;
+                    advanced |= a;
+                }
+                Ok(Polled::Ended) => {
+                    tracing::info!(shard = %id, "shard read to its end");
+                    self.active.remove(&id);
+                    self.done.insert(id);
+                    self.rescan = true;
+                }
+                // The next poll takes a fresh iterator from the checkpoint, after listing
+                // the shards again in case this one is gone.
+                Err(e) => {
+                    tracing::error!(error = %e, shard = %id, "stream reader");
+                    self.rescan = true;
+                }
+            }
+        }
+        if advanced && let Err(e) = self.checkpoints.save(&self.positions).await {
+            // The records were published: at worst a restart publishes them again.
+            tracing::error!(error = %e, "stream reader: saving the checkpoints");
+        }
+        handed
+    }
+
+    /// Reads one batch of a shard from its checkpoint and hands it to the handler.
+    async fn poll_shard(&mut self, id: &str, sink: &dyn OutboxSink) -> StoreResult<Polled> {
+        let after = self.positions.get(id).cloned();
+        let iterator = match self.api.iterator(&self.arn, id, after.as_deref()).await? {
+            Iterator::At(iterator) => iterator,
+            Iterator::Exhausted => return Ok(Polled::Ended),
+            Iterator::Trimmed(why) => {
+                tracing::error!(
+                    shard = %id,
+                    checkpoint = ?after,
+                    %why,
+                    "the checkpoint is older than the stream keeps: reading from the shard's \
+                     oldest record; events written between the two were never published"
+                );
+                // Once: from now on the shard is read as one without a checkpoint.
+                self.positions.remove(id);
+                match self.api.iterator(&self.arn, id, None).await? {
+                    Iterator::At(iterator) => iterator,
+                    Iterator::Exhausted => return Ok(Polled::Ended),
+                    Iterator::Trimmed(why) => return Err(StoreError::backend(why)),
+                }
+            }
+        };
+        let (batch, next) = self.api.records(iterator, BATCH).await?;
+        if batch.is_empty() {
+            return Ok(match next {
+                None => Polled::Ended,
+                Some(_) => Polled::Records {
+                    handed: 0,
+                    advanced: false,
+                },
+            });
+        }
+        let records: Vec<EventRecord> = batch.iter().map(|r| lambda_record(r, &self.arn)).collect();
+        let sequences: Vec<Option<String>> = records
             .iter()
-            .map(|r| lambda_record(r, arn))
+            .map(|r| r.change.sequence_number.clone())
             .collect();
-        let last = records
-            .last()
-            .and_then(|r| r.change.sequence_number.clone());
         let mut event = Event::default();
         event.records = records;
         let response = notify::handle(sink, event).await;
-        match response
-            .batch_item_failures
-            .first()
-            .and_then(|f| f.item_identifier.clone())
-        {
-            // As Lambda does: read again from the failed record on the next poll.
-            Some(failed) => {
-                shard.iterator = self
-                    .iterator(arn, id, ShardIteratorType::AtSequenceNumber, Some(&failed))
-                    .await?;
+        // As the event source mapping does: everything before the first failed record is
+        // done; the failed one is read again at the next poll (a failure naming no record
+        // of the batch fails the whole batch).
+        let handed = match response.batch_item_failures.first() {
+            Some(failure) => sequences
+                .iter()
+                .position(|s| s.is_some() && *s == failure.item_identifier)
+                .unwrap_or(0),
+            None => sequences.len(),
+        };
+        let checkpoint = handed
+            .checked_sub(1)
+            .and_then(|last| sequences[last].clone());
+        let advanced = match checkpoint {
+            Some(seq) => {
+                self.positions.insert(id.to_string(), seq);
+                true
             }
-            None => {
-                shard.last = last;
-                shard.iterator = out.next_shard_iterator;
+            None => false,
+        };
+        Ok(Polled::Records { handed, advanced })
+    }
+}
+
+/// What one poll of a shard did.
+#[derive(Debug)]
+enum Polled {
+    /// `handed` records handed over; `advanced`: the checkpoint moved.
+    Records { handed: usize, advanced: bool },
+    /// A closed shard, read to its end.
+    Ended,
+}
+
+/// The checkpoint file of one stream in a folder, locked while open.
+#[derive(Debug)]
+struct Checkpoints {
+    path: PathBuf,
+    stream_arn: String,
+    /// Held for the reader's life: a second reader of the same file would publish
+    /// everything twice and overwrite this one's checkpoints. The OS releases it when the
+    /// process ends, however it ends.
+    _lock: File,
+}
+
+/// What the file holds.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct CheckpointFile {
+    stream_arn: String,
+    /// Shard id → the sequence number of the last record handed over.
+    shards: BTreeMap<String, String>,
+}
+
+impl Checkpoints {
+    fn open(dir: &Path, stream_arn: &str) -> StoreResult<Checkpoints> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::backend(format!("creating {}: {e}", dir.display())))?;
+        let name: String = stream_arn
+            .chars()
+            .map(|c| if c == ':' || c == '/' { '_' } else { c })
+            .collect();
+        let path = dir.join(format!("{name}.json"));
+        let lock_path = dir.join(format!("{name}.lock"));
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| StoreError::backend(format!("opening {}: {e}", lock_path.display())))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(StoreError::backend(format!(
+                    "another process reads this stream with the checkpoints in {} (it holds \
+                     {}); give this one another data folder",
+                    dir.display(),
+                    lock_path.display()
+                )));
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(StoreError::backend(format!(
+                    "locking {}: {e}",
+                    lock_path.display()
+                )));
             }
         }
-        Ok(())
+        Ok(Checkpoints {
+            path,
+            stream_arn: stream_arn.to_string(),
+            _lock: lock,
+        })
     }
+
+    /// The saved checkpoints; none if the file does not exist yet.
+    fn load(&self) -> StoreResult<BTreeMap<String, String>> {
+        let text = match std::fs::read_to_string(&self.path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
+            Err(e) => {
+                return Err(StoreError::backend(format!(
+                    "reading {}: {e}",
+                    self.path.display()
+                )));
+            }
+        };
+        // The file is only ever replaced whole, so a bad one was edited by hand: say so
+        // rather than guess a position (deleting it reads the stream from its oldest record).
+        let file: CheckpointFile = serde_json::from_str(&text).map_err(|e| {
+            StoreError::backend(format!(
+                "the stream checkpoints in {} are unreadable ({e}); delete the file to read \
+                 the stream again from its oldest record",
+                self.path.display()
+            ))
+        })?;
+        if file.stream_arn != self.stream_arn {
+            return Err(StoreError::backend(format!(
+                "{} holds the checkpoints of stream {}, not {}",
+                self.path.display(),
+                file.stream_arn,
+                self.stream_arn
+            )));
+        }
+        Ok(file.shards)
+    }
+
+    /// Replaces the file: a temporary file, written and synced, renamed over it, and the
+    /// folder synced, so that a crash leaves the old checkpoints or the new, never a mix.
+    async fn save(&self, shards: &BTreeMap<String, String>) -> StoreResult<()> {
+        let json = serde_json::to_vec_pretty(&CheckpointFile {
+            stream_arn: self.stream_arn.clone(),
+            shards: shards.clone(),
+        })
+        .map_err(|e| StoreError::backend(format!("encoding the stream checkpoints: {e}")))?;
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || write_atomically(&path, &json))
+            .await
+            .map_err(|e| StoreError::backend(format!("saving the stream checkpoints: {e}")))?
+    }
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> StoreResult<()> {
+    let fail = |what: &str, e: std::io::Error| {
+        StoreError::backend(format!("{what} {}: {e}", path.display()))
+    };
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = path.with_extension("json.tmp");
+    let mut file = File::create(&tmp).map_err(|e| fail("creating a temporary file for", e))?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| fail("writing a temporary file for", e))?;
+    drop(file);
+    std::fs::rename(&tmp, path).map_err(|e| fail("renaming a temporary file over", e))?;
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| fail("syncing the folder of", e))
 }
 
 /// A DynamoDB Streams API record in the shape Lambda delivers it.
@@ -351,4 +612,355 @@ pub fn lambda_record(record: &Record, stream_arn: &str) -> EventRecord {
         out.change = stream;
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ports::RegistryEvent;
+    use aws_sdk_dynamodbstreams::types::{AttributeValue, OperationType};
+    use std::sync::Mutex;
+
+    const ARN: &str =
+        "arn:aws:dynamodb:us-east-1:123456789012:table/t/stream/2024-01-01T00:00:00.000";
+
+    #[derive(Debug)]
+    struct FakeShard {
+        id: String,
+        parent: Option<String>,
+        closed: bool,
+        records: Vec<(u64, Record)>,
+        /// The oldest sequence number the stream still keeps.
+        horizon: u64,
+    }
+
+    #[derive(Debug, Default)]
+    struct State {
+        shards: Vec<FakeShard>,
+        next_seq: u64,
+        /// How many `GetRecords` calls to fail from now on.
+        fail_get_records: usize,
+        /// Every `GetShardIterator`: the shard and where (`TRIM_HORIZON` or `AFTER <seq>`).
+        iterators: Vec<String>,
+    }
+
+    /// A stream in memory, with the API's semantics: sequence numbers grow, an iterator is
+    /// `<shard>|<index>`, a closed shard read to its end gives no next iterator.
+    #[derive(Debug, Default)]
+    struct Fake(Mutex<State>);
+
+    impl Fake {
+        fn with_shard(id: &str) -> Arc<Fake> {
+            let fake = Arc::new(Fake::default());
+            fake.add_shard(id, None);
+            fake
+        }
+
+        fn add_shard(&self, id: &str, parent: Option<&str>) {
+            self.0.lock().unwrap().shards.push(FakeShard {
+                id: id.into(),
+                parent: parent.map(str::to_string),
+                closed: false,
+                records: Vec::new(),
+                horizon: 0,
+            });
+        }
+
+        fn shard<R>(&self, id: &str, f: impl FnOnce(&mut FakeShard) -> R) -> R {
+            let mut state = self.0.lock().unwrap();
+            f(state.shards.iter_mut().find(|s| s.id == id).unwrap())
+        }
+
+        /// Appends an INSERT of `sk` to `shard`; an outbox item if `sk` is `EVENT#…`.
+        /// Returns the event's id (`<pk>/<sk>`).
+        fn write(&self, shard: &str, sk: &str) -> String {
+            let pk = "library/app";
+            let event = RegistryEvent {
+                event: "repo_push".into(),
+                repository: pk.into(),
+                namespace: "library".into(),
+                updated_tags: vec![sk.into()],
+                digest: None,
+                media_type: None,
+                time: "2024-01-01T00:00:00Z".into(),
+            };
+            let mut state = self.0.lock().unwrap();
+            state.next_seq += 1;
+            let seq = state.next_seq * 100;
+            let key = |k: &str, v: &str| (k.to_string(), AttributeValue::S(v.into()));
+            let change = aws_sdk_dynamodbstreams::types::StreamRecord::builder()
+                .set_keys(Some([key("pk", pk), key("sk", sk)].into()))
+                .set_new_image(Some(
+                    [
+                        key("pk", pk),
+                        key("sk", sk),
+                        key("event", &serde_json::to_string(&event).unwrap()),
+                    ]
+                    .into(),
+                ))
+                .sequence_number(seq.to_string())
+                .build();
+            let record = Record::builder()
+                .event_id(format!("e{seq}"))
+                .event_name(OperationType::Insert)
+                .dynamodb(change)
+                .build();
+            let shard = state.shards.iter_mut().find(|s| s.id == shard).unwrap();
+            shard.records.push((seq, record));
+            format!("{pk}/{sk}")
+        }
+
+        fn fail_get_records(&self, times: usize) {
+            self.0.lock().unwrap().fail_get_records = times;
+        }
+
+        fn take_iterators(&self) -> Vec<String> {
+            std::mem::take(&mut self.0.lock().unwrap().iterators)
+        }
+
+        fn reader(self: &Arc<Self>) -> StreamReader {
+            StreamReader {
+                api: Arc::clone(self) as Arc<dyn StreamApi>,
+            }
+        }
+    }
+
+    #[async_trait]
+    impl StreamApi for Fake {
+        async fn stream_arn(&self) -> StoreResult<String> {
+            Ok(ARN.into())
+        }
+
+        async fn shards(&self, _: &str) -> StoreResult<Vec<ShardInfo>> {
+            let state = self.0.lock().unwrap();
+            Ok(state
+                .shards
+                .iter()
+                .map(|s| ShardInfo {
+                    id: s.id.clone(),
+                    parent: s.parent.clone(),
+                })
+                .collect())
+        }
+
+        async fn iterator(&self, _: &str, id: &str, after: Option<&str>) -> StoreResult<Iterator> {
+            let mut state = self.0.lock().unwrap();
+            state.iterators.push(match after {
+                Some(seq) => format!("{id} AFTER {seq}"),
+                None => format!("{id} TRIM_HORIZON"),
+            });
+            let shard = state.shards.iter().find(|s| s.id == id).unwrap();
+            let from = match after {
+                Some(seq) => {
+                    let seq: u64 = seq.parse().unwrap();
+                    if seq < shard.horizon {
+                        return Ok(Iterator::Trimmed(format!("{seq} is trimmed")));
+                    }
+                    seq + 1
+                }
+                None => shard.horizon,
+            };
+            let index = shard.records.iter().take_while(|(s, _)| *s < from).count();
+            Ok(Iterator::At(format!("{id}|{index}")))
+        }
+
+        async fn records(
+            &self,
+            iterator: String,
+            limit: i32,
+        ) -> StoreResult<(Vec<Record>, Option<String>)> {
+            let mut state = self.0.lock().unwrap();
+            if state.fail_get_records > 0 {
+                state.fail_get_records -= 1;
+                return Err(StoreError::backend("GetRecords: ExpiredIteratorException"));
+            }
+            let (id, index) = iterator.split_once('|').unwrap();
+            let index: usize = index.parse().unwrap();
+            let shard = state.shards.iter().find(|s| s.id == id).unwrap();
+            let batch: Vec<Record> = shard.records[index..]
+                .iter()
+                .take(limit as usize)
+                .map(|(_, r)| r.clone())
+                .collect();
+            let end = index + batch.len();
+            let next =
+                (!(shard.closed && end == shard.records.len())).then(|| format!("{id}|{end}"));
+            Ok((batch, next))
+        }
+    }
+
+    /// Records the ids it publishes; fails each id of `fail_once` the first time.
+    #[derive(Default)]
+    struct Sink {
+        got: Mutex<Vec<String>>,
+        fail_once: Mutex<Vec<String>>,
+    }
+
+    #[async_trait]
+    impl OutboxSink for Sink {
+        async fn publish(&self, id: &str, _: &RegistryEvent) -> StoreResult<()> {
+            let mut fail = self.fail_once.lock().unwrap();
+            if let Some(i) = fail.iter().position(|f| f == id) {
+                fail.remove(i);
+                return Err(StoreError::backend("topic unreachable"));
+            }
+            self.got.lock().unwrap().push(id.to_string());
+            Ok(())
+        }
+    }
+
+    impl Sink {
+        fn take(&self) -> Vec<String> {
+            std::mem::take(&mut self.got.lock().unwrap())
+        }
+    }
+
+    /// Polls enough times for everything pending, failures and retries included.
+    async fn polls(reader: &mut Positioned, sink: &Sink) {
+        for _ in 0..6 {
+            reader.step(sink).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_get_records_failure_before_the_first_record_resumes_from_the_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = Fake::with_shard("s1");
+        let e1 = fake.write("s1", "EVENT#1");
+        fake.write("s1", "TAG#latest");
+        let e2 = fake.write("s1", "EVENT#2");
+        let sink = Sink::default();
+
+        let mut first = fake.reader().start(dir.path()).await.unwrap();
+        polls(&mut first, &sink).await;
+        assert_eq!(sink.take(), [e1, e2]);
+        drop(first);
+
+        // Restarted: one event written meanwhile, and the first GetRecords fails.
+        let e3 = fake.write("s1", "EVENT#3");
+        fake.fail_get_records(1);
+        fake.take_iterators();
+        let mut second = fake.reader().start(dir.path()).await.unwrap();
+        polls(&mut second, &sink).await;
+        assert_eq!(sink.take(), [e3], "only what came after the checkpoint");
+        let iterators = fake.take_iterators();
+        assert!(
+            iterators.iter().all(|i| i.contains("AFTER")),
+            "never from the stream's start again: {iterators:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_first_start_reads_the_stream_from_its_oldest_record_once_despite_failures() {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = Fake::with_shard("s1");
+        let (e1, e2) = (fake.write("s1", "EVENT#1"), fake.write("s1", "EVENT#2"));
+        fake.fail_get_records(2);
+        let sink = Sink::default();
+        let mut reader = fake.reader().start(dir.path()).await.unwrap();
+        polls(&mut reader, &sink).await;
+        assert_eq!(sink.take(), [e1, e2]);
+
+        let e3 = fake.write("s1", "EVENT#3");
+        fake.fail_get_records(1);
+        polls(&mut reader, &sink).await;
+        assert_eq!(sink.take(), [e3]);
+    }
+
+    #[tokio::test]
+    async fn a_failed_publish_is_retried_and_what_preceded_it_is_not_published_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = Fake::with_shard("s1");
+        let (e1, e2, e3) = (
+            fake.write("s1", "EVENT#1"),
+            fake.write("s1", "EVENT#2"),
+            fake.write("s1", "EVENT#3"),
+        );
+        let sink = Sink::default();
+        sink.fail_once.lock().unwrap().push(e2.clone());
+        let mut reader = fake.reader().start(dir.path()).await.unwrap();
+        reader.step(&sink).await;
+        assert_eq!(sink.take(), [e1], "stopped at the failed publish");
+
+        // Restarted before the retry: from the failed record on.
+        drop(reader);
+        let mut reader = fake.reader().start(dir.path()).await.unwrap();
+        polls(&mut reader, &sink).await;
+        assert_eq!(sink.take(), [e2, e3]);
+    }
+
+    #[tokio::test]
+    async fn a_trimmed_checkpoint_falls_back_to_the_oldest_record_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = Fake::with_shard("s1");
+        fake.write("s1", "EVENT#1");
+        let sink = Sink::default();
+        let mut reader = fake.reader().start(dir.path()).await.unwrap();
+        polls(&mut reader, &sink).await;
+        assert_eq!(sink.take().len(), 1);
+        drop(reader);
+
+        // While stopped, longer than the stream keeps records: EVENT#2 is lost.
+        fake.write("s1", "EVENT#2");
+        let e3 = fake.write("s1", "EVENT#3");
+        fake.shard("s1", |s| s.horizon = s.records[2].0);
+        let mut reader = fake.reader().start(dir.path()).await.unwrap();
+        polls(&mut reader, &sink).await;
+        assert_eq!(sink.take(), [e3]);
+    }
+
+    #[tokio::test]
+    async fn a_child_shard_is_read_from_its_start_after_its_parent() {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = Fake::with_shard("parent");
+        let e1 = fake.write("parent", "EVENT#1");
+        fake.add_shard("child", Some("parent"));
+        let e2 = fake.write("child", "EVENT#2");
+        let e3 = fake.write("parent", "EVENT#3");
+        fake.shard("parent", |s| s.closed = true);
+        let sink = Sink::default();
+        let mut reader = fake.reader().start(dir.path()).await.unwrap();
+        polls(&mut reader, &sink).await;
+        assert_eq!(sink.take(), [e1, e3, e2], "the parent's records first");
+        drop(reader);
+
+        // The parent is trimmed away; a restart keeps the child's place.
+        fake.0.lock().unwrap().shards.retain(|s| s.id == "child");
+        let e4 = fake.write("child", "EVENT#4");
+        let mut reader = fake.reader().start(dir.path()).await.unwrap();
+        polls(&mut reader, &sink).await;
+        assert_eq!(sink.take(), [e4]);
+        let saved = std::fs::read_to_string(reader.checkpoint_path()).unwrap();
+        assert!(!saved.contains("parent"), "{saved}");
+    }
+
+    #[tokio::test]
+    async fn one_reader_per_folder_and_stream() {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = Fake::with_shard("s1");
+        let _first = fake.reader().start(dir.path()).await.unwrap();
+        let second = fake.reader().start(dir.path()).await.unwrap_err();
+        assert!(second.to_string().contains("another process"), "{second}");
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_checkpoint_file_stops_the_start_and_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = Fake::with_shard("s1");
+        let path = fake
+            .reader()
+            .start(dir.path())
+            .await
+            .unwrap()
+            .checkpoint_path()
+            .to_path_buf();
+        std::fs::write(&path, "{not json").unwrap();
+        let error = fake
+            .reader()
+            .start(dir.path())
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains(&path.display().to_string()), "{error}");
+    }
 }
