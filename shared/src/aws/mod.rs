@@ -12,9 +12,9 @@
 //! | [`dynamodb`]    | `dynamodb`  | [`MetadataStore`](crate::ports::MetadataStore) over one table, with the event outbox |
 //! | [`s3`]          | `s3`        | [`BlobStore`](crate::ports::BlobStore), presigned GETs, multipart |
 //! | [`kms`]         | `kms`       | [`Signer`](crate::ports::Signer) over an asymmetric KMS key |
-//! | [`sns`]         | `sns`       | [`EventSink`](crate::ports::EventSink) publishing to a topic |
-//! | [`notify`]      | `notify`    | the notify-push handler: stream records → outbox events → an `EventSink` |
-//! | [`streams`]     | `streams`   | reads the table's stream (DynamoDB Streams API) for registry-local |
+//! | [`sns`]         | `sns`       | publishes outbox events to a topic, each with its id   |
+//! | [`notify`]      | `notify`    | the notify-push handler: stream records → outbox events (with their ids) → an `OutboxSink` |
+//! | [`streams`]     | `streams`   | reads the table's stream (DynamoDB Streams API) for registry-local, with checkpoints |
 //! | [`provision`]   | `provision` | creates the table, bucket, key and topic                     |
 //!
 //! May call: `ports`, the domain types, `signing`, the AWS SDK. Must not know HTTP: the
