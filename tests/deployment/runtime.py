@@ -31,6 +31,41 @@ PREFIX = "/2018-06-01/runtime"
 # Run in each child before exec (serve.py sets it: die with the harness).
 PREEXEC: Callable[[], None] | None = None
 
+_spawn_requests: "collections.deque" = collections.deque()
+_spawn_cond = threading.Condition()
+_spawner: threading.Thread | None = None
+
+
+def _spawner_loop() -> None:
+    while True:
+        with _spawn_cond:
+            while not _spawn_requests:
+                _spawn_cond.wait()
+            args, kwargs, box, done = _spawn_requests.popleft()
+        try:
+            box.append(subprocess.Popen(*args, **kwargs))
+        except BaseException as e:  # handed back to the caller
+            box.append(e)
+        done.set()
+
+
+def popen(*args: Any, **kwargs: Any) -> subprocess.Popen:
+    """Popen from one long-lived thread: PR_SET_PDEATHSIG (PREEXEC) fires when the thread
+    that forked the child ends, and request threads end after each request."""
+    global _spawner
+    with _spawn_cond:
+        if _spawner is None:
+            _spawner = threading.Thread(target=_spawner_loop, name="spawner", daemon=True)
+            _spawner.start()
+        box: list[Any] = []
+        done = threading.Event()
+        _spawn_requests.append((args, kwargs, box, done))
+        _spawn_cond.notify()
+    done.wait()
+    if isinstance(box[0], BaseException):
+        raise box[0]
+    return box[0]
+
 
 @dataclass
 class FunctionSpec:
@@ -208,7 +243,7 @@ class Sandbox:
         )
         self.log = open(spec.log_path, "ab", buffering=0) if spec.log_path else subprocess.DEVNULL
         self.started = time.monotonic()
-        self.proc = subprocess.Popen(
+        self.proc = popen(
             spec.command,
             env=env,
             stdin=subprocess.DEVNULL,

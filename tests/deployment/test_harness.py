@@ -423,6 +423,22 @@ class RuntimeTests(unittest.TestCase):
         self.assertFalse(second.cold)
         self.assertEqual(second.pid, first.pid)
 
+    def test_sandbox_outlives_the_thread_that_started_it(self) -> None:
+        import runtime
+        from serve import _pdeathsig
+
+        saved, runtime.PREEXEC = runtime.PREEXEC, _pdeathsig
+        self.addCleanup(setattr, runtime, "PREEXEC", saved)
+        p = self.pool()
+        box = []
+        t = threading.Thread(target=lambda: box.append(self.call(p, "/echo")))
+        t.start()
+        t.join()
+        time.sleep(0.3)
+        again = self.call(p, "/echo")
+        self.assertIsNone(again.error)
+        self.assertEqual(again.pid, box[0].pid)
+
     def test_overlapping_invocations_get_their_own_processes(self) -> None:
         p = self.pool()
         results = []
