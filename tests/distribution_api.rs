@@ -431,10 +431,7 @@ async fn end_11_cross_repository_mount_copies_nothing() {
     let t = TestRegistry::new().await;
     let data = bytes(2000, 10);
     let digest = t.seed_blob("acme/base", &data).await;
-    let written = t
-        .blobs
-        .bytes_written
-        .load(std::sync::atomic::Ordering::SeqCst);
+    let written = t.blob_bytes_written().await;
     let got = t
         .request(
             Method::POST,
@@ -458,9 +455,7 @@ async fn end_11_cross_repository_mount_copies_nothing() {
         data
     );
     assert_eq!(
-        t.blobs
-            .bytes_written
-            .load(std::sync::atomic::Ordering::SeqCst),
+        t.blob_bytes_written().await,
         written,
         "a mount writes no blob bytes"
     );

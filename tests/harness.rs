@@ -2,9 +2,11 @@
 //! deliver them, routed through `quayside::http::routes()` to the very handlers the Lambda
 //! functions run, and the fixtures made by real clients.
 //!
-//! The backend is `QUAYSIDE_TEST_BACKEND`: `embedded` (the default), or `aws` (DynamoDB, S3,
-//! KMS and SNS at moto's server: see [`aws_support`]). Every test runs unchanged against
-//! each backend.
+//! The backend is `QUAYSIDE_TEST_BACKEND`: `embedded` (the default), `aws` (DynamoDB, S3,
+//! KMS and SNS at moto's server: see [`aws_support`]), or `deployment` (the same at moto,
+//! but every request goes over HTTP to `tests/deployment/serve`, the Lambda deployment on
+//! one machine, with tokens always on: see [`deployment_support`]). Every test runs
+//! unchanged against each backend.
 //!
 //! A test registry is open (no authentication) unless the test turns token authentication
 //! on with [`TestRegistry::enable_auth`]; the access store (users, robots, grants) is there
@@ -28,6 +30,8 @@ use std::sync::{Arc, Mutex};
 
 #[path = "aws_support.rs"]
 pub mod aws_support;
+#[path = "deployment_support.rs"]
+pub mod deployment_support;
 
 /// The project's copy of the fixtures made by skopeo and distribution.
 pub fn fixtures() -> PathBuf {
@@ -144,6 +148,8 @@ pub struct TestRegistry {
     pub aws: Option<aws_support::AwsEnv>,
     /// Users, robots and grants of this backend (used once auth is on).
     pub access: Arc<dyn AccessStore>,
+    /// The deployment the requests go to, on the `deployment` backend.
+    pub deployment: Option<deployment_support::Deployment>,
     _dir: tempfile::TempDir,
 }
 
@@ -199,6 +205,7 @@ impl TestRegistry {
     pub async fn with_backend(backend: &str) -> TestRegistry {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut aws = None;
+        let mut deployment = None;
         let (mut registry, access): (Registry, Arc<dyn AccessStore>) = match backend {
             "embedded" => {
                 let backend = quayside::embedded::EmbeddedBackend::open(dir.path())
@@ -211,10 +218,13 @@ impl TestRegistry {
                 );
                 (registry, backend.access)
             }
-            "aws" => {
+            "aws" | "deployment" => {
                 let env = aws_support::AwsEnv::provision().await;
                 let registry = env.registry();
                 let access = quayside::backend::aws_access(&env.aws, &env.settings);
+                if backend == "deployment" {
+                    deployment = Some(deployment_support::Deployment::new(&env.settings));
+                }
                 aws = Some(env);
                 (registry, access)
             }
@@ -236,13 +246,23 @@ impl TestRegistry {
             blobs,
             aws,
             access,
+            deployment,
             _dir: dir,
         }
+    }
+
+    /// Whether requests go to the Lambda deployment (`tests/deployment/serve`), where
+    /// tokens are always on.
+    pub fn is_deployment(&self) -> bool {
+        self.deployment.is_some()
     }
 
     /// Turns token authentication on, with the token service at `realm` (the URL clients
     /// are told in challenges; a served registry's `http://<addr>/v2/auth`).
     pub fn enable_auth(&mut self, realm: &str) {
+        if let Some(deployment) = &self.deployment {
+            deployment.set_explicit_auth(realm);
+        }
         let settings = quayside::auth::AuthSettings {
             issuer: TEST_ISSUER.into(),
             service: TEST_SERVICE.into(),
@@ -353,6 +373,10 @@ impl TestRegistry {
 
     /// Stores a blob and links it to `repo`, as the upload API will.
     pub async fn seed_blob(&self, repo: &str, bytes: &[u8]) -> Digest {
+        if let Some(deployment) = &self.deployment {
+            // The deployment's client sees what it was granted: this repository too.
+            deployment.grant(&self.access, repo).await;
+        }
         let repo = RepositoryName::parse(repo).expect("repository name");
         let digest = Digest::sha256(bytes);
         self.registry
@@ -375,6 +399,16 @@ impl TestRegistry {
         }
     }
 
+    /// Bytes stored as blobs so far: counted as the registry stores them, or, on the
+    /// deployment (where the function processes store them), the blob bytes its upload
+    /// functions took in. How a test sees that a mount copies nothing.
+    pub async fn blob_bytes_written(&self) -> u64 {
+        match &self.deployment {
+            Some(deployment) => deployment.upload_bytes_received(),
+            None => self.blobs.bytes_written.load(Ordering::SeqCst),
+        }
+    }
+
     pub fn published(&self) -> Vec<RegistryEvent> {
         self.events.events.lock().expect("events lock").clone()
     }
@@ -382,6 +416,24 @@ impl TestRegistry {
     /// Sends a request through the route table, as API Gateway would: path parameters set,
     /// body as bytes.
     pub async fn send(&self, req: Request<Body>) -> Answer {
+        if let Some(deployment) = &self.deployment {
+            let (parts, body) = req.into_parts();
+            let request = deployment_support::OwnedRequest {
+                method: parts.method,
+                path: parts
+                    .uri
+                    .path_and_query()
+                    .map(|pq| pq.as_str().to_string())
+                    .unwrap_or_else(|| "/".into()),
+                headers: parts
+                    .headers
+                    .iter()
+                    .filter_map(|(n, v)| Some((n.to_string(), v.to_str().ok()?.to_string())))
+                    .collect(),
+                body: body.as_ref().to_vec(),
+            };
+            return deployment.send(&self.access, request).await;
+        }
         let path = req.uri().path().to_string();
         let route = quayside::http::routes()
             .into_iter()
@@ -492,7 +544,7 @@ pub const TEST_ISSUER: &str = "quayside-test";
 pub const TEST_SERVICE: &str = "quayside-test";
 
 /// `k=v&…`, form-encoded.
-fn form_urlencoded_pairs(pairs: &[(&str, &str)]) -> String {
+pub(crate) fn form_urlencoded_pairs(pairs: &[(&str, &str)]) -> String {
     pairs
         .iter()
         .map(|(k, v)| {

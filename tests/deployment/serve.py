@@ -85,7 +85,7 @@ def cargo_build(root: Path, package: str, binary: str | None, release: bool, des
     """`cargo build -p PACKAGE` alone (its own features), the executable copied to dest at
     once (a later workspace build would overwrite target/<profile>/<name> with a
     feature-unified one)."""
-    cmd = ["cargo", "build", "-p", package, "--message-format=json-render-diagnostics"]
+    cmd = ["cargo", "build", "--locked", "-p", package, "--message-format=json-render-diagnostics"]
     if release:
         cmd.append("--release")
     proc = subprocess.Popen(cmd, cwd=root, stdout=subprocess.PIPE, text=True)
@@ -132,7 +132,7 @@ def provision(root: Path, release: bool, build: bool, env: dict[str, str]) -> di
     profile = "release" if release else "debug"
     exe = root / "target" / profile / "registry-local"
     if build:
-        cmd = ["cargo", "build", "-p", "registry-local"] + (["--release"] if release else [])
+        cmd = ["cargo", "build", "--locked", "-p", "registry-local"] + (["--release"] if release else [])
         if subprocess.run(cmd, cwd=root, stdout=subprocess.DEVNULL).returncode != 0:
             raise Fatal("cargo build -p registry-local failed")
     if not exe.exists():
@@ -239,7 +239,7 @@ class Harness:
         self.port = 0
         self.mapping: EventSourceMapping | None = None
 
-    def log_invocation(self, function: str, route: str, status: int | str, inv: Any, latency_ms: float, note: str = "") -> None:
+    def log_invocation(self, function: str, route: str, status: int | str, inv: Any, latency_ms: float, note: str = "", bytes_in: int = 0) -> None:
         dur = ((inv.ended or time.monotonic()) - inv.started) * 1000 if inv and inv.started else 0.0
         start = "-"
         if inv and inv.started:
@@ -247,7 +247,7 @@ class Harness:
         rss = inv.peak_rss_kb if inv and inv.peak_rss_kb is not None else "-"
         extra = f" {note}" if note else ""
         log(
-            f"invoke function={function} route=\"{route}\" status={status} duration_ms={dur:.1f} "
+            f"invoke function={function} route=\"{route}\" status={status} bytes_in={bytes_in} duration_ms={dur:.1f} "
             f"latency_ms={latency_ms:.1f} start={start} peak_rss_kb={rss}{extra}"
         )
 
@@ -358,20 +358,22 @@ class ApiHandler(BaseHTTPRequestHandler):
         latency = (time.monotonic() - t0) * 1000
         if not inv.done.is_set():
             status = self._gateway(503, request_id=request_id)
-            h.log_invocation(function, route.key, status, inv, latency, "integration timeout (API Gateway's 30 s)")
+            h.log_invocation(function, route.key, status, inv, latency, "integration timeout (API Gateway's 30 s)", bytes_in=len(body))
             return
         if inv.error is not None:
             status = self._gateway(500, request_id=request_id)
-            h.log_invocation(function, route.key, status, inv, latency, f"{inv.error_kind}: {inv.error[:300]!r}")
+            h.log_invocation(function, route.key, status, inv, latency, f"{inv.error_kind}: {inv.error[:300]!r}", bytes_in=len(body))
             return
         try:
             status, headers, rbody = map_response(inv.result or b"")
         except BadResponse as e:
             status = self._gateway(500, request_id=request_id)
-            h.log_invocation(function, route.key, status, inv, latency, f"malformed response: {e}")
+            h.log_invocation(function, route.key, status, inv, latency, f"malformed response: {e}", bytes_in=len(body))
             return
+        # Logged before the answer goes out, so a client that reads the log after its
+        # answer finds the line (the tests count uploaded bytes from it).
+        h.log_invocation(function, route.key, status, inv, latency, bytes_in=len(body))
         self._send(status, headers, rbody, request_id, self.command == "HEAD")
-        h.log_invocation(function, route.key, status, inv, latency)
 
     def _safe_dispatch(self) -> None:
         try:
@@ -392,12 +394,13 @@ def _pdeathsig() -> None:
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="tests/deployment/serve", description=__doc__.split("\n\n")[0])
-    p.add_argument("--addr", required=True, help="HOST:PORT to serve the API on (port 0: any free port)")
+    p.add_argument("--addr", help="HOST:PORT to serve the API on (port 0: any free port)")
     p.add_argument("--template", default=str(ROOT / "template.yaml"))
     p.add_argument("--state-dir", default=None, help="checkpoints and function logs (default: target/deployment/state)")
     p.add_argument("--parameter", action="append", default=[], metavar="KEY=VALUE", help="a template parameter (repeatable)")
     p.add_argument("--release", action="store_true", help="build and run release binaries (default: debug)")
     p.add_argument("--no-build", action="store_true", help="use the binaries already in the bin folder")
+    p.add_argument("--build-only", action="store_true", help="build the function binaries and registry-local, then stop (tests/run, before starting harnesses with --no-build)")
     p.add_argument("--bin-dir", default=None, help="where the function binaries are (default: target/deployment/<profile>)")
     p.add_argument("--max-sandboxes", type=int, default=8, help="processes per function at most; more requests queue")
     return p.parse_args(argv)
@@ -406,7 +409,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     t_start = time.monotonic()
-    host, _, port_s = args.addr.rpartition(":")
+    if args.build_only and args.no_build:
+        raise Fatal("--build-only and --no-build contradict each other")
+    if not args.addr and not args.build_only:
+        raise Fatal("--addr HOST:PORT is required")
+    host, _, port_s = (args.addr or "127.0.0.1:0").rpartition(":")
     if not host or not port_s.isdigit():
         raise Fatal(f"--addr {args.addr!r}: expected HOST:PORT")
     template = Path(args.template).resolve()
@@ -462,6 +469,12 @@ def main(argv: list[str]) -> int:
     missing = [str(p) for p in binaries.values() if not p.exists()]
     if missing:
         raise Fatal(f"missing function binaries (run without --no-build once): {', '.join(missing)}")
+    if args.build_only:
+        cmd = ["cargo", "build", "--locked", "-p", "registry-local"] + (["--release"] if args.release else [])
+        if subprocess.run(cmd, cwd=root).returncode != 0:
+            raise Fatal("cargo build -p registry-local failed")
+        log(f"built {len(binaries)} function binaries into {bin_dir} in {time.monotonic() - t_start:.1f} s")
+        return 0
 
     # 3. Provision, resolve.
     t_prov = time.monotonic()
