@@ -77,9 +77,11 @@ impl Deployment {
         }
     }
 
-    /// Auth as the test set it: the realm clients are told, answers passed on as they come.
-    pub fn set_explicit_auth(&self, realm: &str) {
-        *self.realm.lock().expect("realm") = Some(realm.to_string());
+    /// Auth as the test set it: answers passed on as they come, and the realm clients are
+    /// told (`None`: the functions derive it from each request, as with the template's
+    /// default). Must come before the first request, which starts the deployment.
+    pub fn set_explicit_auth(&self, realm: Option<&str>) {
+        *self.realm.lock().expect("realm") = realm.map(str::to_string);
         *self.explicit_auth.lock().expect("auth") = true;
     }
 

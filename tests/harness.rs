@@ -261,7 +261,7 @@ impl TestRegistry {
     /// are told in challenges; a served registry's `http://<addr>/v2/auth`).
     pub fn enable_auth(&mut self, realm: &str) {
         if let Some(deployment) = &self.deployment {
-            deployment.set_explicit_auth(realm);
+            deployment.set_explicit_auth(Some(realm));
         }
         let settings = quayside::auth::AuthSettings {
             issuer: TEST_ISSUER.into(),

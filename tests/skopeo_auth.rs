@@ -9,8 +9,14 @@ use quayside_tests::*;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-/// Serves `t` with auth on, its realm on the same listener; returns `host:port`.
+/// Serves `t` with auth on, its realm on the same listener; returns `host:port`. On the
+/// `deployment` backend, the deployment's address (tokens are always on there), its realm
+/// derived from each request as the template's default has it.
 async fn serve_with_auth(t: &mut TestRegistry) -> String {
+    if let Some(deployment) = &t.deployment {
+        deployment.set_explicit_auth(None);
+        return deployment.addr().await;
+    }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
