@@ -45,7 +45,39 @@ pub struct Deployment {
     server: tokio::sync::OnceCell<Server>,
     password: String,
     granted: Mutex<HashSet<String>>,
+    /// Tokens by the scopes they were asked for, reused as a client does until refused.
+    tokens: Mutex<std::collections::HashMap<Vec<String>, String>>,
     state: tempfile::TempDir,
+}
+
+impl Drop for Deployment {
+    /// A failing test shows what the deployment did: its invocation lines and the
+    /// functions' own logs, last lines first.
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        let tail = |text: &str, n: usize| {
+            let lines: Vec<&str> = text.lines().collect();
+            lines[lines.len().saturating_sub(n)..].join("\n")
+        };
+        eprintln!(
+            "---- tests/deployment/serve's log (last 60 lines) ----\n{}",
+            tail(&self.log(), 60)
+        );
+        if let Ok(entries) = std::fs::read_dir(self.state.path().join("logs")) {
+            for entry in entries.flatten() {
+                let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+                if text.contains("ERROR") || text.contains("panicked") {
+                    eprintln!(
+                        "---- {} (last 30 lines) ----\n{}",
+                        entry.path().display(),
+                        tail(&text, 30)
+                    );
+                }
+            }
+        }
+    }
 }
 
 /// A running `tests/deployment/serve`.
@@ -73,6 +105,7 @@ impl Deployment {
             server: tokio::sync::OnceCell::new(),
             password: format!("pw-{}", uuid_like()),
             granted: Mutex::new(HashSet::new()),
+            tokens: Mutex::new(std::collections::HashMap::new()),
             state: tempfile::tempdir().expect("temp dir"),
         }
     }
@@ -230,12 +263,19 @@ impl Deployment {
                 self.grant(access, repo).await;
             }
         }
+        let cached = self.tokens.lock().expect("tokens").get(&scopes).cloned();
+        if let Some(token) = cached {
+            let answer = http_send(&server.addr, &with_bearer(&request, &token)).await;
+            if answer.status != 401 {
+                return answer;
+            }
+        }
         let token = self.token(&server.addr, &challenge.service, &scopes).await;
-        let mut again = request;
-        again
-            .headers
-            .push(("authorization".into(), format!("Bearer {token}")));
-        http_send(&server.addr, &again).await
+        self.tokens
+            .lock()
+            .expect("tokens")
+            .insert(scopes, token.clone());
+        http_send(&server.addr, &with_bearer(&request, &token)).await
     }
 
     /// A token for `scopes` from the token route, as [`CLIENT_USER`].
@@ -329,6 +369,14 @@ fn start(mut command: Command, log: &Path) -> Result<Server, String> {
             ))
         }
     }
+}
+
+fn with_bearer(request: &OwnedRequest, token: &str) -> OwnedRequest {
+    let mut again = request.clone();
+    again
+        .headers
+        .push(("authorization".into(), format!("Bearer {token}")));
+    again
 }
 
 /// A request the harness can send more than once.

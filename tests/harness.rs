@@ -66,8 +66,8 @@ impl EventSink for RecordingEvents {
     }
 }
 
-/// Counts the bytes stored as blobs (whole, or assembled from parts), then passes every
-/// call on: how a test sees that a mount copies nothing.
+/// Counts the blob bytes stored (whole blobs, parts, pending bytes), then passes every call
+/// on: how a test sees that a mount copies nothing.
 pub struct CountingBlobs {
     inner: Arc<dyn BlobStore>,
     pub bytes_written: AtomicU64,
@@ -108,9 +108,25 @@ impl BlobStore for CountingBlobs {
         number: u32,
         bytes: Bytes,
     ) -> StoreResult<String> {
+        self.wrote(bytes.len());
         self.inner.put_part(id, handle, number, bytes).await
     }
+    fn part_buffer(&self) -> Option<usize> {
+        self.inner.part_buffer()
+    }
+    async fn put_part_from(
+        &self,
+        id: &str,
+        handle: &str,
+        number: u32,
+        source: &mut dyn quayside::ports::PartSource,
+    ) -> StoreResult<(String, u64)> {
+        let stored = self.inner.put_part_from(id, handle, number, source).await?;
+        self.wrote(stored.1 as usize);
+        Ok(stored)
+    }
     async fn put_pending(&self, id: &str, bytes: Bytes) -> StoreResult<String> {
+        self.wrote(bytes.len());
         self.inner.put_pending(id, bytes).await
     }
     async fn pending(&self, id: &str, key: &str) -> StoreResult<Bytes> {
@@ -126,7 +142,6 @@ impl BlobStore for CountingBlobs {
         parts: &[Part],
         digest: &Digest,
     ) -> StoreResult<()> {
-        self.wrote(parts.iter().map(|p| p.size as usize).sum());
         self.inner.complete_parts(id, handle, parts, digest).await
     }
     async fn abort_parts(
@@ -185,12 +200,30 @@ impl Answer {
 }
 
 impl From<Response<Body>> for Answer {
+    /// The answer as a client receives it: a body registry-local streams from a file
+    /// ([`quayside::http::FileBody`]) read from that file.
     fn from(response: Response<Body>) -> Self {
         let (parts, body) = response.into_parts();
+        let body = match parts.extensions.get::<quayside::http::FileBody>() {
+            Some(file) => {
+                use std::io::{Read, Seek};
+                let mut opened = std::fs::File::open(&file.path).expect("the blob's file");
+                opened
+                    .seek(std::io::SeekFrom::Start(file.offset))
+                    .expect("seek");
+                let mut bytes = Vec::new();
+                opened
+                    .take(file.len)
+                    .read_to_end(&mut bytes)
+                    .expect("the blob's bytes");
+                bytes
+            }
+            None => body.as_ref().to_vec(),
+        };
         Answer {
             status: parts.status.as_u16(),
             headers: parts.headers,
-            body: body.as_ref().to_vec(),
+            body,
         }
     }
 }

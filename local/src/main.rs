@@ -46,10 +46,14 @@ struct Args {
     /// With --auth: the token service's URL told to clients (default http://<addr>/v2/auth).
     #[arg(long, env = "QUAYSIDE_AUTH_REALM")]
     realm: Option<String>,
-    /// The largest blob chunk one request may carry. docker and skopeo send a whole layer
-    /// in one request, so registry-local takes far more than Lambda's 4 MiB.
-    #[arg(long, default_value_t = registry_local::DEFAULT_MAX_CHUNK_BYTES, env = "QUAYSIDE_MAX_CHUNK_BYTES")]
-    max_chunk_bytes: usize,
+    /// The largest blob: an upload is refused (413 SIZE_INVALID) from its first byte past
+    /// it. Over the AWS backend, at most 5 GiB (one S3 CopyObject).
+    #[arg(long, default_value_t = registry_local::DEFAULT_MAX_CHUNK_BYTES, env = "QUAYSIDE_MAX_BLOB_BYTES")]
+    max_blob_bytes: u64,
+    /// The largest blob chunk one request may carry (default: the largest blob). docker and
+    /// skopeo send a whole layer in one request, which Lambda caps at 4 MiB.
+    #[arg(long, env = "QUAYSIDE_MAX_CHUNK_BYTES")]
+    max_chunk_bytes: Option<u64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -123,7 +127,14 @@ async fn serve(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         }
     };
     let mut registry = registry;
-    registry.limits.max_chunk_bytes = args.max_chunk_bytes;
+    registry.limits.max_blob_bytes = match args.backend {
+        Backend::Embedded => args.max_blob_bytes,
+        Backend::Aws => args.max_blob_bytes.min(registry.limits.max_blob_bytes),
+    };
+    registry.limits.max_chunk_bytes = args
+        .max_chunk_bytes
+        .unwrap_or(args.max_blob_bytes)
+        .min(registry.limits.max_blob_bytes);
     let listener = tokio::net::TcpListener::bind(args.addr).await?;
     match &auth {
         None => tracing::warn!(

@@ -2,28 +2,40 @@
 //! chunked across requests that may each be a separate Lambda invocation).
 //!
 //! An upload keeps its state in the metadata store (offset, serialized SHA-256 state, parts)
-//! and its bytes in the blob store's parts: S3 multipart parts of at least 5 MiB, smaller
-//! chunks waiting as pending bytes until they make one. Nothing is re-read to hash it.
+//! and its bytes in the blob store's parts. A request body is read as it arrives
+//! ([`UploadBody`]: a socket in registry-local, a buffered event on Lambda), hashed on its
+//! way into the store, never held whole: a store that streams parts (a folder) takes each
+//! request's body as one part; a store that buffers them (S3) takes parts of its buffer's
+//! size, smaller rests waiting as pending bytes until they make one. Nothing is re-read to
+//! hash it.
+//!
+//! One writer at a time: a request first claims the upload (a conditional update of its
+//! state, with a lease that runs out if the writer dies), so a request racing it gets `416`
+//! before its body is read; the writer records each part it stores (so a crash loses only
+//! what was not yet a part) and lets go at the end. A cancel wins over a writer, whose next
+//! step finds the upload gone.
 //!
 //! Integrity: the state names exactly the bytes it was computed over. Pending bytes get a
-//! new key at every write and parts a tag, both recorded in the state, so a request that
-//! loses a race for the upload (its conditional update fails) cannot change what the winner
-//! recorded; and the blob store checks the digest of what it stores and never replaces a
-//! blob, so no bytes but those of a digest are ever served under it.
+//! new key at every write and parts a tag, both recorded in the state; the blob store checks
+//! the digest of what it stores where it can, and never replaces a blob, so no bytes but
+//! those of a digest are ever served under it.
+//!
 //! May call: the domain modules and the `ports` traits. Must not know HTTP or any backend.
 
 use crate::digest::{Algorithm, Digest};
 use crate::error::{ErrorCode, RegistryError, Result};
 use crate::manifest::schema1_builder::{EMPTY_LAYER_BLOB, EMPTY_LAYER_DIGEST};
 use crate::names::RepositoryName;
-use crate::ports::{BlobBody, MIN_PART_BYTES, Part, StoreError, Upload};
+use crate::ports::{BlobBody, Part, PartSource, StoreError, Upload};
 use crate::registry::Registry;
 use bytes::{Bytes, BytesMut};
 use serde_json::json;
 use sha2::Sha256;
 use sha2::digest::Digest as _;
 use sha2::digest::common::hazmat::{SerializableState, SerializedState};
-use std::time::SystemTime;
+use std::pin::Pin;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// Where an upload stands: what `Location`, `Range` and `Docker-Upload-UUID` report.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -119,20 +131,41 @@ impl Registry {
         }
     }
 
-    /// A whole blob in one request (`POST ?digest=`, or `PUT` of an upload with no parts).
+    /// A whole blob in one request (`POST ?digest=`). A body that fits the store's part
+    /// buffer is checked and stored at once; a larger one goes through an upload session of
+    /// its own, streamed as any upload is, and dropped if it fails.
     pub async fn put_blob(
         &self,
         repo: &RepositoryName,
         digest: &Digest,
-        bytes: Bytes,
+        mut body: UploadBody,
     ) -> Result<()> {
-        if !digest.matches(&bytes) {
-            return Err(digest_mismatch(digest, &digest.algorithm().digest(&bytes)));
+        self.check_declared(&body, 0)?;
+        let small = match (self.blobs.part_buffer(), body.declared) {
+            (Some(buffer), Some(declared)) => declared <= buffer as u64,
+            _ => false,
+        };
+        if small {
+            let bytes = body.read_all(self.limits.max_chunk_bytes).await?;
+            if !digest.matches(&bytes) {
+                return Err(digest_mismatch(digest, &digest.algorithm().digest(&bytes)));
+            }
+            let size = bytes.len() as u64;
+            self.blobs.put(digest, bytes).await?;
+            self.metadata.link_blob(repo, digest, size).await?;
+            return Ok(());
         }
-        let size = bytes.len() as u64;
-        self.blobs.put(digest, bytes).await?;
-        self.metadata.link_blob(repo, digest, size).await?;
-        Ok(())
+        let session = self.start_upload(repo).await?;
+        let finished = self
+            .finish_upload(repo, &session.id, digest, None, body)
+            .await;
+        if finished.is_err()
+            && let Ok(upload) = self.load_upload(repo, &session.id).await
+        {
+            self.discard(repo, &upload, upload.pending_key.as_deref())
+                .await;
+        }
+        finished
     }
 
     /// Opens an upload session.
@@ -146,6 +179,9 @@ impl Registry {
             handle: None,
             parts: Vec::new(),
             started: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+            version: 0,
+            writer: None,
+            lease_until: 0,
         };
         self.metadata.create_upload(repo, &upload).await?;
         Ok(status(&upload))
@@ -156,60 +192,69 @@ impl Registry {
     }
 
     /// A chunk (`PATCH`). `start` is the first byte's offset from `Content-Range`, if sent:
-    /// it must be where the upload stands (else 416).
+    /// it must be where the upload stands (else 416). The body is read only once the
+    /// request holds the upload: a request racing another gets `416` unread.
     pub async fn append_upload(
         &self,
         repo: &RepositoryName,
         id: &str,
         start: Option<u64>,
-        chunk: Bytes,
+        mut body: UploadBody,
     ) -> Result<UploadStatus> {
-        let upload = self.load_upload(repo, id).await?;
-        let expected = upload.offset;
+        let mut upload = self.claim(repo, id, start).await?;
+        if let Err(e) = self.check_declared(&body, upload.offset) {
+            self.release(repo, &mut upload).await?;
+            return Err(e);
+        }
         let superseded = upload.pending_key.clone();
-        let (upload, _) = self.absorb(upload, start, chunk, false).await?;
-        let written = upload
-            .pending_key
-            .clone()
-            .filter(|k| Some(k) != superseded.as_ref());
-        match self.metadata.update_upload(repo, &upload, expected).await {
-            Ok(()) => {
+        let taken = self.take_body(repo, &mut upload, &mut body, false).await;
+        match taken {
+            Ok(_) => {
+                self.release(repo, &mut upload).await?;
                 if let Some(old) = superseded.filter(|k| Some(k) != upload.pending_key.as_ref()) {
                     self.remove_pending(&upload.id, &old).await;
                 }
                 Ok(status(&upload))
             }
-            // Another request advanced the upload first: this chunk is out of order, and
-            // the pending bytes it wrote are nobody's.
-            Err(StoreError::Conflict(_)) => {
-                if let Some(written) = written {
-                    self.remove_pending(&upload.id, &written).await;
-                }
-                Err(out_of_order(expected, start.unwrap_or(expected)))
-            }
-            Err(e) => Err(e.into()),
+            Err(e) => Err(self.after_failed_write(repo, upload, e).await),
         }
     }
 
     /// Finishes an upload (`PUT ?digest=`), with an optional last chunk: the digest must be
     /// that of every byte received, then the blob is stored and linked, and the upload gone.
+    /// Asked again once the blob is stored (a retry after a lost answer or a crash), it
+    /// answers the same.
     pub async fn finish_upload(
         &self,
         repo: &RepositoryName,
         id: &str,
         digest: &Digest,
         start: Option<u64>,
-        chunk: Bytes,
+        mut body: UploadBody,
     ) -> Result<()> {
-        let upload = self.load_upload(repo, id).await?;
         if digest.algorithm() != Algorithm::Sha256 {
             return Err(RegistryError::new(
                 ErrorCode::DigestInvalid,
                 format!("uploads are checked with sha256; {digest} cannot be verified"),
             ));
         }
+        if body.declared == Some(0)
+            && self.metadata.blob_link(repo, digest).await?.is_some()
+            && self.load_upload(repo, id).await.is_err()
+        {
+            // Finished already: the blob is stored and linked, the session gone.
+            return Ok(());
+        }
+        let mut upload = self.claim(repo, id, start).await?;
+        if let Err(e) = self.check_declared(&body, upload.offset) {
+            self.release(repo, &mut upload).await?;
+            return Err(e);
+        }
         let superseded = upload.pending_key.clone();
-        let (upload, rest) = self.absorb(upload, start, chunk, true).await?;
+        let rest = match self.take_body(repo, &mut upload, &mut body, true).await {
+            Ok(rest) => rest,
+            Err(e) => return Err(self.after_failed_write(repo, upload, e).await),
+        };
         let hasher = restore_hasher(&upload)?;
         let actual = Digest::from_hash(Algorithm::Sha256, hasher.finalize().as_slice());
         if actual != *digest {
@@ -217,25 +262,40 @@ impl Registry {
             self.discard(repo, &upload, superseded.as_deref()).await;
             return Err(digest_mismatch(digest, &actual));
         }
-        match &upload.handle {
-            None => self.blobs.put(digest, rest).await?,
-            Some(handle) => {
-                self.blobs
-                    .complete_parts(&upload.id, handle, &upload.parts, digest)
-                    .await?
+        if self.blobs.size(digest).await?.is_some() {
+            // Stored already (by another upload, or by this one before a crash): a blob is
+            // never replaced, and these bytes hash to it; only the parts go.
+            if let Err(e) = self
+                .blobs
+                .abort_parts(&upload.id, upload.handle.as_deref(), None)
+                .await
+            {
+                tracing::warn!(error = %e, upload = upload.id, "parts not removed");
+            }
+        } else {
+            match &upload.handle {
+                None => self.blobs.put(digest, rest).await?,
+                Some(handle) => {
+                    self.blobs
+                        .complete_parts(&upload.id, handle, &upload.parts, digest)
+                        .await?
+                }
             }
         }
         self.metadata.link_blob(repo, digest, upload.offset).await?;
+        tracing::info!(target: "quayside::audit", action = "blob_push", repository = %repo, %digest, size = upload.offset);
+        // The blob is stored and linked: what follows only tidies up, and never fails it.
         if let Some(pending) = superseded {
-            // Now in the blob: only waste.
             self.remove_pending(&upload.id, &pending).await;
         }
-        self.metadata.delete_upload(repo, &upload.id).await?;
-        tracing::info!(target: "quayside::audit", action = "blob_push", repository = %repo, %digest, size = upload.offset);
+        if let Err(e) = self.metadata.delete_upload(repo, &upload.id).await {
+            tracing::warn!(error = %e, upload = upload.id, "finished upload not removed");
+        }
         Ok(())
     }
 
-    /// Cancels an upload and removes its bytes.
+    /// Cancels an upload and removes its bytes. It wins over a request writing to it, whose
+    /// next step finds the upload gone.
     pub async fn cancel_upload(&self, repo: &RepositoryName, id: &str) -> Result<()> {
         let upload = self.load_upload(repo, id).await?;
         self.blobs
@@ -260,28 +320,143 @@ impl Registry {
             .ok_or_else(|| upload_unknown(id))
     }
 
-    /// Takes a chunk into the upload: hashes it and stores it as a part once 5 MiB are
-    /// waiting. When `last`, what still waits is returned instead: the final part, or the
-    /// whole blob if no part was written.
-    async fn absorb(
-        &self,
-        mut upload: Upload,
-        start: Option<u64>,
-        chunk: Bytes,
-        last: bool,
-    ) -> Result<(Upload, Bytes)> {
+    /// Makes this request the upload's one writer: `416` if the chunk does not start where
+    /// the upload stands, or another request holds it (until its lease runs out).
+    async fn claim(&self, repo: &RepositoryName, id: &str, start: Option<u64>) -> Result<Upload> {
+        let upload = self.load_upload(repo, id).await?;
         if let Some(start) = start
             && start != upload.offset
         {
             return Err(out_of_order(upload.offset, start));
         }
-        let mut hasher = restore_hasher(&upload)?;
-        hasher.update(&chunk);
-        upload.hash_state = hasher.serialize().to_vec();
-        upload.offset += chunk.len() as u64;
+        let now = unix_now();
+        if upload.writer.is_some() && upload.lease_until > now {
+            return Err(busy(&upload));
+        }
+        let mut claimed = upload.clone();
+        claimed.writer = Some(uuid::Uuid::new_v4().simple().to_string());
+        claimed.lease_until = now.saturating_add(UPLOAD_LEASE.as_secs());
+        claimed.version = upload.version.wrapping_add(1);
+        match self
+            .metadata
+            .update_upload(repo, &claimed, upload.version)
+            .await
+        {
+            Ok(()) => Ok(claimed),
+            Err(StoreError::Conflict(_)) => Err(busy(&upload)),
+            Err(e) => Err(e.into()),
+        }
+    }
 
-        let waiting = match (&upload.pending_key, upload.pending) {
-            (_, 0) => chunk,
+    /// Records the upload's progress as its writer, the claim renewed: what it records is
+    /// durable. `BLOB_UPLOAD_UNKNOWN` if the upload was cancelled or taken over meanwhile.
+    async fn record(&self, repo: &RepositoryName, upload: &mut Upload) -> Result<()> {
+        let expected = upload.version;
+        upload.version = expected.wrapping_add(1);
+        upload.lease_until = unix_now().saturating_add(UPLOAD_LEASE.as_secs());
+        match self.metadata.update_upload(repo, upload, expected).await {
+            Ok(()) => Ok(()),
+            Err(StoreError::Conflict(_)) => Err(upload_lost(&upload.id)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Records the upload's state and lets go of it.
+    async fn release(&self, repo: &RepositoryName, upload: &mut Upload) -> Result<()> {
+        upload.writer = None;
+        upload.lease_until = 0;
+        self.record(repo, upload).await
+    }
+
+    /// A write failed: let go of the upload with what was recorded (a client may resume
+    /// from its `Range`), except that a blob over the size limit drops the whole upload.
+    /// The request's error stands; tidying up is logged if it fails.
+    async fn after_failed_write(
+        &self,
+        repo: &RepositoryName,
+        upload: Upload,
+        error: RegistryError,
+    ) -> RegistryError {
+        if error.code == ErrorCode::BlobUploadUnknown {
+            return error;
+        }
+        let Ok(mut stored) = self.load_upload(repo, &upload.id).await else {
+            return error;
+        };
+        if stored.writer != upload.writer {
+            return error;
+        }
+        if error.code == ErrorCode::SizeInvalid {
+            self.discard(repo, &stored, stored.pending_key.clone().as_deref())
+                .await;
+        } else if let Err(e) = self.release(repo, &mut stored).await {
+            tracing::warn!(error = %e, upload = upload.id, "upload not released");
+        }
+        error
+    }
+
+    /// Refuses, from the headers, a body that cannot fit: over one request's limit, or
+    /// over the blob's with what the upload holds.
+    fn check_declared(&self, body: &UploadBody, offset: u64) -> Result<()> {
+        let Some(declared) = body.declared else {
+            return Ok(());
+        };
+        if declared > self.limits.max_chunk_bytes {
+            return Err(chunk_too_large(declared, self.limits.max_chunk_bytes));
+        }
+        if offset.saturating_add(declared) > self.limits.max_blob_bytes {
+            return Err(blob_too_large(self.limits.max_blob_bytes));
+        }
+        Ok(())
+    }
+
+    /// Takes the request's body into the upload, which this request holds, hashing every
+    /// byte on the way and recording each part as it is stored. A store that streams parts
+    /// takes the whole body as one part; one that buffers them (S3) takes parts of its
+    /// buffer's size, and what is left waits as pending bytes, or, when `last`, is returned
+    /// (a final part is written if parts were begun).
+    async fn take_body(
+        &self,
+        repo: &RepositoryName,
+        upload: &mut Upload,
+        body: &mut UploadBody,
+        last: bool,
+    ) -> Result<Bytes> {
+        let limits = Budget {
+            chunk_left: self.limits.max_chunk_bytes,
+            blob_left: self.limits.max_blob_bytes.saturating_sub(upload.offset),
+            max_chunk: self.limits.max_chunk_bytes,
+            max_blob: self.limits.max_blob_bytes,
+        };
+        let Some(buffer) = self.blobs.part_buffer() else {
+            let mut source = Hashing {
+                body,
+                hasher: restore_hasher(upload)?,
+                budget: limits,
+                taken: 0,
+                failure: None,
+            };
+            if upload.handle.is_none() {
+                self.begin_parts(repo, upload).await?;
+            }
+            let handle = upload.handle.clone().unwrap_or_default();
+            let number = next_part_number(upload)?;
+            let (tag, size) = self
+                .blobs
+                .put_part_from(&upload.id, &handle, number, &mut source)
+                .await
+                .map_err(|e| source.error().unwrap_or_else(|| store_error(upload, e)))?;
+            if size > 0 {
+                upload.parts.push(Part { number, tag, size });
+                upload.offset = checked_add(upload.offset, size)?;
+                upload.hash_state = source.hasher.serialize().to_vec();
+            }
+            return Ok(Bytes::new());
+        };
+        let mut hasher = restore_hasher(upload)?;
+        let mut budget = limits;
+        let mut waiting = match (&upload.pending_key, upload.pending) {
+            (_, 0) => BytesMut::new(),
             (Some(key), size) => {
                 let stored = self.blobs.pending(&upload.id, key).await?;
                 if stored.len() as u64 != size {
@@ -291,9 +466,7 @@ impl Registry {
                         stored.len()
                     )));
                 }
-                let mut joined = BytesMut::from(stored);
-                joined.extend_from_slice(&chunk);
-                joined.freeze()
+                BytesMut::from(stored)
             }
             // Written before pending bytes had keys: they cannot be told from a racer's.
             (None, _) => {
@@ -303,29 +476,108 @@ impl Registry {
                 ));
             }
         };
-        let ready = waiting.len() >= MIN_PART_BYTES || (last && upload.handle.is_some());
-        if ready && !waiting.is_empty() {
-            let handle = match &upload.handle {
-                Some(handle) => handle.clone(),
-                None => self.blobs.begin_parts(&upload.id).await?,
-            };
-            let number = upload.parts.len() as u32 + 1;
-            let size = waiting.len() as u64;
-            let tag = self
-                .blobs
-                .put_part(&upload.id, &handle, number, waiting)
-                .await?;
-            upload.parts.push(Part { number, tag, size });
-            upload.handle = Some(handle);
+        let pending_before = upload.pending;
+        let mut received = 0u64;
+        while let Some(chunk) = body.next_chunk(buffer).await.map_err(body_error)? {
+            budget.take(chunk.len() as u64)?;
+            hasher.update(&chunk);
+            received = checked_add(received, chunk.len() as u64)?;
+            waiting.extend_from_slice(&chunk);
+            if waiting.len() >= buffer {
+                let part = waiting.split().freeze();
+                self.write_part(repo, upload, part, &hasher, pending_before, received)
+                    .await?;
+                received = 0;
+            }
+        }
+        let waiting = waiting.freeze();
+        upload.offset = checked_add(upload.offset, received)?;
+        upload.hash_state = hasher.serialize().to_vec();
+        if last {
+            if upload.handle.is_some() && !waiting.is_empty() {
+                // The last part may be smaller than S3's 5 MiB.
+                let number = next_part_number(upload)?;
+                let size = waiting.len() as u64;
+                let tag = self
+                    .blobs
+                    .put_part(
+                        &upload.id,
+                        upload.handle.as_deref().unwrap_or_default(),
+                        number,
+                        waiting,
+                    )
+                    .await
+                    .map_err(|e| store_error(upload, e))?;
+                upload.parts.push(Part { number, tag, size });
+                upload.pending = 0;
+                return Ok(Bytes::new());
+            }
+            return Ok(waiting);
+        }
+        if !waiting.is_empty() {
+            upload.pending = waiting.len() as u64;
+            upload.pending_key = Some(self.blobs.put_pending(&upload.id, waiting).await?);
+        } else {
             upload.pending = 0;
             upload.pending_key = None;
-            return Ok((upload, Bytes::new()));
         }
-        if !last && !waiting.is_empty() {
-            upload.pending = waiting.len() as u64;
-            upload.pending_key = Some(self.blobs.put_pending(&upload.id, waiting.clone()).await?);
+        Ok(Bytes::new())
+    }
+
+    /// Stores a full buffer as the upload's next part and records it. `received` bytes of
+    /// this request (beyond what the upload held) are in it, with the pending bytes.
+    async fn write_part(
+        &self,
+        repo: &RepositoryName,
+        upload: &mut Upload,
+        part: Bytes,
+        hasher: &Sha256,
+        pending_before: u64,
+        received: u64,
+    ) -> Result<()> {
+        if upload.handle.is_none() {
+            self.begin_parts(repo, upload).await?;
         }
-        Ok((upload, waiting))
+        let number = next_part_number(upload)?;
+        let size = part.len() as u64;
+        let tag = self
+            .blobs
+            .put_part(
+                &upload.id,
+                upload.handle.as_deref().unwrap_or_default(),
+                number,
+                part,
+            )
+            .await
+            .map_err(|e| store_error(upload, e))?;
+        upload.parts.push(Part { number, tag, size });
+        upload.offset = checked_add(upload.offset, received)?;
+        upload.hash_state = hasher.clone().serialize().to_vec();
+        let superseded = upload.pending_key.take();
+        upload.pending = 0;
+        self.record(repo, upload).await?;
+        if let Some(old) = superseded.filter(|_| pending_before > 0) {
+            self.remove_pending(&upload.id, &old).await;
+        }
+        Ok(())
+    }
+
+    /// Begins the upload's parts and records their handle before any part is written, so
+    /// that nothing the store holds is unknown to the upload's state.
+    async fn begin_parts(&self, repo: &RepositoryName, upload: &mut Upload) -> Result<()> {
+        let handle = self.blobs.begin_parts(&upload.id).await?;
+        upload.handle = Some(handle.clone());
+        if let Err(e) = self.record(repo, upload).await {
+            if let Err(abort) = self
+                .blobs
+                .abort_parts(&upload.id, Some(&handle), None)
+                .await
+            {
+                tracing::warn!(error = %abort, upload = upload.id, "parts not aborted");
+            }
+            return Err(e);
+        }
+        Ok(())
     }
 
     /// Removes pending bytes nothing refers to any more; a failure only wastes space (the
@@ -348,6 +600,219 @@ impl Registry {
             tracing::warn!(error = %e, upload = upload.id, "upload not cleaned up");
         }
     }
+}
+
+/// How long a request's claim on an upload holds without recorded progress: a writer that
+/// died (a crashed process, a lost connection) lets go after this. Lambda's longest run.
+const UPLOAD_LEASE: Duration = Duration::from_secs(15 * 60);
+
+/// How much of a body is read at a time.
+const READ_CHUNK: usize = 256 * 1024;
+
+/// A request body as the upload operations read it: the bytes as they arrive, from a
+/// socket (registry-local) or from a buffered Lambda event. One upload logic serves both.
+pub struct UploadBody {
+    reader: Pin<Box<dyn AsyncRead + Send>>,
+    /// `Content-Length`, when the client declared one.
+    declared: Option<u64>,
+}
+
+impl UploadBody {
+    /// A body already in memory (a Lambda event).
+    pub fn from_bytes(bytes: Bytes) -> UploadBody {
+        UploadBody {
+            declared: Some(bytes.len() as u64),
+            reader: Box::pin(std::io::Cursor::new(bytes)),
+        }
+    }
+
+    /// A body read as it arrives, of `declared` bytes if the client said so.
+    pub fn from_reader(
+        reader: impl AsyncRead + Send + 'static,
+        declared: Option<u64>,
+    ) -> UploadBody {
+        UploadBody {
+            reader: Box::pin(reader),
+            declared,
+        }
+    }
+
+    /// `Content-Length`, if declared.
+    pub fn declared(&self) -> Option<u64> {
+        self.declared
+    }
+
+    /// The next bytes, at most `max` (and [`READ_CHUNK`]); `None` at the end.
+    async fn next_chunk(&mut self, max: usize) -> std::io::Result<Option<Bytes>> {
+        let mut buf = BytesMut::with_capacity(max.clamp(1, READ_CHUNK));
+        loop {
+            match self.reader.read_buf(&mut buf).await? {
+                0 if buf.is_empty() => return Ok(None),
+                0 => return Ok(Some(buf.freeze())),
+                _ if buf.len() == buf.capacity() => return Ok(Some(buf.freeze())),
+                // A short read: hand on what came rather than wait for more.
+                _ => return Ok(Some(buf.freeze())),
+            }
+        }
+    }
+
+    /// The whole body, at most `max` bytes (`413` past it).
+    async fn read_all(&mut self, max: u64) -> Result<Bytes> {
+        let mut all = BytesMut::new();
+        while let Some(chunk) = self.next_chunk(READ_CHUNK).await.map_err(body_error)? {
+            if all.len() as u64 + chunk.len() as u64 > max {
+                return Err(chunk_too_large(all.len() as u64 + chunk.len() as u64, max));
+            }
+            all.extend_from_slice(&chunk);
+        }
+        Ok(all.freeze())
+    }
+}
+
+/// What is left of one request's and one blob's size limits.
+#[derive(Clone, Copy)]
+struct Budget {
+    chunk_left: u64,
+    blob_left: u64,
+    max_chunk: u64,
+    max_blob: u64,
+}
+
+impl Budget {
+    /// Takes `n` bytes out, or refuses them: from the first byte past a limit.
+    fn take(&mut self, n: u64) -> Result<()> {
+        self.chunk_left = self
+            .chunk_left
+            .checked_sub(n)
+            .ok_or_else(|| chunk_too_large(self.max_chunk.saturating_add(1), self.max_chunk))?;
+        self.blob_left = self
+            .blob_left
+            .checked_sub(n)
+            .ok_or_else(|| blob_too_large(self.max_blob))?;
+        Ok(())
+    }
+}
+
+/// A request body as a streamed part's source: every byte hashed into the upload's state
+/// and counted against the limits on its way to the store.
+struct Hashing<'a> {
+    body: &'a mut UploadBody,
+    hasher: Sha256,
+    budget: Budget,
+    taken: u64,
+    failure: Option<RegistryError>,
+}
+
+impl Hashing<'_> {
+    /// Why the source stopped the store, if it did (a limit, a body that broke off).
+    fn error(&mut self) -> Option<RegistryError> {
+        self.failure.take()
+    }
+}
+
+#[async_trait::async_trait]
+impl PartSource for Hashing<'_> {
+    async fn next_chunk(&mut self) -> std::io::Result<Option<Bytes>> {
+        let chunk = match self.body.next_chunk(READ_CHUNK).await {
+            Ok(chunk) => chunk,
+            Err(e) => {
+                self.failure = Some(body_error(std::io::Error::new(e.kind(), e.to_string())));
+                return Err(e);
+            }
+        };
+        let Some(chunk) = chunk else {
+            return Ok(None);
+        };
+        if let Err(e) = self.budget.take(chunk.len() as u64) {
+            let message = e.message.clone();
+            self.failure = Some(e);
+            return Err(std::io::Error::other(message));
+        }
+        self.hasher.update(&chunk);
+        self.taken = self.taken.saturating_add(chunk.len() as u64);
+        Ok(Some(chunk))
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
+}
+
+fn checked_add(a: u64, b: u64) -> Result<u64> {
+    a.checked_add(b)
+        .ok_or_else(|| RegistryError::new(ErrorCode::SizeInvalid, "the upload's size overflows"))
+}
+
+/// The next part's number: S3 numbers parts 1 to 10000.
+fn next_part_number(upload: &Upload) -> Result<u32> {
+    u32::try_from(upload.parts.len())
+        .ok()
+        .and_then(|n| n.checked_add(1))
+        .filter(|n| *n <= 10_000)
+        .ok_or_else(|| {
+            RegistryError::new(
+                ErrorCode::SizeInvalid,
+                "the upload has 10000 parts, the most it may have: send larger chunks",
+            )
+            .with_status(413)
+        })
+}
+
+/// A store fault while writing the upload's bytes: a `Conflict` means the upload was
+/// cancelled or finished meanwhile.
+fn store_error(upload: &Upload, e: StoreError) -> RegistryError {
+    match e {
+        StoreError::Conflict(_) => upload_lost(&upload.id),
+        e => e.into(),
+    }
+}
+
+fn body_error(e: std::io::Error) -> RegistryError {
+    RegistryError::new(
+        ErrorCode::BlobUploadInvalid,
+        format!("the request body broke off: {e}"),
+    )
+}
+
+fn chunk_too_large(size: u64, max: u64) -> RegistryError {
+    RegistryError::new(
+        ErrorCode::SizeInvalid,
+        format!(
+            "the request carries {size} bytes or more; one request may carry at most {max} \
+             here (OCI-Chunk-Max-Length): send the blob in chunks"
+        ),
+    )
+    .with_status(413)
+}
+
+fn blob_too_large(max: u64) -> RegistryError {
+    RegistryError::new(
+        ErrorCode::SizeInvalid,
+        format!("a blob may have at most {max} bytes here"),
+    )
+    .with_status(413)
+}
+
+fn busy(upload: &Upload) -> RegistryError {
+    RegistryError::new(
+        ErrorCode::BlobUploadInvalid,
+        format!(
+            "another request is writing to upload {}; the upload has {} bytes",
+            upload.id, upload.offset
+        ),
+    )
+    .with_status(416)
+    .with_detail(json!({ "offset": upload.offset }))
+}
+
+fn upload_lost(id: &str) -> RegistryError {
+    RegistryError::new(
+        ErrorCode::BlobUploadUnknown,
+        format!("upload {id:?} was cancelled or finished while this request wrote to it"),
+    )
 }
 
 fn status(upload: &Upload) -> UploadStatus {

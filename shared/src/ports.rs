@@ -225,15 +225,15 @@ pub trait MetadataStore: Send + Sync {
         Err(not_implemented("upload"))
     }
 
-    /// Replaces an upload's state, only if its offset is still `expected_offset` (else
-    /// `Conflict`, nothing written): two writers of one upload cannot both advance it.
+    /// Replaces an upload's state, only if the stored one is still at `expected_version`
+    /// (else `Conflict`, nothing written): of two writers that read one state, one wins.
     async fn update_upload(
         &self,
         repo: &RepositoryName,
         upload: &Upload,
-        expected_offset: u64,
+        expected_version: u64,
     ) -> StoreResult<()> {
-        let _ = (repo, upload, expected_offset);
+        let _ = (repo, upload, expected_version);
         Err(not_implemented("update_upload"))
     }
 
@@ -283,6 +283,15 @@ pub struct Upload {
     pub parts: Vec<Part>,
     /// RFC 3339, UTC.
     pub started: String,
+    /// Bumped by every update: what [`MetadataStore::update_upload`] conditions on.
+    #[serde(default)]
+    pub version: u64,
+    /// The request writing to the upload now, if one is: one writer at a time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub writer: Option<String>,
+    /// Until when (Unix seconds) the writer's claim holds; a writer that died loses it then.
+    #[serde(default)]
+    pub lease_until: u64,
 }
 
 /// A stored part of an upload.
@@ -301,6 +310,21 @@ pub struct Part {
 pub enum BlobBody {
     Bytes(Bytes),
     Redirect(String),
+    /// `len` bytes of the file at `path` from `offset`: the HTTP server streams them (a
+    /// blob is never read into memory).
+    File {
+        path: std::path::PathBuf,
+        offset: u64,
+        len: u64,
+    },
+}
+
+/// Where a streamed part's bytes come from: the request body, hashed by the registry as
+/// they pass (so the store writes exactly the bytes the upload's digest covers).
+#[async_trait]
+pub trait PartSource: Send {
+    /// The next bytes, or `None` at the end of the part.
+    async fn next_chunk(&mut self) -> std::io::Result<Option<Bytes>>;
 }
 
 /// Content-addressed blob bytes.
@@ -328,6 +352,26 @@ pub trait BlobStore: Send + Sync {
     // every part but the last at least [`MIN_PART_BYTES`]; smaller chunks wait as pending
     // bytes. The default bodies are for a store without the capability (a function built
     // without S3), as in `MetadataStore`.
+
+    /// The largest part the store takes from memory (`put_part`), or `None` for a store
+    /// that streams a part of any size ([`BlobStore::put_part_from`]), and needs no
+    /// pending bytes: a folder. S3 parts are buffered, so their size bounds memory.
+    fn part_buffer(&self) -> Option<usize> {
+        Some(MIN_PART_BYTES)
+    }
+
+    /// Stores part `number` of upload `id` from `source`, to its end; returns its tag and
+    /// size. Only for stores whose [`BlobStore::part_buffer`] is `None`.
+    async fn put_part_from(
+        &self,
+        id: &str,
+        handle: &str,
+        number: u32,
+        source: &mut dyn PartSource,
+    ) -> StoreResult<(String, u64)> {
+        let _ = (id, handle, number, source);
+        Err(not_implemented("put_part_from"))
+    }
 
     /// Starts the parts of upload `id`; returns the backend's handle for them.
     async fn begin_parts(&self, id: &str) -> StoreResult<String> {

@@ -38,19 +38,24 @@ pub struct Registry {
     pub auth: Option<Arc<crate::auth::Auth>>,
 }
 
-/// What one request may carry where the registry runs.
+/// What one request, and one blob, may carry where the registry runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
     /// The largest blob chunk (PATCH, PUT or monolithic POST body), advertised as
     /// `OCI-Chunk-Max-Length`.
-    pub max_chunk_bytes: usize,
+    pub max_chunk_bytes: u64,
+    /// The largest blob: an upload is refused (`413 SIZE_INVALID`) from its first byte
+    /// past it.
+    pub max_blob_bytes: u64,
 }
 
 impl Limits {
     /// Lambda takes at most 6 MB per request, and API Gateway base64-encodes a binary body
-    /// inside it (4/3 larger): 4 MiB is what surely fits.
+    /// inside it (4/3 larger): 4 MiB is what surely fits. An upload assembled in S3 is
+    /// copied into place with one `CopyObject`, which takes at most 5 GiB.
     pub const LAMBDA: Limits = Limits {
         max_chunk_bytes: 4 * 1024 * 1024,
+        max_blob_bytes: 5 * 1024 * 1024 * 1024,
     };
 }
 

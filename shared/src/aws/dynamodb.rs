@@ -19,7 +19,7 @@
 //! | `BLOB#<digest>`                  | `length` (N): the blob is linked to the repository                          |
 //! | `REFERRER#<subject>#<digest>`    | `subject`, `digest`, `media_type` (S), `length` (N), `artifact_type` (S), `annotations` (M of S) |
 //! | `EVENT#<rfc3339 nanos>#<id>`     | `kind` (S), `event` (S: the [`RegistryEvent`] as JSON), `expires_at` (N, epoch seconds: the table's TTL attribute) |
-//! | `UPLOAD#<uuid>`                  | `state` (S: the [`Upload`] as JSON: offset, SHA-256 state, S3 multipart id, parts), `offset` (N, apart for the conditional update), `expires_at` (N, TTL: a week) |
+//! | `UPLOAD#<uuid>`                  | `state` (S: the [`Upload`] as JSON: offset, SHA-256 state, S3 multipart id, parts, pending key, writer and lease), `version` (N, bumped by every update, apart for the conditional one), `expires_at` (N, TTL: a week) |
 //!
 //! The catalog of repositories is the sparse global secondary index `catalog` (partition
 //! `catalog`, sort `pk`, keys only): only `REPOSITORY` items carry `catalog`, so a `Query`
@@ -523,7 +523,7 @@ impl DynamoMetadata {
         }
     }
 
-    /// Puts an item under `condition` (which may name `#pk`, `#offset` and `:expected`);
+    /// Puts an item under `condition` (which may name `#pk`, `#version` and `:expected`);
     /// false when the condition failed and nothing was written.
     async fn put_conditionally(
         &self,
@@ -540,7 +540,7 @@ impl DynamoMetadata {
             .expression_attribute_names("#pk", "pk");
         if let Some(expected) = expected {
             put = put
-                .expression_attribute_names("#offset", "offset")
+                .expression_attribute_names("#version", "version")
                 .expression_attribute_values(":expected", n(expected));
         }
         match put.send().await {
@@ -604,7 +604,7 @@ impl DynamoMetadata {
             .map_err(StoreError::backend)?
             .as_secs();
         item.insert("state".into(), s(state));
-        item.insert("offset".into(), n(upload.offset));
+        item.insert("version".into(), n(upload.version));
         item.insert(TTL_ATTRIBUTE.into(), n(expires));
         Ok(item)
     }
@@ -1202,25 +1202,25 @@ impl MetadataStore for DynamoMetadata {
         }
     }
 
-    /// One conditional `PutItem`: the stored offset must still be `expected_offset`.
+    /// One conditional `PutItem`: the stored version must still be `expected_version`.
     async fn update_upload(
         &self,
         repo: &RepositoryName,
         upload: &Upload,
-        expected_offset: u64,
+        expected_version: u64,
     ) -> StoreResult<()> {
         let item = Self::upload_item(repo, upload)?;
         match self
             .put_conditionally(
                 item,
-                "attribute_exists(#pk) AND #offset = :expected",
-                Some(expected_offset),
+                "attribute_exists(#pk) AND #version = :expected",
+                Some(expected_version),
             )
             .await?
         {
             true => Ok(()),
             false => Err(StoreError::Conflict(format!(
-                "upload {} of {repo} is gone or no longer at {expected_offset}",
+                "upload {} of {repo} is gone or no longer at version {expected_version}",
                 upload.id
             ))),
         }

@@ -275,6 +275,12 @@ impl BlobStore for S3Blobs {
         Ok(Some(BlobBody::Redirect(self.presigned_get(digest).await?)))
     }
 
+    /// Parts of 8 MiB, buffered: over S3's 5 MiB least, and a bound on each request's memory
+    /// (10000 parts make blobs of up to 78 GiB; `CopyObject` then takes 5 GiB at most).
+    fn part_buffer(&self) -> Option<usize> {
+        Some(8 * 1024 * 1024)
+    }
+
     /// An S3 multipart upload to `uploads/<id>/blob`; its UploadId is the handle.
     async fn begin_parts(&self, id: &str) -> StoreResult<String> {
         self.create_multipart(&upload_key(id, "blob")?).await

@@ -31,7 +31,7 @@
 
 use super::{OrBackend, blocking};
 use crate::digest::{Digest, Hasher};
-use crate::ports::{BlobBody, BlobStore, Part, StoreError, StoreResult};
+use crate::ports::{BlobBody, BlobStore, Part, PartSource, StoreError, StoreResult};
 use async_trait::async_trait;
 use bytes::Bytes;
 use sha2::Sha256;
@@ -40,7 +40,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio::io::AsyncWriteExt;
 
 /// The longest upload id or handle accepted (a UUID has 36 characters).
 const MAX_TOKEN_LEN: usize = 64;
@@ -140,6 +140,22 @@ impl Inner {
         created
     }
 
+    /// Links the file at `from` into place as the blob `digest`, without replacing one.
+    fn link_blob(&self, from: &Path, digest: &Digest) -> StoreResult<()> {
+        let target = self.path(digest);
+        let folder = target
+            .parent()
+            .ok_or_else(|| StoreError::backend(format!("no folder for {}", target.display())))?;
+        std::fs::create_dir_all(folder).or_backend()?;
+        match std::fs::hard_link(from, &target) {
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(()),
+            Err(e) if e.kind() == ErrorKind::NotFound => Err(StoreError::Conflict(format!(
+                "the part to store as {digest} is gone"
+            ))),
+            other => other.map_err(|e| StoreError::backend(format!("storing {digest}: {e}"))),
+        }
+    }
+
     /// A fresh temporary name for a file that will be renamed to `stem` in the same folder.
     /// The leading dot keeps it apart from every final name (hex digests, `pending`, parts).
     fn temp_name(&self, stem: &str) -> String {
@@ -215,35 +231,102 @@ impl BlobStore for FolderBlobs {
         .await
     }
 
-    /// Always the bytes: registry-local has no URL to redirect to.
+    /// The file itself, for the HTTP server to stream (registry-local has no URL to redirect
+    /// to, and a blob is never read into memory).
     async fn fetch(
         &self,
         digest: &Digest,
         range: Option<(u64, u64)>,
     ) -> StoreResult<Option<BlobBody>> {
-        let Some((start, end)) = range else {
-            return Ok(self.get(digest).await?.map(BlobBody::Bytes));
-        };
-        let len = end
-            .checked_sub(start)
-            .and_then(|n| n.checked_add(1))
-            .and_then(|n| usize::try_from(n).ok())
-            .ok_or_else(|| StoreError::backend(format!("bad range {start}-{end} of {digest}")))?;
-        let mut file = match tokio::fs::File::open(self.path(digest)).await {
-            Ok(file) => file,
+        let path = self.path(digest);
+        let size = match tokio::fs::metadata(&path).await {
+            Ok(meta) => meta.len(),
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(StoreError::backend(format!("opening {digest}: {e}"))),
+            Err(e) => return Err(StoreError::backend(format!("stat {digest}: {e}"))),
         };
-        // Read only the range: a client resuming a large layer must not cost a read of all
-        // of it. The caller clamped the range to the blob's size, so a short read is a fault.
-        let mut bytes = vec![0; len];
-        let read = async {
-            file.seek(std::io::SeekFrom::Start(start)).await?;
-            file.read_exact(&mut bytes).await
+        let (offset, len) = match range {
+            None => (0, size),
+            Some((start, end)) => {
+                // The caller clamped the range to the blob's size: past it is a fault.
+                let len = end
+                    .checked_sub(start)
+                    .and_then(|n| n.checked_add(1))
+                    .filter(|n| start.checked_add(*n).is_some_and(|stop| stop <= size))
+                    .ok_or_else(|| {
+                        StoreError::backend(format!("bad range {start}-{end} of {digest}"))
+                    })?;
+                (start, len)
+            }
         };
-        read.await
-            .map_err(|e| StoreError::backend(format!("reading {start}-{end} of {digest}: {e}")))?;
-        Ok(Some(BlobBody::Bytes(Bytes::from(bytes))))
+        Ok(Some(BlobBody::File { path, offset, len }))
+    }
+
+    /// Parts of any size, streamed to their file: no pending bytes, no buffer.
+    fn part_buffer(&self) -> Option<usize> {
+        None
+    }
+
+    async fn put_part_from(
+        &self,
+        id: &str,
+        handle: &str,
+        number: u32,
+        source: &mut dyn PartSource,
+    ) -> StoreResult<(String, u64)> {
+        if number == 0 {
+            return Err(StoreError::backend("parts are numbered from 1"));
+        }
+        let folder = self.inner.parts_dir(id, handle)?;
+        let gone =
+            || StoreError::Conflict(format!("the parts {handle:?} of upload {id:?} are gone"));
+        // Never create the folder: if it is gone, the upload was cancelled or finished.
+        let temp = folder.join(self.inner.temp_name("part"));
+        let mut file = match tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temp)
+            .await
+        {
+            Ok(file) => file,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Err(gone()),
+            Err(e) => return Err(StoreError::backend(format!("part of {id:?}: {e}"))),
+        };
+        let mut hasher = Sha256::new();
+        let mut size = 0u64;
+        let written = async {
+            while let Some(chunk) = source.next_chunk().await? {
+                hasher.update(&chunk);
+                file.write_all(&chunk).await?;
+                size = size.saturating_add(chunk.len() as u64);
+            }
+            file.sync_all().await
+        }
+        .await;
+        drop(file);
+        if let Err(e) = written {
+            let _ = tokio::fs::remove_file(&temp).await;
+            return Err(StoreError::backend(format!(
+                "writing part {number} of upload {id:?}: {e}"
+            )));
+        }
+        if size == 0 {
+            let _ = tokio::fs::remove_file(&temp).await;
+            return Ok((String::new(), 0));
+        }
+        let tag = hex::encode(hasher.finalize());
+        match tokio::fs::rename(&temp, folder.join(part_name(number, &tag))).await {
+            Ok(()) => Ok((tag, size)),
+            Err(e) => {
+                let _ = tokio::fs::remove_file(&temp).await;
+                if e.kind() == ErrorKind::NotFound {
+                    Err(gone())
+                } else {
+                    Err(StoreError::backend(format!(
+                        "storing part {number} of upload {id:?}: {e}"
+                    )))
+                }
+            }
+        }
     }
 
     async fn begin_parts(&self, id: &str) -> StoreResult<String> {
@@ -342,7 +425,14 @@ impl BlobStore for FolderBlobs {
         let digest = digest.clone();
         let id = id.to_string();
         self.run(move |inner| {
-            inner.create_blob(&digest, |file| join_parts(&folder, &parts, &digest, file))?;
+            match single_part(&folder, &parts, &digest) {
+                // One part whose tag, computed over its bytes as they were written, is the
+                // digest: it is the blob, linked into place without a copy.
+                Some(part) => inner.link_blob(&part, &digest)?,
+                None => {
+                    inner.create_blob(&digest, |file| join_parts(&folder, &parts, &digest, file))?
+                }
+            }
             // The blob is stored: a folder left behind only wastes space, so failing the
             // upload for it would be worse than logging it.
             if let Err(e) = remove_folder(&upload) {
@@ -452,6 +542,20 @@ fn join_parts(
     Ok(whole.finish())
 }
 
+/// The file of the only part, if it alone is the blob: its tag (the SHA-256 of its bytes,
+/// computed as they were written) is the digest, and its size the one recorded.
+fn single_part(folder: &Path, parts: &[Part], digest: &Digest) -> Option<PathBuf> {
+    let [part] = parts else {
+        return None;
+    };
+    if digest.algorithm() != crate::digest::Algorithm::Sha256 || part.tag != digest.hex() {
+        return None;
+    }
+    let path = folder.join(part_name(part.number, token(&part.tag, "part tag").ok()?));
+    let size = std::fs::metadata(&path).ok()?.len();
+    (size == part.size).then_some(path)
+}
+
 /// Removes `folder` and everything in it; a folder already gone is fine.
 fn remove_folder(folder: &Path) -> std::io::Result<()> {
     match std::fs::remove_dir_all(folder) {
@@ -527,17 +631,25 @@ mod tests {
         assert_eq!(blobs.fetch(&digest, Some((0, 3))).await.unwrap(), None);
 
         blobs.put(&digest, bytes.clone()).await.unwrap();
-        let fetch = |range| {
+        // The file, for the server to stream: never the bytes in memory.
+        let served = |range| {
             let blobs = &blobs;
             let digest = &digest;
-            async move { blobs.fetch(digest, range).await.unwrap() }
+            async move {
+                match blobs.fetch(digest, range).await.unwrap() {
+                    Some(BlobBody::File { path, offset, len }) => {
+                        let all = std::fs::read(path).unwrap();
+                        all[offset as usize..(offset + len) as usize].to_vec()
+                    }
+                    other => panic!("{other:?}"),
+                }
+            }
         };
-        let body = |b: &'static [u8]| Some(BlobBody::Bytes(Bytes::from_static(b)));
-        assert_eq!(fetch(None).await, Some(BlobBody::Bytes(bytes.clone())));
-        assert_eq!(fetch(Some((0, 9))).await, body(b"0123456789"));
-        assert_eq!(fetch(Some((2, 5))).await, body(b"2345"));
-        assert_eq!(fetch(Some((9, 9))).await, body(b"9"));
-        assert_eq!(fetch(Some((0, 0))).await, body(b"0"));
+        assert_eq!(served(None).await, b"0123456789");
+        assert_eq!(served(Some((0, 9))).await, b"0123456789");
+        assert_eq!(served(Some((2, 5))).await, b"2345");
+        assert_eq!(served(Some((9, 9))).await, b"9");
+        assert_eq!(served(Some((0, 0))).await, b"0");
         // Past the end or backwards: a fault of the caller, which clamps ranges.
         assert!(blobs.fetch(&digest, Some((5, 10))).await.is_err());
         assert!(blobs.fetch(&digest, Some((5, 4))).await.is_err());

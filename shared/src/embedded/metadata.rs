@@ -629,7 +629,7 @@ impl MetadataStore for RedbMetadata {
         &self,
         repo: &RepositoryName,
         upload: &Upload,
-        expected_offset: u64,
+        expected_version: u64,
     ) -> StoreResult<()> {
         let upload_key = key(repo.as_str(), &upload.id);
         let json = serde_json::to_vec(upload).or_backend()?;
@@ -641,9 +641,9 @@ impl MetadataStore for RedbMetadata {
                 let mut uploads = txn.open_table(UPLOADS).or_backend()?;
                 match read_upload(&uploads, &upload_key)? {
                     None => Some(format!("upload {upload_key:?} is gone")),
-                    Some(stored) if stored.offset != expected_offset => Some(format!(
-                        "upload {upload_key:?} is at {}, not {expected_offset}",
-                        stored.offset
+                    Some(stored) if stored.version != expected_version => Some(format!(
+                        "upload {upload_key:?} is at version {}, not {expected_version}",
+                        stored.version
                     )),
                     Some(_) => {
                         uploads
@@ -856,6 +856,10 @@ mod tests {
             handle: None,
             parts: vec![],
             started: "2026-01-01T00:00:00Z".into(),
+            // The tests read as if writers conditioned on the offset.
+            version: offset,
+            writer: None,
+            lease_until: 0,
         }
     }
 

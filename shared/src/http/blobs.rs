@@ -3,7 +3,9 @@
 //! May call: `registry` (its blob operations), domain types, `http` helpers. Nothing of
 //! storage: whether the bytes come back or a redirect to S3 is the blob store's answer.
 
-use super::{DOCKER_CONTENT_DIGEST, digest, header, path_parameter, repository, respond, response};
+use super::{
+    DOCKER_CONTENT_DIGEST, FileBody, digest, header, path_parameter, repository, respond, response,
+};
 use crate::error::RegistryError;
 use crate::ports::BlobBody;
 use crate::registry::Registry;
@@ -29,25 +31,31 @@ pub async fn fetch_blob(registry: &Registry, req: Request) -> Response<Body> {
         }
         let range = header(&req, RANGE).and_then(parse_range);
         let blob = registry.fetch_blob(&repo, &digest, range).await?;
-        match blob.body {
-            BlobBody::Redirect(url) => builder
+        if let BlobBody::Redirect(url) = blob.body {
+            return builder
                 .status(StatusCode::TEMPORARY_REDIRECT)
                 .header(LOCATION, url)
                 .header(CONTENT_LENGTH, 0)
+                .body(Body::Empty)
+                .map_err(RegistryError::internal);
+        }
+        let builder = match blob.range {
+            Some((start, end)) => builder
+                .status(StatusCode::PARTIAL_CONTENT)
+                .header(CONTENT_RANGE, format!("bytes {start}-{end}/{}", blob.size)),
+            None => builder,
+        }
+        .header(CONTENT_TYPE, "application/octet-stream")
+        .header(ACCEPT_RANGES, "bytes");
+        match blob.body {
+            BlobBody::File { path, offset, len } => builder
+                .header(CONTENT_LENGTH, len)
+                .extension(FileBody { path, offset, len })
                 .body(Body::Empty),
-            BlobBody::Bytes(bytes) => {
-                let builder = match blob.range {
-                    Some((start, end)) => builder
-                        .status(StatusCode::PARTIAL_CONTENT)
-                        .header(CONTENT_RANGE, format!("bytes {start}-{end}/{}", blob.size)),
-                    None => builder,
-                };
-                builder
-                    .header(CONTENT_TYPE, "application/octet-stream")
-                    .header(CONTENT_LENGTH, bytes.len())
-                    .header(ACCEPT_RANGES, "bytes")
-                    .body(Body::Binary(bytes.to_vec()))
-            }
+            BlobBody::Bytes(bytes) => builder
+                .header(CONTENT_LENGTH, bytes.len())
+                .body(Body::Binary(bytes.to_vec())),
+            BlobBody::Redirect(_) => builder.body(Body::Empty),
         }
         .map_err(RegistryError::internal)
     }

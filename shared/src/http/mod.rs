@@ -130,6 +130,43 @@ pub(crate) fn body_of(bytes: bytes::Bytes) -> Body {
     }
 }
 
+/// A request body that registry-local streams: put in the request's extensions (the
+/// lambda_http body stays empty), so that it is read only by the handler, once the route's
+/// checks passed, and as it arrives. The Lambda functions have their body in the event.
+#[derive(Clone)]
+pub struct StreamedBody {
+    body: std::sync::Arc<std::sync::Mutex<Option<crate::blobs::UploadBody>>>,
+    declared: Option<u64>,
+}
+
+impl StreamedBody {
+    pub fn new(body: crate::blobs::UploadBody) -> StreamedBody {
+        StreamedBody {
+            declared: body.declared(),
+            body: std::sync::Arc::new(std::sync::Mutex::new(Some(body))),
+        }
+    }
+
+    /// `Content-Length`, if the client declared one.
+    pub fn declared(&self) -> Option<u64> {
+        self.declared
+    }
+
+    /// The body, to read; `None` once taken.
+    pub fn take(&self) -> Option<crate::blobs::UploadBody> {
+        self.body.lock().ok().and_then(|mut body| body.take())
+    }
+}
+
+/// A response body that registry-local streams from a file (a blob, never read into
+/// memory): in the response's extensions, the lambda_http body empty.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileBody {
+    pub path: std::path::PathBuf,
+    pub offset: u64,
+    pub len: u64,
+}
+
 /// A handler as the route table holds it.
 pub type Handler =
     for<'a> fn(
@@ -158,10 +195,42 @@ impl Route {
         registry: &crate::registry::Registry,
         req: Request,
     ) -> Response<Body> {
-        match auth::check(self.access, registry, req).await {
+        self.serve_with_body(registry, req, |req| async { Ok(req) })
+            .await
+    }
+
+    /// [`Route::serve`] for a server that reads bodies from a socket (registry-local): the
+    /// checks are decided from the headers alone, and only then does `attach` give the
+    /// request its body (or answer instead, e.g. `413`). No body is read for a refused
+    /// request.
+    pub async fn serve_with_body<F, Fut>(
+        &self,
+        registry: &crate::registry::Registry,
+        req: Request,
+        attach: F,
+    ) -> Response<Body>
+    where
+        F: FnOnce(Request) -> Fut,
+        Fut: Future<Output = Result<Request, Response<Body>>>,
+    {
+        let req = match auth::check(self.access, registry, req).await {
+            Ok(req) => req,
+            Err(refused) => return refused,
+        };
+        match attach(req).await {
             Ok(req) => (self.handler)(registry, req).await,
             Err(refused) => refused,
         }
+    }
+
+    /// Whether the route takes blob bytes (uploads): a server streams those to the handler
+    /// ([`StreamedBody`]) rather than collect them; other bodies are small (a manifest, a
+    /// token request).
+    pub fn takes_blob_body(&self) -> bool {
+        matches!(
+            self.function,
+            "start-upload" | "patch-upload" | "finish-upload"
+        )
     }
 }
 

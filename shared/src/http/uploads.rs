@@ -6,14 +6,13 @@
 //! storage.
 
 use super::{
-    DOCKER_CONTENT_DIGEST, body_bytes, digest, header, path_parameter, query, repository, respond,
-    response,
+    DOCKER_CONTENT_DIGEST, StreamedBody, body_bytes, digest, header, path_parameter, query,
+    repository, respond, response,
 };
-use crate::blobs::UploadStatus;
+use crate::blobs::{UploadBody, UploadStatus};
 use crate::error::{ErrorCode, RegistryError};
 use crate::names::RepositoryName;
 use crate::registry::Registry;
-use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, CONTENT_RANGE, HeaderName, LOCATION, RANGE};
 use http::{StatusCode, response::Builder};
 use lambda_http::{Body, Request, Response};
@@ -36,10 +35,9 @@ pub async fn start_upload(registry: &Registry, req: Request) -> Response<Body> {
             // The source lacks it: the spec's fallback is a session for a normal upload.
         } else if let Some(value) = query(&req, "digest") {
             let digest = digest(&value)?;
-            let bytes = chunk(registry, req.into_body())?;
-            registry.put_blob(&repo, &digest, bytes).await?;
+            registry.put_blob(&repo, &digest, upload_body(req)).await?;
             return blob_created(&repo, &digest);
-        } else if !matches!(req.body(), Body::Empty) && !req.body().as_ref().is_empty() {
+        } else if has_body(&req) {
             return Err(RegistryError::new(
                 ErrorCode::BlobUploadInvalid,
                 "a POST carries blob bytes only with ?digest=; PATCH them to the upload instead",
@@ -59,10 +57,10 @@ pub async fn patch_upload(registry: &Registry, req: Request) -> Response<Body> {
         let repo = repository(&req)?;
         let id = path_parameter(&req, "uuid")?;
         let start = content_range(&req)?;
-        let bytes = chunk(registry, req.into_body())?;
-        check_range_length(start, &bytes)?;
+        let body = upload_body(req);
+        check_range_length(start, &body)?;
         let status = registry
-            .append_upload(&repo, &id, start.map(|(s, _)| s), bytes)
+            .append_upload(&repo, &id, start.map(|(s, _)| s), body)
             .await?;
         session(registry, &repo, &status, StatusCode::ACCEPTED)
     }
@@ -86,10 +84,10 @@ pub async fn finish_upload(registry: &Registry, req: Request) -> Response<Body> 
         };
         let digest = super::digest(&digest)?;
         let start = content_range(&req)?;
-        let bytes = chunk(registry, req.into_body())?;
-        check_range_length(start, &bytes)?;
+        let body = upload_body(req);
+        check_range_length(start, &body)?;
         registry
-            .finish_upload(&repo, &id, &digest, start.map(|(s, _)| s), bytes)
+            .finish_upload(&repo, &id, &digest, start.map(|(s, _)| s), body)
             .await?;
         blob_created(&repo, &digest)
     }
@@ -125,22 +123,24 @@ pub async fn cancel_upload(registry: &Registry, req: Request) -> Response<Body> 
     respond(&method, result)
 }
 
-/// A request's bytes, within what one request may carry here.
-fn chunk(registry: &Registry, body: Body) -> Result<Bytes, RegistryError> {
-    let bytes = body_bytes(body);
-    let max = registry.limits.max_chunk_bytes;
-    if bytes.len() > max {
-        return Err(RegistryError::new(
-            ErrorCode::SizeInvalid,
-            format!(
-                "the request carries {} bytes; one request may carry at most {max} here \
-                 (OCI-Chunk-Max-Length): send the blob in chunks",
-                bytes.len()
-            ),
-        )
-        .with_status(413));
+/// The request's body as the upload operations read it: the stream registry-local put in
+/// the request's extensions (read as it arrives, only once the route's checks passed), or
+/// the bytes of the Lambda event.
+fn upload_body(mut req: Request) -> UploadBody {
+    if let Some(stream) = req.extensions_mut().remove::<StreamedBody>()
+        && let Some(body) = stream.take()
+    {
+        return body;
     }
-    Ok(bytes)
+    UploadBody::from_bytes(body_bytes(req.into_body()))
+}
+
+/// Whether the request carries a body (declared, streamed, or in the event).
+fn has_body(req: &Request) -> bool {
+    match req.extensions().get::<StreamedBody>() {
+        Some(stream) => stream.declared() != Some(0),
+        None => !matches!(req.body(), Body::Empty) && !req.body().as_ref().is_empty(),
+    }
 }
 
 /// `Content-Range: <start>-<end>` (inclusive; "bytes " tolerated), if sent.
@@ -164,21 +164,23 @@ fn content_range(req: &Request) -> Result<Option<(u64, u64)>, RegistryError> {
     Ok(Some((start, end)))
 }
 
-/// A `Content-Range` must span exactly the bytes sent.
-fn check_range_length(range: Option<(u64, u64)>, bytes: &Bytes) -> Result<(), RegistryError> {
-    match range {
-        Some((start, end)) if end - start + 1 != bytes.len() as u64 && !bytes.is_empty() => {
-            Err(RegistryError::new(
-                ErrorCode::SizeInvalid,
-                format!(
-                    "Content-Range {start}-{end} spans {} bytes, but {} were sent",
-                    end - start + 1,
-                    bytes.len()
-                ),
-            ))
-        }
-        _ => Ok(()),
+/// A `Content-Range` must span exactly the bytes sent (when their number is declared).
+fn check_range_length(range: Option<(u64, u64)>, body: &UploadBody) -> Result<(), RegistryError> {
+    let (Some((start, end)), Some(sent)) = (range, body.declared()) else {
+        return Ok(());
+    };
+    // `end >= start` was checked; a span of 2^64 bytes cannot be sent.
+    let span = (end - start).checked_add(1);
+    if sent == 0 || span == Some(sent) {
+        return Ok(());
     }
+    Err(RegistryError::new(
+        ErrorCode::SizeInvalid,
+        format!(
+            "Content-Range {start}-{end} spans {} bytes, but {sent} were sent",
+            span.map_or_else(|| "2^64".to_string(), |n| n.to_string())
+        ),
+    ))
 }
 
 /// 202/204 of a session: `Location`, `Range`, `Docker-Upload-UUID`, the chunk limit.
