@@ -1035,3 +1035,449 @@ async fn the_open_registry_needs_no_token() {
     assert_eq!(token.status, 404);
     assert_eq!(token.error_code(), "UNSUPPORTED");
 }
+
+/// The form containerd sends (`remotes/docker/auth/fetch.go`), then `extra` fields.
+fn oauth_form(grant: &[(&str, &str)], scopes: &[&str], extra: &[(&str, &str)]) -> Vec<u8> {
+    let joined = scopes.join(" ");
+    let mut pairs: Vec<(&str, &str)> = vec![("service", TEST_SERVICE), ("client_id", "containerd")];
+    if !scopes.is_empty() {
+        pairs.push(("scope", &joined));
+    }
+    pairs.extend_from_slice(grant);
+    pairs.extend_from_slice(extra);
+    let encode = |s: &str| -> String {
+        s.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect()
+    };
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{k}={}", encode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+        .into_bytes()
+}
+
+/// `POST /v2/auth` with `form`, as containerd posts it.
+async fn oauth(t: &TestRegistry, form: &[u8]) -> Answer {
+    t.request(
+        Method::POST,
+        "/v2/auth",
+        &[(
+            "content-type",
+            "application/x-www-form-urlencoded; charset=utf-8",
+        )],
+        form,
+    )
+    .await
+}
+
+fn password<'a>(user: &'a str, secret: &'a str) -> [(&'a str, &'a str); 3] {
+    [
+        ("grant_type", "password"),
+        ("username", user),
+        ("password", secret),
+    ]
+}
+
+/// A refresh token for `user` by the password grant with `access_type=offline`.
+async fn refresh_token_of(t: &TestRegistry, user: &str, secret: &str) -> String {
+    let answer = oauth(
+        t,
+        &oauth_form(&password(user, secret), &[], &[("access_type", "offline")]),
+    )
+    .await;
+    assert_eq!(
+        answer.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    answer.json()["refresh_token"]
+        .as_str()
+        .expect("a refresh token")
+        .to_string()
+}
+
+async fn refresh(t: &TestRegistry, refresh_token: &str, scopes: &[&str]) -> Answer {
+    oauth(
+        t,
+        &oauth_form(
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh_token),
+            ],
+            scopes,
+            &[],
+        ),
+    )
+    .await
+}
+
+/// A refused refresh: `401 UNAUTHORIZED` with a Basic challenge, as a wrong password.
+fn assert_refresh_refused(answer: &Answer, what: &str) {
+    assert_eq!(
+        answer.status,
+        401,
+        "{what}: {}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    assert_eq!(answer.error_code(), "UNAUTHORIZED", "{what}");
+    assert!(
+        answer
+            .header("www-authenticate")
+            .is_some_and(|c| c.starts_with("Basic ")),
+        "{what}"
+    );
+    assert!(answer.json().get("access_token").is_none(), "{what}");
+}
+
+#[tokio::test]
+async fn the_oauth2_form_grants_as_get_does_and_issues_refresh_tokens_offline() {
+    let t = registry().await;
+    // The password grant, scopes space-separated in one field: what the caller holds.
+    let answer = oauth(
+        &t,
+        &oauth_form(
+            &password("alice", "alice-password"),
+            &["repository:alice/app:pull,push", "repository:bob/app:pull"],
+            &[],
+        ),
+    )
+    .await;
+    assert_eq!(
+        answer.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    assert_eq!(answer.header("cache-control"), Some("no-store"));
+    let body = answer.json();
+    assert_eq!(body["scope"], "repository:alice/app:pull,push");
+    assert_eq!(body["expires_in"], 300);
+    assert!(body["issued_at"].as_str().unwrap().ends_with('Z'));
+    // Online access (the default): no refresh token.
+    assert!(body.get("refresh_token").is_none(), "{body}");
+    let alice = body["access_token"].as_str().unwrap().to_string();
+    assert_eq!(
+        access_of(&alice),
+        json!([{"type": "repository", "name": "alice/app", "actions": ["pull", "push"]}])
+    );
+    assert_eq!(push_tiny(&t, &alice, "alice/app", "tiny").await.status, 201);
+
+    // Offline: a refresh token, which gets access tokens without the password, decided by
+    // the rules anew (bob's repository stays out), and comes back unchanged.
+    let refresh_token = refresh_token_of(&t, "alice", "alice-password").await;
+    let refreshed = refresh(
+        &t,
+        &refresh_token,
+        &["repository:alice/app:pull", "repository:bob/app:pull"],
+    )
+    .await;
+    assert_eq!(
+        refreshed.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&refreshed.body)
+    );
+    let body = refreshed.json();
+    assert_eq!(body["refresh_token"], refresh_token.as_str());
+    assert_eq!(body["scope"], "repository:alice/app:pull");
+    let pull = body["access_token"].as_str().unwrap();
+    assert_eq!(get_manifest(&t, pull, "alice/app").await.status, 200);
+    // Robots too.
+    let secret = t.add_robot("alice+ci").await;
+    t.grant("alice/app", "alice+ci", Permission::Read).await;
+    let robot_refresh = refresh_token_of(&t, "alice+ci", &secret).await;
+    let robot = refresh(&t, &robot_refresh, &["repository:alice/app:pull,push"]).await;
+    assert_eq!(robot.status, 200);
+    assert_eq!(robot.json()["scope"], "repository:alice/app:pull");
+
+    // The GET form gives one on offline_token=true (docker login asks so), to a signed-in
+    // caller only.
+    let get = t
+        .token_answer(ALICE, &["repository:alice/app:pull"])
+        .await
+        .json();
+    assert!(get.get("refresh_token").is_none());
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode("alice:alice-password")
+    );
+    let offline = t
+        .request(
+            Method::GET,
+            &format!("/v2/auth?service={TEST_SERVICE}&offline_token=true"),
+            &[("authorization", &basic)],
+            b"",
+        )
+        .await;
+    assert_eq!(offline.status, 200);
+    let from_get = offline.json()["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        refresh(&t, &from_get, &["repository:alice/app:pull"])
+            .await
+            .status,
+        200
+    );
+    let anonymous = t
+        .request(
+            Method::GET,
+            &format!("/v2/auth?service={TEST_SERVICE}&offline_token=true"),
+            &[],
+            b"",
+        )
+        .await;
+    assert_eq!(anonymous.status, 200);
+    assert!(anonymous.json().get("refresh_token").is_none());
+    let bad_bool = t
+        .request(Method::GET, "/v2/auth?offline_token=maybe", &[], b"")
+        .await;
+    assert_eq!(bad_bool.status, 400);
+    assert_eq!(bad_bool.error_code(), "UNSUPPORTED");
+
+    // Wrong password, unknown user: the same 401 as the GET form.
+    for (user, secret) in [("alice", "wrong"), ("mallory", "alice-password")] {
+        let answer = oauth(&t, &oauth_form(&password(user, secret), &[], &[])).await;
+        assert_refresh_refused(&answer, user);
+        assert_eq!(
+            answer.json()["errors"][0]["message"],
+            "invalid username or password"
+        );
+    }
+
+    // Missing or unknown fields: 400, the registry's error body, nothing issued.
+    let bad_forms: Vec<(&str, Vec<u8>)> =
+        vec![
+        (
+            "no grant_type",
+            oauth_form(&[("username", "alice"), ("password", "alice-password")], &[], &[]),
+        ),
+        (
+            "unknown grant_type",
+            oauth_form(&[("grant_type", "authorization_code")], &[], &[]),
+        ),
+        (
+            "no password",
+            oauth_form(&[("grant_type", "password"), ("username", "alice")], &[], &[]),
+        ),
+        (
+            "no refresh_token",
+            oauth_form(&[("grant_type", "refresh_token")], &[], &[]),
+        ),
+        (
+            "unknown access_type",
+            oauth_form(
+                &password("alice", "alice-password"),
+                &[],
+                &[("access_type", "forever")],
+            ),
+        ),
+        (
+            "no service, no client_id",
+            b"grant_type=password&username=alice&password=alice-password".to_vec(),
+        ),
+        (
+            "no client_id",
+            format!(
+                "grant_type=password&username=alice&password=alice-password&service={TEST_SERVICE}"
+            )
+            .into_bytes(),
+        ),
+    ];
+    for (what, form) in bad_forms {
+        let answer = oauth(&t, &form).await;
+        assert_eq!(answer.status, 400, "{what}");
+        assert_eq!(answer.error_code(), "UNSUPPORTED", "{what}");
+    }
+    let elsewhere = oauth(
+        &t,
+        b"grant_type=password&username=alice&password=alice-password&service=elsewhere&client_id=x",
+    )
+    .await;
+    assert_eq!(elsewhere.status, 400);
+    assert_eq!(elsewhere.error_code(), "DENIED");
+    let json_body = t
+        .request(
+            Method::POST,
+            "/v2/auth",
+            &[("content-type", "application/json")],
+            br#"{"grant_type":"password","username":"alice","password":"alice-password"}"#,
+        )
+        .await;
+    assert_eq!(json_body.status, 400);
+    assert_eq!(json_body.error_code(), "UNSUPPORTED");
+}
+
+/// Refresh claims as the registry issues them for `sub`, valid now.
+async fn refresh_claims(t: &TestRegistry, sub: &str) -> token::RefreshClaims {
+    let record = t.access.principal(sub).await.unwrap().expect("principal");
+    let now = token::now();
+    token::RefreshClaims {
+        iss: TEST_ISSUER.into(),
+        sub: sub.into(),
+        aud: token::refresh_audience(TEST_SERVICE),
+        exp: now + 3600,
+        nbf: now,
+        iat: now,
+        jti: token::new_jti(),
+        sfp: token::secret_fingerprint(&record.secret_hash),
+    }
+}
+
+#[tokio::test]
+async fn attack_refresh_and_bearer_tokens_are_not_interchangeable() {
+    let t = registry().await;
+    let alice = t.token(ALICE, &["repository:alice/app:pull,push"]).await;
+    assert_eq!(push_tiny(&t, &alice, "alice/app", "tiny").await.status, 201);
+    let refresh_token = refresh_token_of(&t, "alice", "alice-password").await;
+    let signer = t.registry.signer.as_ref();
+    // The genuine one works: what the refusals below are measured against.
+    assert_eq!(
+        refresh(&t, &refresh_token, &["repository:alice/app:pull"])
+            .await
+            .status,
+        200
+    );
+
+    // A refresh token is no bearer token: not on a repository route, not on /v2/.
+    assert_invalid_token(
+        &get_manifest(&t, &refresh_token, "alice/app").await,
+        "refresh token as bearer",
+    );
+    let version = t
+        .request_with_token(&refresh_token, Method::GET, "/v2/", &[], b"")
+        .await;
+    assert_invalid_token(&version, "refresh token on /v2/");
+    // A bearer token is no refresh token.
+    assert_refresh_refused(
+        &refresh(&t, &alice, &["repository:alice/app:pull"]).await,
+        "bearer token as refresh token",
+    );
+    // Either kind's claims under the other kind's header type, signed by our key.
+    let mut value = serde_json::to_value(refresh_claims(&t, "alice").await).unwrap();
+    let kid = signer.public_jwk().await.unwrap().kid.clone();
+    let signed = |typ: &str, claims: &Value| {
+        let header = json!({"typ": typ, "alg": "RS256", "kid": kid});
+        let input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        );
+        async move {
+            let signature = signer.sign_rs256(input.as_bytes()).await.unwrap();
+            format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
+        }
+    };
+    let jwt_typed_refresh = signed("JWT", &value).await;
+    assert_refresh_refused(
+        &refresh(&t, &jwt_typed_refresh, &[]).await,
+        "refresh claims, typ JWT",
+    );
+    assert_invalid_token(
+        &get_manifest(&t, &jwt_typed_refresh, "alice/app").await,
+        "refresh claims, typ JWT, as bearer",
+    );
+    let bearer_claims = serde_json::to_value(claims(pull_push("alice/app"))).unwrap();
+    let refresh_typed_bearer = signed(token::REFRESH_TYP, &bearer_claims).await;
+    assert_invalid_token(
+        &get_manifest(&t, &refresh_typed_bearer, "alice/app").await,
+        "bearer claims, refresh typ",
+    );
+    assert_refresh_refused(
+        &refresh(&t, &refresh_typed_bearer, &[]).await,
+        "bearer claims, refresh typ, as refresh",
+    );
+    // A refresh token whose audience is the service itself.
+    value["aud"] = json!(TEST_SERVICE);
+    assert_refresh_refused(
+        &refresh(&t, &signed(token::REFRESH_TYP, &value).await, &[]).await,
+        "refresh with the service as audience",
+    );
+
+    // Expired (beyond the leeway), not yet valid, another issuer.
+    let base = refresh_claims(&t, "alice").await;
+    let now = token::now();
+    for (what, claims) in [
+        (
+            "expired",
+            token::RefreshClaims {
+                exp: now - 120,
+                nbf: now - 7200,
+                iat: now - 7200,
+                ..base.clone()
+            },
+        ),
+        (
+            "not yet valid",
+            token::RefreshClaims {
+                nbf: now + 120,
+                ..base.clone()
+            },
+        ),
+        (
+            "iss",
+            token::RefreshClaims {
+                iss: "someone-else".into(),
+                ..base.clone()
+            },
+        ),
+    ] {
+        let forged = token::sign_refresh(signer, &claims).await.unwrap();
+        assert_refresh_refused(&refresh(&t, &forged, &[]).await, what);
+    }
+    // Another key: with its own kid, and claiming ours.
+    let dir = tempfile::tempdir().unwrap();
+    let other = quayside::embedded::KeyFileSigner::open(&dir.path().join("other.pem")).unwrap();
+    let forged = token::sign_refresh(&other, &base).await.unwrap();
+    assert_refresh_refused(&refresh(&t, &forged, &[]).await, "other key");
+    let header = json!({"typ": token::REFRESH_TYP, "alg": "RS256", "kid": kid});
+    let input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(&base).unwrap())
+    );
+    let signature = other.sign_rs256(input.as_bytes()).await.unwrap();
+    let forged = format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature));
+    assert_refresh_refused(&refresh(&t, &forged, &[]).await, "other key, our kid");
+    // A genuine refresh token edited to name bob.
+    let mut parts: Vec<String> = refresh_token.split('.').map(str::to_string).collect();
+    let mut edited: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(&parts[1]).unwrap()).unwrap();
+    edited["sub"] = json!("bob");
+    parts[1] = URL_SAFE_NO_PAD.encode(edited.to_string());
+    assert_refresh_refused(&refresh(&t, &parts.join("."), &[]).await, "edited sub");
+    // Garbage.
+    for junk in ["x", "a.b.c", &"A".repeat(10_000)] {
+        assert_refresh_refused(&refresh(&t, junk, &[]).await, "junk");
+    }
+}
+
+#[tokio::test]
+async fn a_refresh_token_dies_with_its_principal_or_its_secret() {
+    let t = registry().await;
+    let alice = refresh_token_of(&t, "alice", "alice-password").await;
+    let bob = refresh_token_of(&t, "bob", "bob-password").await;
+    assert_eq!(refresh(&t, &alice, &[]).await.status, 200);
+    // A new password voids every refresh token issued under the old one.
+    let new_hash = quayside::auth::secrets::hash_secret("alice-new").unwrap();
+    assert!(t.access.set_secret("alice", &new_hash).await.unwrap());
+    assert_refresh_refused(&refresh(&t, &alice, &[]).await, "password changed");
+    let again = refresh_token_of(&t, "alice", "alice-new").await;
+    assert_eq!(refresh(&t, &again, &[]).await.status, 200);
+    // A deleted principal's refresh tokens stop at once, even re-created with the same
+    // password.
+    assert_eq!(refresh(&t, &bob, &[]).await.status, 200);
+    assert!(t.access.delete_principal("bob").await.unwrap());
+    assert_refresh_refused(&refresh(&t, &bob, &[]).await, "deleted");
+    t.add_user("bob", "bob-password").await;
+    assert_refresh_refused(&refresh(&t, &bob, &[]).await, "re-created");
+}

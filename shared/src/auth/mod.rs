@@ -1,7 +1,8 @@
-//! Docker token authentication (distribution's `docs/spec/auth/token.md`): who the caller is
-//! (HTTP Basic credentials checked against argon2id hashes, or anonymous), what it may do
-//! (the rules below, over the [`AccessStore`] port), the tokens that say so (RS256 JWTs
-//! signed through the [`Signer`] port), and their verification.
+//! Docker token authentication (distribution's `docs/spec/auth/token.md`, and its OAuth2
+//! form `oauth.md`): who the caller is (a name and secret checked against argon2id hashes, a
+//! refresh token, or anonymous), what it may do (the rules below, over the [`AccessStore`]
+//! port), the tokens that say so (RS256 JWTs signed through the [`Signer`] port), and their
+//! verification.
 //!
 //! May call: the domain (`names`, `error`), the ports (`AccessStore`, `MetadataStore`,
 //! `Signer`), argon2 and jsonwebtoken. Must not know HTTP (the `http` module parses
@@ -17,6 +18,18 @@
 //! | user `alice` | everything in namespace `alice` (`admin` on `alice/*`) |
 //! | a principal granted *create* on namespace `team` | push a repository of `team` that does not exist yet: the token service records it as the repository's creator with `admin`, so it keeps its rights once the push has created it (one creator per repository; an existing repository needs a grant) |
 //! | any signed-in principal (not anonymous) | the catalog (`registry:catalog:*`), which lists only the repositories it may pull |
+//!
+//! # Refresh tokens
+//!
+//! A signed-in caller that asks for offline access (`access_type=offline` in the OAuth2
+//! form, `offline_token=true` in the GET form) also gets a refresh token: a JWT of its own
+//! kind (see [`token`]), valid [`AuthSettings::refresh_ttl`] (30 days by default), that
+//! stands for the principal instead of its secret. Nothing is stored: refreshing checks the
+//! signature, that the principal still exists and that its secret hash is still the one the
+//! token was issued under, so deleting a principal, changing a password or rotating a robot
+//! secret revokes its refresh tokens at once. The access of each token is decided anew by
+//! the rules when it is issued, as for a password. Refreshing answers the same refresh token
+//! (the spec: no new one). Anonymous callers get none.
 //!
 //! Robots (`namespace+name`) hold only what they are granted; they own no namespace.
 //! Repositories are private unless made public. A scope asking `*` gets `*` when the
@@ -52,6 +65,8 @@ pub struct AuthSettings {
     pub realm: Option<String>,
     /// How long a token lives (distribution: at least 60 s).
     pub token_ttl: Duration,
+    /// How long a refresh token lives.
+    pub refresh_ttl: Duration,
     /// The clock skew allowed on `exp` and `nbf`.
     pub leeway: Duration,
 }
@@ -63,6 +78,7 @@ impl AuthSettings {
     pub const DEFAULT_ISSUER: &'static str = "quayside";
     pub const DEFAULT_SERVICE: &'static str = "quayside";
     pub const DEFAULT_TTL: Duration = Duration::from_secs(300);
+    pub const DEFAULT_REFRESH_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
     pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(30);
 
     /// The defaults, with the token service at `realm`.
@@ -80,13 +96,15 @@ impl AuthSettings {
             service: Self::DEFAULT_SERVICE.into(),
             realm: None,
             token_ttl: Self::DEFAULT_TTL,
+            refresh_ttl: Self::DEFAULT_REFRESH_TTL,
             leeway: Self::DEFAULT_LEEWAY,
         }
     }
 
     /// From `QUAYSIDE_AUTH_REALM` (unset or empty: the API each request came through),
-    /// `QUAYSIDE_AUTH_ISSUER`, `QUAYSIDE_AUTH_SERVICE` (both default `quayside`) and
-    /// `QUAYSIDE_AUTH_TOKEN_SECONDS` (default 300, 60 to 86400).
+    /// `QUAYSIDE_AUTH_ISSUER`, `QUAYSIDE_AUTH_SERVICE` (both default `quayside`),
+    /// `QUAYSIDE_AUTH_TOKEN_SECONDS` (default 300, 60 to 86400) and
+    /// `QUAYSIDE_AUTH_REFRESH_SECONDS` (default 2592000, 30 days; 3600 to 31536000).
     pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<AuthSettings, String> {
         let get = |name: &str| var(name).filter(|v| !v.trim().is_empty());
         let mut settings = AuthSettings::with_realm_per_request();
@@ -105,6 +123,16 @@ impl AuthSettings {
                 .map(Duration::from_secs)
                 .ok_or(format!(
                     "QUAYSIDE_AUTH_TOKEN_SECONDS={seconds:?} is not a number of seconds in 60..=86400"
+                ))?;
+        }
+        if let Some(seconds) = get("QUAYSIDE_AUTH_REFRESH_SECONDS") {
+            settings.refresh_ttl = seconds
+                .parse::<u64>()
+                .ok()
+                .filter(|s| (3600..=31_536_000).contains(s))
+                .map(Duration::from_secs)
+                .ok_or(format!(
+                    "QUAYSIDE_AUTH_REFRESH_SECONDS={seconds:?} is not a number of seconds in 3600..=31536000"
                 ))?;
         }
         Ok(settings)
@@ -226,6 +254,17 @@ pub struct IssuedToken {
     /// RFC 3339, UTC.
     pub issued_at: String,
     pub claims: Claims,
+    /// A refresh token, when offline access was asked for (or the one refreshed with).
+    pub refresh_token: Option<String>,
+}
+
+/// How a caller of the token service proves who it is.
+#[derive(Clone, Copy, Debug)]
+pub enum Grant<'a> {
+    /// A name and secret (HTTP Basic, or the OAuth2 `password` grant); `None`: anonymous.
+    Password(Option<(&'a str, &'a str)>),
+    /// A refresh token the token service issued (the OAuth2 `refresh_token` grant).
+    RefreshToken(&'a str),
 }
 
 /// Token authentication of one registry: its settings, who may do what, and the verifier
@@ -234,6 +273,7 @@ pub struct Auth {
     pub settings: AuthSettings,
     pub access: Arc<dyn AccessStore>,
     verifier: OnceCell<Arc<Verifier>>,
+    refresh_verifier: OnceCell<Arc<Verifier>>,
 }
 
 impl std::fmt::Debug for Auth {
@@ -250,6 +290,15 @@ impl Auth {
             settings,
             access,
             verifier: OnceCell::new(),
+            refresh_verifier: OnceCell::new(),
+        }
+    }
+
+    fn expectations(&self) -> Expectations {
+        Expectations {
+            issuer: self.settings.issuer.clone(),
+            audience: self.settings.service.clone(),
+            leeway_seconds: self.settings.leeway.as_secs(),
         }
     }
 
@@ -259,17 +308,100 @@ impl Auth {
         self.verifier
             .get_or_try_init(|| async {
                 let jwk = signer.public_jwk().await?;
-                let expect = Expectations {
-                    issuer: self.settings.issuer.clone(),
-                    audience: self.settings.service.clone(),
-                    leeway_seconds: self.settings.leeway.as_secs(),
-                };
-                Verifier::new(&jwk, &expect)
+                Verifier::new(&jwk, &self.expectations())
                     .map(Arc::new)
                     .map_err(StoreError::backend)
             })
             .await
             .map(Arc::clone)
+    }
+
+    /// The verifier of refresh tokens, built and kept as [`Auth::verifier`].
+    async fn refresh_verifier(&self, signer: &dyn Signer) -> StoreResult<Arc<Verifier>> {
+        self.refresh_verifier
+            .get_or_try_init(|| async {
+                let jwk = signer.public_jwk().await?;
+                Verifier::for_refresh(&jwk, &self.expectations())
+                    .map(Arc::new)
+                    .map_err(StoreError::backend)
+            })
+            .await
+            .map(Arc::clone)
+    }
+
+    /// The principal a refresh token stands for, if the token checks out (see
+    /// [`token::Verifier::verify_refresh`]), the principal still exists and its secret is
+    /// still the one the token was issued under; else [`AuthFailure::BadCredentials`], the
+    /// same answer as a wrong password.
+    pub async fn authenticate_refresh(
+        &self,
+        signer: &dyn Signer,
+        refresh_token: &str,
+    ) -> Result<Principal, AuthFailure> {
+        let verifier = self.refresh_verifier(signer).await?;
+        let claims = match verifier.verify_refresh(refresh_token) {
+            Ok(claims) => claims,
+            Err(e) => {
+                tracing::warn!(target: "quayside::audit", action = "refresh_refused", reason = %e);
+                return Err(AuthFailure::BadCredentials);
+            }
+        };
+        let robot = is_robot_name(&claims.sub);
+        let record = if robot || is_user_name(&claims.sub) {
+            self.access.principal(&claims.sub).await?
+        } else {
+            None
+        };
+        match record {
+            Some(record) if token::secret_fingerprint(&record.secret_hash) == claims.sfp => {
+                Ok(if robot {
+                    Principal::Robot(record)
+                } else {
+                    Principal::User(record)
+                })
+            }
+            record => {
+                tracing::warn!(
+                    target: "quayside::audit",
+                    action = "refresh_refused",
+                    principal = %claims.sub,
+                    jti = %claims.jti,
+                    reason = if record.is_some() { "the secret changed" } else { "no such principal" },
+                );
+                Err(AuthFailure::BadCredentials)
+            }
+        }
+    }
+
+    /// A refresh token for `principal` (none for an anonymous caller), valid from now for
+    /// [`AuthSettings::refresh_ttl`].
+    pub async fn issue_refresh(
+        &self,
+        signer: &dyn Signer,
+        principal: &Principal,
+    ) -> StoreResult<Option<String>> {
+        let Some(record) = principal.record() else {
+            return Ok(None);
+        };
+        let now = token::now();
+        let claims = token::RefreshClaims {
+            iss: self.settings.issuer.clone(),
+            sub: record.name.clone(),
+            aud: token::refresh_audience(&self.settings.service),
+            exp: now.saturating_add(self.settings.refresh_ttl.as_secs()),
+            nbf: now,
+            iat: now,
+            jti: token::new_jti(),
+            sfp: token::secret_fingerprint(&record.secret_hash),
+        };
+        let refresh = token::sign_refresh(signer, &claims).await?;
+        tracing::info!(
+            target: "quayside::audit",
+            action = "issue_refresh_token",
+            principal = %claims.sub,
+            jti = %claims.jti,
+        );
+        Ok(Some(refresh))
     }
 
     /// Checks Basic credentials: `None` is the anonymous caller; a wrong secret or an
@@ -399,6 +531,7 @@ impl Auth {
             )
             .to_string(),
             claims,
+            refresh_token: None,
         })
     }
 }
@@ -411,8 +544,29 @@ impl Registry {
         credentials: Option<(&str, &str)>,
         requested: &[Requested],
     ) -> Result<IssuedToken, RegistryError> {
+        self.issue_token_for(Grant::Password(credentials), requested, false)
+            .await
+    }
+
+    /// The token service, every form: authenticates the `grant`, grants what the caller
+    /// holds of `requested`, signs the token; with `offline`, adds a refresh token (see the
+    /// module doc). A refresh grant answers the refresh token it came with. `UNAUTHORIZED`
+    /// for bad credentials or a refresh token that does not check out, alike.
+    pub async fn issue_token_for(
+        &self,
+        grant: Grant<'_>,
+        requested: &[Requested],
+        offline: bool,
+    ) -> Result<IssuedToken, RegistryError> {
         let auth = self.auth_or_unsupported()?;
-        let principal = match auth.authenticate(credentials).await {
+        let authenticated = match grant {
+            Grant::Password(credentials) => auth.authenticate(credentials).await,
+            Grant::RefreshToken(refresh) => {
+                auth.authenticate_refresh(self.signer.as_ref(), refresh)
+                    .await
+            }
+        };
+        let principal = match authenticated {
             Ok(principal) => principal,
             Err(AuthFailure::BadCredentials) => {
                 return Err(RegistryError::new(
@@ -425,7 +579,15 @@ impl Registry {
         let access = auth
             .grant(self.metadata.as_ref(), &principal, requested)
             .await?;
-        Ok(auth.issue(self.signer.as_ref(), &principal, access).await?)
+        let mut issued = auth.issue(self.signer.as_ref(), &principal, access).await?;
+        issued.refresh_token = match grant {
+            Grant::RefreshToken(refresh) => Some(refresh.to_string()),
+            Grant::Password(_) if offline => {
+                auth.issue_refresh(self.signer.as_ref(), &principal).await?
+            }
+            Grant::Password(_) => None,
+        };
+        Ok(issued)
     }
 
     /// A page of the repositories `subject` may pull (`None`: anonymous), in name order:
@@ -563,5 +725,23 @@ mod tests {
             _ => None,
         });
         assert!(bad.is_err());
+        // Refresh tokens: 30 days unless set, an hour to a year.
+        assert_eq!(
+            AuthSettings::with_realm_per_request().refresh_ttl,
+            Duration::from_secs(2_592_000)
+        );
+        let refresh = |v: &str| {
+            let v = v.to_string();
+            AuthSettings::from_lookup(move |n| {
+                (n == "QUAYSIDE_AUTH_REFRESH_SECONDS").then(|| v.clone())
+            })
+        };
+        assert_eq!(
+            refresh("86400").unwrap().refresh_ttl,
+            Duration::from_secs(86400)
+        );
+        for bad in ["60", "31536001", "-1", "a day"] {
+            assert!(refresh(bad).is_err(), "{bad}");
+        }
     }
 }

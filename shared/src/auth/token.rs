@@ -4,6 +4,18 @@
 //!
 //! Pure domain over the `Signer` port: nothing of HTTP, storage or AWS.
 //!
+//! # Refresh tokens
+//!
+//! The token service's OAuth2 form (`POST /v2/auth`, distribution's
+//! `docs/spec/auth/oauth.md`) hands out refresh tokens on `access_type=offline`. They are
+//! JWTs too, signed by the same key, so that nothing needs storing and any function
+//! container can check them: [`RefreshClaims`] name the principal and a fingerprint of its
+//! stored secret hash, and carry no `access`. A refresh token can never pass for a bearer
+//! token nor the other way round, twice over: its header's `typ` is [`REFRESH_TYP`] (a
+//! bearer token's is `JWT`, and each verifier takes only its own), and its `aud` is
+//! [`refresh_audience`] of the service, which is never the service itself (the bearer
+//! verifier's only audience).
+//!
 //! The key also signs schema1 manifests. A manifest's signature can never pass for a
 //! token: a libtrust JWS signs `protected.payload` where `protected` holds no `alg` (the
 //! header check fails first) and the payload has none of `exp`, `iss`, `aud`.
@@ -31,6 +43,41 @@ pub struct Claims {
     pub access: Vec<ResourceActions>,
 }
 
+/// The `typ` of a refresh token's header.
+pub const REFRESH_TYP: &str = "quayside-refresh+jwt";
+
+/// The `typ` of a bearer token's header.
+pub const BEARER_TYP: &str = "JWT";
+
+/// A refresh token's `aud`: the token service of `service`, never `service` itself.
+pub fn refresh_audience(service: &str) -> String {
+    format!("{service}#refresh")
+}
+
+/// A refresh token's claims: who it stands for, no access of its own.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefreshClaims {
+    pub iss: String,
+    /// The principal's name; never empty (anonymous callers get no refresh token).
+    pub sub: String,
+    /// [`refresh_audience`] of the service.
+    pub aud: String,
+    pub exp: u64,
+    pub nbf: u64,
+    pub iat: u64,
+    pub jti: String,
+    /// [`secret_fingerprint`] of the principal's stored hash when the token was issued: a
+    /// new password, or a rotated robot secret, makes every earlier refresh token void.
+    pub sfp: String,
+}
+
+/// A fingerprint of a stored argon2id hash (which holds a random salt: every new secret
+/// gives a new one). It says nothing of the secret.
+pub fn secret_fingerprint(secret_hash: &str) -> String {
+    use sha2::Digest as _;
+    URL_SAFE_NO_PAD.encode(&sha2::Sha256::digest(secret_hash.as_bytes())[..16])
+}
+
 /// Seconds since the epoch, now.
 pub fn now() -> u64 {
     SystemTime::now()
@@ -52,8 +99,21 @@ pub fn new_jti() -> String {
 /// Signs `claims` as a compact JWT: header `{"alg":"RS256","typ":"JWT","kid":…}` with the
 /// libtrust `kid` of the signer's key.
 pub async fn sign(signer: &dyn Signer, claims: &Claims) -> StoreResult<String> {
+    sign_typed(signer, BEARER_TYP, claims).await
+}
+
+/// Signs `claims` as a refresh token: header `typ` [`REFRESH_TYP`].
+pub async fn sign_refresh(signer: &dyn Signer, claims: &RefreshClaims) -> StoreResult<String> {
+    sign_typed(signer, REFRESH_TYP, claims).await
+}
+
+async fn sign_typed(
+    signer: &dyn Signer,
+    typ: &str,
+    claims: &impl Serialize,
+) -> StoreResult<String> {
     let jwk = signer.public_jwk().await?;
-    let header = serde_json::json!({ "typ": "JWT", "alg": "RS256", "kid": jwk.kid });
+    let header = serde_json::json!({ "typ": typ, "alg": "RS256", "kid": jwk.kid });
     let input = format!(
         "{}.{}",
         URL_SAFE_NO_PAD.encode(header.to_string()),
@@ -78,12 +138,15 @@ pub struct Expectations {
     pub leeway_seconds: u64,
 }
 
-/// Verifies tokens with one RSA public key. Build it once per process (the key is
-/// fetched once: [`Signer::public_jwk`] caches it) and share it.
+/// Verifies tokens of one kind (bearer or refresh) with one RSA public key. Build it once
+/// per process (the key is fetched once: [`Signer::public_jwk`] caches it) and share it.
 pub struct Verifier {
     key: DecodingKey,
     kid: String,
     validation: Validation,
+    /// The header `typ` this verifier takes (a bearer token may also omit it, as
+    /// distribution's do).
+    typ: &'static str,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -95,7 +158,27 @@ impl std::fmt::Debug for Verifier {
 }
 
 impl Verifier {
+    /// A verifier of bearer tokens: audience the service.
     pub fn new(jwk: &PublicJwk, expect: &Expectations) -> Result<Verifier, InvalidToken> {
+        Self::of_kind(jwk, expect, &expect.audience, BEARER_TYP)
+    }
+
+    /// A verifier of refresh tokens: audience [`refresh_audience`] of the service.
+    pub fn for_refresh(jwk: &PublicJwk, expect: &Expectations) -> Result<Verifier, InvalidToken> {
+        Self::of_kind(
+            jwk,
+            expect,
+            &refresh_audience(&expect.audience),
+            REFRESH_TYP,
+        )
+    }
+
+    fn of_kind(
+        jwk: &PublicJwk,
+        expect: &Expectations,
+        audience: &str,
+        typ: &'static str,
+    ) -> Result<Verifier, InvalidToken> {
         // Ours is the only provider in the build; installing it twice is harmless.
         let _ = rs256::PROVIDER.install_default();
         if jwk.kty != "RSA" {
@@ -110,7 +193,7 @@ impl Verifier {
         let mut validation = Validation::new(Algorithm::RS256);
         validation.algorithms = vec![Algorithm::RS256];
         validation.set_issuer(&[&expect.issuer]);
-        validation.set_audience(&[&expect.audience]);
+        validation.set_audience(&[audience]);
         validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
         validation.validate_exp = true;
         validation.validate_nbf = true;
@@ -120,12 +203,27 @@ impl Verifier {
             key,
             kid: jwk.kid.clone(),
             validation,
+            typ,
         })
     }
 
-    /// The claims of `token` if its signature, algorithm, `kid`, issuer, audience and
-    /// validity period all check out.
+    /// The claims of a bearer `token` if its signature, algorithm, `kid`, `typ`, issuer,
+    /// audience and validity period all check out.
     pub fn verify(&self, token: &str) -> Result<Claims, InvalidToken> {
+        self.verify_as(token)
+    }
+
+    /// The claims of a refresh `token`, checked as [`Verifier::verify`] checks a bearer
+    /// token (on a verifier made by [`Verifier::for_refresh`]).
+    pub fn verify_refresh(&self, token: &str) -> Result<RefreshClaims, InvalidToken> {
+        let claims: RefreshClaims = self.verify_as(token)?;
+        if claims.sub.is_empty() {
+            return Err(InvalidToken("a refresh token for no one".into()));
+        }
+        Ok(claims)
+    }
+
+    fn verify_as<T: serde::de::DeserializeOwned>(&self, token: &str) -> Result<T, InvalidToken> {
         let header = jsonwebtoken::decode_header(token).map_err(|e| InvalidToken(e.to_string()))?;
         if header.alg != Algorithm::RS256 {
             return Err(InvalidToken(format!("algorithm {:?}", header.alg)));
@@ -133,7 +231,15 @@ impl Verifier {
         if header.kid.as_deref().is_some_and(|kid| kid != self.kid) {
             return Err(InvalidToken("signed by another key".into()));
         }
-        jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
+        // A refresh token must say so; a bearer token may say nothing (distribution's).
+        let typ_ok = match header.typ.as_deref() {
+            Some(typ) => typ == self.typ,
+            None => self.typ == BEARER_TYP,
+        };
+        if !typ_ok {
+            return Err(InvalidToken(format!("a token of type {:?}", header.typ)));
+        }
+        jsonwebtoken::decode::<T>(token, &self.key, &self.validation)
             .map(|data| data.claims)
             .map_err(|e| InvalidToken(e.to_string()))
     }

@@ -1,4 +1,5 @@
-//! The gate in front of every route, and the token service's handler (`GET /v2/auth`).
+//! The gate in front of every route, and the token service's handler (`GET /v2/auth`, and
+//! `POST /v2/auth`: the OAuth2 form, which containerd and docker try first).
 //!
 //! Each [`super::Route`] declares the [`Access`] it needs; [`super::Route::serve`] runs
 //! [`check`] before the handler, so no handler can forget it. The gate parses the
@@ -15,7 +16,7 @@
 
 use super::{error_response, header, query, response};
 use crate::auth::scope::{self, Action, Needed, ResourceActions};
-use crate::auth::{Auth, TOKEN_PATH};
+use crate::auth::{Auth, Grant, IssuedToken, TOKEN_PATH};
 use crate::error::{ErrorCode, RegistryError};
 use crate::names::RepositoryName;
 use crate::registry::Registry;
@@ -320,55 +321,16 @@ fn denied(auth: &Auth, req: &Request, needed: &Needed<'_>) -> Response<Body> {
     )
 }
 
-/// `GET /v2/auth?service=&scope=…`: HTTP Basic credentials (or none: anonymous) in, a
-/// token with the subset of the asked scopes the caller holds out (`token`,
-/// `access_token`, `expires_in`, `issued_at`). Wrong credentials: `401`.
+/// The token service, both forms (the route's methods): `GET` as distribution's
+/// `token.md`, `POST` as its `oauth.md`. Wrong credentials, or a refresh token that does
+/// not check out: `401` with a Basic challenge, whichever form.
 pub async fn token(registry: &Registry, req: Request) -> Response<Body> {
     let method = req.method().clone();
-    let result = async {
-        let service = registry.auth.as_deref().map(|a| a.settings.service.clone());
-        if let (Some(asked), Some(ours)) = (query(&req, "service"), &service)
-            && asked != *ours
-        {
-            return Err(RegistryError::new(
-                ErrorCode::Denied,
-                format!("this token service issues tokens for service {ours:?} only"),
-            )
-            .with_status(400));
-        }
-        let credentials = basic_credentials(&req)?;
-        let scopes: Vec<String> = req
-            .uri()
-            .query()
-            .map(|q| {
-                form_urlencoded::parse(q.as_bytes())
-                    .filter(|(k, _)| k == "scope")
-                    .map(|(_, v)| v.into_owned())
-                    .collect()
-            })
-            .unwrap_or_default();
-        let requested = scope::parse_scopes(scopes.iter().map(String::as_str));
-        let issued = registry
-            .issue_token(
-                credentials.as_ref().map(|(u, p)| (u.as_str(), p.as_str())),
-                &requested,
-            )
-            .await?;
-        let body = json!({
-            "token": issued.token,
-            "access_token": issued.token,
-            "expires_in": issued.expires_in,
-            "issued_at": issued.issued_at,
-        })
-        .to_string();
-        response(StatusCode::OK)
-            .header(CONTENT_TYPE, "application/json")
-            .header(CONTENT_LENGTH, body.len())
-            .header(CACHE_CONTROL, "no-store")
-            .body(Body::Text(body))
-            .map_err(RegistryError::internal)
-    }
-    .await;
+    let result = if method == http::Method::POST {
+        oauth_token(registry, req).await
+    } else {
+        get_token(registry, req).await
+    };
     match result {
         Ok(response) => response,
         Err(e) if e.code == ErrorCode::Unauthorized => {
@@ -384,6 +346,177 @@ pub async fn token(registry: &Registry, req: Request) -> Response<Body> {
         }
         Err(e) => error_response(&e, &method),
     }
+}
+
+/// A `service` other than ours: `400 DENIED` (the tokens would be for another registry).
+fn check_service(registry: &Registry, asked: Option<&str>) -> Result<(), RegistryError> {
+    let service = registry
+        .auth
+        .as_deref()
+        .map(|a| a.settings.service.as_str());
+    if let (Some(asked), Some(ours)) = (asked, service)
+        && asked != ours
+    {
+        return Err(RegistryError::new(
+            ErrorCode::Denied,
+            format!("this token service issues tokens for service {ours:?} only"),
+        )
+        .with_status(400));
+    }
+    Ok(())
+}
+
+/// A bad parameter of a token request: `400 UNSUPPORTED` (distribution's token server
+/// answers its own `UNSUPPORTED_VALUE`/`MISSING_REQUIRED_FIELD`, 400, which are not codes
+/// of the spec).
+fn bad_parameter(message: impl Into<String>) -> RegistryError {
+    RegistryError::new(ErrorCode::Unsupported, message).with_status(400)
+}
+
+/// The most bytes of form a token request may send: a few dozen scopes, a name, a secret
+/// or a refresh token fit many times over.
+const MAX_FORM_BYTES: usize = 64 * 1024;
+
+/// `GET /v2/auth?service=&scope=…[&offline_token=true]`: HTTP Basic credentials (or none:
+/// anonymous) in, a token with the subset of the asked scopes the caller holds out
+/// (`token`, `access_token`, `expires_in`, `issued_at`, and `refresh_token` when
+/// `offline_token` is true and the caller signed in).
+async fn get_token(registry: &Registry, req: Request) -> Result<Response<Body>, RegistryError> {
+    check_service(registry, query(&req, "service").as_deref())?;
+    let offline = match query(&req, "offline_token") {
+        None => false,
+        // Go's strconv.ParseBool, which distribution's token server and clients use.
+        Some(value) => match value.as_str() {
+            "1" | "t" | "T" | "true" | "TRUE" | "True" => true,
+            "0" | "f" | "F" | "false" | "FALSE" | "False" | "" => false,
+            other => {
+                return Err(bad_parameter(format!(
+                    "offline_token={other:?} is no boolean"
+                )));
+            }
+        },
+    };
+    let credentials = basic_credentials(&req)?;
+    let scopes: Vec<String> = req
+        .uri()
+        .query()
+        .map(|q| {
+            form_urlencoded::parse(q.as_bytes())
+                .filter(|(k, _)| k == "scope")
+                .map(|(_, v)| v.into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    let requested = scope::parse_scopes(scopes.iter().map(String::as_str));
+    let issued = registry
+        .issue_token_for(
+            Grant::Password(credentials.as_ref().map(|(u, p)| (u.as_str(), p.as_str()))),
+            &requested,
+            offline,
+        )
+        .await?;
+    let mut body = json!({
+        "token": issued.token,
+        "access_token": issued.token,
+        "expires_in": issued.expires_in,
+        "issued_at": issued.issued_at,
+    });
+    if let Some(refresh) = &issued.refresh_token {
+        body["refresh_token"] = json!(refresh);
+    }
+    token_response(body)
+}
+
+/// `POST /v2/auth`, a form (`application/x-www-form-urlencoded`) as distribution's
+/// `oauth.md` and its token server take it: `grant_type` (`password` with `username` and
+/// `password`, or `refresh_token` with `refresh_token`), `service` and `client_id` (both
+/// required), `access_type` (`online`, the default, or `offline`: a refresh token too) and
+/// `scope` (space-separated scopes). The answer: `access_token`, `scope` (what was granted,
+/// space-separated), `expires_in`, `issued_at`, and `refresh_token` on `offline` or a
+/// refresh grant (the same token: the spec gives no new one). A missing or unknown field is
+/// `400`; a wrong name or secret, or a refresh token that does not check out, `401`.
+async fn oauth_token(registry: &Registry, req: Request) -> Result<Response<Body>, RegistryError> {
+    let is_form = header(&req, CONTENT_TYPE)
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|mime| {
+            mime.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        });
+    if !is_form {
+        return Err(bad_parameter(
+            "a token request by POST is a form: Content-Type application/x-www-form-urlencoded",
+        ));
+    }
+    let body = super::body_bytes(req.into_body());
+    if body.len() > MAX_FORM_BYTES {
+        return Err(bad_parameter(format!(
+            "a token request's form is at most {MAX_FORM_BYTES} bytes"
+        )));
+    }
+    let form: Vec<(String, String)> = form_urlencoded::parse(&body)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    // The first value of a field, as Go's PostFormValue; an empty one counts as none.
+    let field = |name: &str| {
+        form.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .filter(|v| !v.is_empty())
+    };
+    let required = |name: &str| field(name).ok_or_else(|| bad_parameter(format!("missing {name}")));
+    let grant_type = required("grant_type")?;
+    check_service(registry, Some(required("service")?))?;
+    // Only for the audit log: the spec asks every client to name itself.
+    let client_id = required("client_id")?;
+    let offline = match field("access_type") {
+        None | Some("online") => false,
+        Some("offline") => true,
+        Some(other) => return Err(bad_parameter(format!("unknown access_type {other:?}"))),
+    };
+    let grant = match grant_type {
+        "password" => Grant::Password(Some((required("username")?, required("password")?))),
+        "refresh_token" => Grant::RefreshToken(required("refresh_token")?),
+        other => return Err(bad_parameter(format!("unknown grant_type {other:?}"))),
+    };
+    tracing::info!(target: "quayside::audit", action = "oauth_token", client_id, grant_type);
+    let requested = scope::parse_scopes(
+        form.iter()
+            .filter(|(k, _)| k == "scope")
+            .map(|(_, v)| v.as_str()),
+    );
+    let issued = registry.issue_token_for(grant, &requested, offline).await?;
+    let mut body = json!({
+        "access_token": issued.token,
+        "scope": granted_scope(&issued),
+        "expires_in": issued.expires_in,
+        "issued_at": issued.issued_at,
+    });
+    if let Some(refresh) = &issued.refresh_token {
+        body["refresh_token"] = json!(refresh);
+    }
+    token_response(body)
+}
+
+/// What a token grants in the scope grammar, space-separated: `repository:a/b:pull,push`.
+fn granted_scope(issued: &IssuedToken) -> String {
+    issued
+        .claims
+        .access
+        .iter()
+        .map(|a| format!("{}:{}:{}", a.kind, a.name, a.actions.join(",")))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A token service's JSON answer: never cached (it holds secrets).
+fn token_response(body: serde_json::Value) -> Result<Response<Body>, RegistryError> {
+    let body = body.to_string();
+    response(StatusCode::OK)
+        .header(CONTENT_TYPE, "application/json")
+        .header(CONTENT_LENGTH, body.len())
+        .header(CACHE_CONTROL, "no-store")
+        .body(Body::Text(body))
+        .map_err(RegistryError::internal)
 }
 
 /// `Authorization: Basic base64(name:secret)`, if sent; another scheme counts as none.

@@ -361,7 +361,9 @@ pub fn routes() -> Vec<Route> {
         },
         Route {
             function: "token",
-            methods: &[Method::GET],
+            // GET: the token spec; POST: its OAuth2 form, which containerd and docker try
+            // first (a 405 there costs them a round trip, and docker its refresh token).
+            methods: &[Method::GET, Method::POST],
             path: auth::PATH,
             access: Access::TokenService,
             handler: boxed!(auth::token),
