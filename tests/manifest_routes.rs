@@ -1,6 +1,7 @@
 //! The manifest routes through their handlers: every status and error code of the seed's
 //! behaviour (as corrected in DESIGN.md), with manifests made by real clients.
 
+use http::Method;
 use quayside::digest::Digest;
 use quayside::manifest::schema1::SignedManifest;
 use quayside::manifest::schema1_builder::Schema1Builder;
@@ -956,4 +957,185 @@ async fn mangled_manifests_never_get_a_5xx() {
             }
         }
     }
+}
+
+#[tokio::test]
+async fn a_schema1_client_gets_404_for_an_image_with_no_schema1_form() {
+    // An OCI image whose config has no history cannot be converted to schema1: a client
+    // that accepts schema1 only is told the manifest is not there in a form it takes (404),
+    // as distribution answers it, not that its GET was bad.
+    let t = TestRegistry::new().await;
+    let config =
+        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+    let config_digest = t.seed_blob("acme/nohistory", config).await;
+    let layer = t.seed_blob("acme/nohistory", b"a layer").await;
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest.to_string(), "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer.to_string(), "size": 7}]
+    })
+    .to_string();
+    let put = t
+        .put_manifest(
+            "/v2/acme/nohistory/manifests/v1",
+            OCI_MANIFEST,
+            manifest.as_bytes(),
+        )
+        .await;
+    assert_eq!(put.status, 201, "{}", String::from_utf8_lossy(&put.body));
+    for accept in [
+        &[SCHEMA1][..],
+        &["application/vnd.docker.distribution.manifest.v1+json"],
+    ] {
+        let got = t.get("/v2/acme/nohistory/manifests/v1", accept).await;
+        assert_eq!(
+            (got.status, got.error_code().as_str()),
+            (404, "MANIFEST_UNKNOWN"),
+            "{}",
+            String::from_utf8_lossy(&got.body)
+        );
+        let head = t
+            .request(
+                Method::HEAD,
+                "/v2/acme/nohistory/manifests/v1",
+                &[("accept", accept[0])],
+                b"",
+            )
+            .await;
+        assert_eq!(head.status, 404);
+    }
+    // The image itself is served to a client that takes it.
+    let got = t
+        .get("/v2/acme/nohistory/manifests/v1", &[OCI_MANIFEST])
+        .await;
+    assert_eq!(got.status, 200);
+    assert_eq!(got.body, manifest.as_bytes());
+}
+
+#[tokio::test]
+async fn descriptor_sizes_over_int64_are_manifest_invalid() {
+    // OCI sizes are int64: 2^63 or more is refused in every descriptor format, and nothing
+    // is stored; 2^63-1 itself is a size (the blob's link is checked, not its length).
+    let t = TestRegistry::new().await;
+    t.seed_tiny_blobs("library/tiny").await;
+    let fixture: Value =
+        serde_json::from_slice(&manifest_fixture("oci-image-manifest.json")).unwrap();
+    for (what, pointer) in [("config", "/config/size"), ("layer", "/layers/0/size")] {
+        for media_type in [OCI_MANIFEST, SCHEMA2] {
+            let mut manifest = fixture.clone();
+            manifest["mediaType"] = json!(media_type);
+            if media_type == SCHEMA2 {
+                manifest["config"]["mediaType"] =
+                    json!("application/vnd.docker.container.image.v1+json");
+            }
+            let text = manifest.to_string();
+            let too_big = text.replacen(
+                &format!("\"size\":{}", manifest.pointer(pointer).unwrap()),
+                "\"size\":9223372036854775808",
+                1,
+            );
+            assert_ne!(text, too_big, "{what}");
+            let put = t
+                .put_manifest(
+                    "/v2/library/tiny/manifests/big",
+                    media_type,
+                    too_big.as_bytes(),
+                )
+                .await;
+            assert_eq!(
+                (put.status, put.error_code().as_str()),
+                (400, "MANIFEST_INVALID"),
+                "{what} {media_type}: {}",
+                String::from_utf8_lossy(&put.body)
+            );
+        }
+    }
+    let index = |size: &str| {
+        format!(
+            r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[{{"mediaType":"{OCI_MANIFEST}","digest":"{OCI_DIGEST}","size":{size}}}]}}"#
+        )
+    };
+    for size in ["9223372036854775808", "18446744073709551615"] {
+        let put = t
+            .put_manifest(
+                "/v2/library/tiny/manifests/big",
+                OCI_INDEX,
+                index(size).as_bytes(),
+            )
+            .await;
+        assert_eq!(
+            (put.status, put.error_code().as_str()),
+            (400, "MANIFEST_INVALID"),
+            "{size}"
+        );
+    }
+    assert_eq!(
+        t.get("/v2/library/tiny/manifests/big", &[]).await.status,
+        404
+    );
+    assert!(t.published().is_empty());
+    // The largest int64 is a size.
+    let mut manifest = fixture.clone();
+    manifest["layers"][0]["size"] = json!(i64::MAX);
+    let put = t
+        .put_manifest(
+            "/v2/library/tiny/manifests/big",
+            OCI_MANIFEST,
+            manifest.to_string().as_bytes(),
+        )
+        .await;
+    assert_eq!(put.status, 201, "{}", String::from_utf8_lossy(&put.body));
+}
+
+#[tokio::test]
+async fn schema1_v1_ids_must_be_64_lowercase_hex() {
+    let t = TestRegistry::new().await;
+    let blob = t.seed_blob("acme/app", b"layer").await;
+    let good = "c".repeat(64);
+    // The registry's builder makes none of these: a payload in a JWS by hand (the id is
+    // checked as the manifest is read, before any signature).
+    let jws = |v1: &Value| {
+        let payload = json!({
+            "schemaVersion": 1, "name": "acme/app", "tag": "v1", "architecture": "amd64",
+            "fsLayers": [{"blobSum": blob.to_string()}],
+            "history": [{"v1Compatibility": v1.to_string()}],
+        })
+        .to_string();
+        let split = payload.len() - 1;
+        let b64 =
+            |s: &str| base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, s);
+        let protected = b64(&format!(
+            r#"{{"formatLength":{split},"formatTail":"{}"}}"#,
+            b64("}")
+        ));
+        format!(
+            r#"{},"signatures":[{{"header":{{"alg":"RS256","jwk":{{"kty":"RSA","n":"AQAB","e":"AQAB"}}}},"signature":"AAAA","protected":"{protected}"}}]}}"#,
+            &payload[..split]
+        )
+        .into_bytes()
+    };
+    for (what, v1) in [
+        ("short", json!({"id": "abc"})),
+        ("upper", json!({"id": "C".repeat(64)})),
+        ("digest form", json!({"id": format!("sha256:{good}")})),
+        ("path", json!({"id": format!("../{}", "c".repeat(61))})),
+        ("parent", json!({"id": good, "parent": "base"})),
+    ] {
+        let put = t
+            .put_manifest("/v2/acme/app/manifests/v1", SCHEMA1, &jws(&v1))
+            .await;
+        assert_eq!(
+            (put.status, put.error_code().as_str()),
+            (400, "MANIFEST_INVALID"),
+            "{what}: {}",
+            String::from_utf8_lossy(&put.body)
+        );
+    }
+    assert_eq!(t.get("/v2/acme/app/manifests/v1", &[]).await.status, 404);
+    let body = signed_schema1(&t, "acme/app", "v1", &[(blob.clone(), json!({"id": good}))]).await;
+    let put = t
+        .put_manifest("/v2/acme/app/manifests/v1", SCHEMA1, &body)
+        .await;
+    assert_eq!(put.status, 201, "{}", String::from_utf8_lossy(&put.body));
 }

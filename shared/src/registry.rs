@@ -407,7 +407,22 @@ impl Registry {
         }
         match image_format {
             Some(Format::Schema2 | Format::OciManifest) if accept.names_schema1() => {
-                self.convert_to_schema1(repo, tag, &image).await
+                // An image that cannot be converted (a config without history, say) is
+                // still one the client did not accept: 404, as distribution answers an OCI
+                // image to a schema1-only client, never a 400 to a GET whose request was fine.
+                self.convert_to_schema1(repo, tag, &image)
+                    .await
+                    .map_err(|e| match e.code {
+                        ErrorCode::ManifestInvalid => {
+                            let refused = refused(&image);
+                            let message = format!(
+                                "{}, and it has no schema1 form: {}",
+                                refused.message, e.message
+                            );
+                            RegistryError::new(ErrorCode::ManifestUnknown, message)
+                        }
+                        _ => e,
+                    })
             }
             _ => Err(refused(&image)),
         }

@@ -37,7 +37,7 @@ pub(super) fn parse_manifest(
     std::iter::once(manifest.config())
         .chain(manifest.layers())
         .chain(manifest.subject())
-        .try_for_each(|d| digest_of(d).map(drop))?;
+        .try_for_each(check_descriptor)?;
     Ok(manifest)
 }
 
@@ -58,7 +58,7 @@ pub(super) fn parse_index(
         .manifests()
         .iter()
         .chain(index.subject())
-        .try_for_each(|d| digest_of(d).map(drop))?;
+        .try_for_each(check_descriptor)?;
     Ok(index)
 }
 
@@ -84,6 +84,23 @@ fn check_header(
     }
 }
 
+/// The largest descriptor `size`: the image-spec makes it an int64, so a client in Go (or
+/// any other that reads it as signed) cannot hold more. oci-spec reads it as u64.
+const MAX_DESCRIPTOR_SIZE: u64 = i64::MAX as u64;
+
+/// A descriptor's digest is one the registry supports, its size an int64.
+fn check_descriptor(descriptor: &Descriptor) -> Result<(), RegistryError> {
+    digest_of(descriptor)?;
+    let size = descriptor.size();
+    if size > MAX_DESCRIPTOR_SIZE {
+        return Err(invalid(format!(
+            "descriptor {} has size {size}, over the largest the spec allows (2^63-1)",
+            descriptor.digest()
+        )));
+    }
+    Ok(())
+}
+
 /// A descriptor's digest, in the algorithms the registry supports.
 pub(super) fn digest_of(descriptor: &Descriptor) -> Result<Digest, RegistryError> {
     let digest = descriptor.digest().to_string();
@@ -105,4 +122,101 @@ pub(super) fn required_blobs(manifest: &ImageManifest) -> Vec<Digest> {
         .chain(manifest.layers().iter().filter(|d| !foreign(d)))
         .filter_map(|d| digest_of(d).ok())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::digest::Algorithm;
+    use crate::error::ErrorCode;
+    use crate::manifest::{Manifest, manifest_list, oci_index, oci_manifest, schema2};
+
+    const DIGEST: &str = "sha256:fd490d954e1449d64ff54ac0603c9e6656cf1432c4da7facb7bb5ce45bb35f1d";
+
+    fn descriptor(media_type: &str, size: &str) -> String {
+        format!(r#"{{"mediaType":"{media_type}","digest":"{DIGEST}","size":{size}}}"#)
+    }
+
+    /// Manifests of each descriptor-based format, each with one descriptor of `size` (a
+    /// config, a layer, a subject or a child), with their Content-Type.
+    fn bodies(size: &str) -> Vec<(&'static str, String)> {
+        let ok = descriptor(schema2::CONFIG_MEDIA_TYPE, "1");
+        let layer = |s: &str| descriptor("application/vnd.oci.image.layer.v1.tar", s);
+        let child = |s: &str| descriptor(oci_manifest::MEDIA_TYPE, s);
+        let image = |media: &str, config: &str, layer: &str, subject: Option<&str>| {
+            let subject = subject
+                .map(|s| format!(r#","subject":{s}"#))
+                .unwrap_or_default();
+            format!(
+                r#"{{"schemaVersion":2,"mediaType":"{media}","config":{config},"layers":[{layer}]{subject}}}"#
+            )
+        };
+        let index = |media: &str, manifest: &str, subject: Option<&str>| {
+            let subject = subject
+                .map(|s| format!(r#","subject":{s}"#))
+                .unwrap_or_default();
+            format!(
+                r#"{{"schemaVersion":2,"mediaType":"{media}","manifests":[{manifest}]{subject}}}"#
+            )
+        };
+        let big_config = descriptor(schema2::CONFIG_MEDIA_TYPE, size);
+        vec![
+            (
+                schema2::MEDIA_TYPE,
+                image(schema2::MEDIA_TYPE, &big_config, &layer("1"), None),
+            ),
+            (
+                schema2::MEDIA_TYPE,
+                image(schema2::MEDIA_TYPE, &ok, &layer(size), None),
+            ),
+            (
+                oci_manifest::MEDIA_TYPE,
+                image(oci_manifest::MEDIA_TYPE, &ok, &layer(size), None),
+            ),
+            (
+                oci_manifest::MEDIA_TYPE,
+                image(
+                    oci_manifest::MEDIA_TYPE,
+                    &ok,
+                    &layer("1"),
+                    Some(&child(size)),
+                ),
+            ),
+            (
+                manifest_list::MEDIA_TYPE,
+                index(manifest_list::MEDIA_TYPE, &child(size), None),
+            ),
+            (
+                oci_index::MEDIA_TYPE,
+                index(oci_index::MEDIA_TYPE, &child(size), None),
+            ),
+            (
+                oci_index::MEDIA_TYPE,
+                index(oci_index::MEDIA_TYPE, &child("1"), Some(&child(size))),
+            ),
+        ]
+    }
+
+    #[test]
+    fn descriptor_sizes_are_int64() {
+        // The largest int64 is a size; one more, u64's largest, or beyond are not, in every
+        // place a descriptor may stand; nor is a negative or fractional size.
+        for (content_type, body) in bodies("9223372036854775807") {
+            Manifest::parse(Some(content_type), body.clone().into(), Algorithm::Sha256)
+                .unwrap_or_else(|e| panic!("{body}: {e}"));
+        }
+        for size in [
+            "9223372036854775808",
+            "18446744073709551615",
+            "18446744073709551616",
+            "-1",
+            "1.5",
+        ] {
+            for (content_type, body) in bodies(size) {
+                let e = Manifest::parse(Some(content_type), body.clone().into(), Algorithm::Sha256)
+                    .unwrap_err();
+                assert_eq!(e.code, ErrorCode::ManifestInvalid, "{body}");
+                assert_eq!(e.status(), 400, "{body}");
+            }
+        }
+    }
 }

@@ -338,6 +338,12 @@ fn parse_v1(v1_json: &str) -> Result<V1Compatibility, String> {
         Some(id) if !id.is_empty() => id,
         _ => return Err("no \"id\"".to_string()),
     };
+    check_v1_id("id", &id)?;
+    // An empty parent names no image: the layer is a base.
+    let parent = optional("parent")?.filter(|p| !p.is_empty());
+    if let Some(parent) = &parent {
+        check_v1_id("parent", parent)?;
+    }
     let command = match object.get("container_config") {
         None | Some(Value::Null) => None,
         Some(Value::Object(config)) => match config.get("Cmd") {
@@ -349,12 +355,25 @@ fn parse_v1(v1_json: &str) -> Result<V1Compatibility, String> {
     };
     Ok(V1Compatibility {
         id,
-        // An empty parent names no image: the layer is a base.
-        parent: optional("parent")?.filter(|p| !p.is_empty()),
+        parent,
         created: optional("created")?,
         comment: optional("comment")?,
         command,
     })
+}
+
+/// A v1 image id is 64 lowercase hex digits: docker's rule (`image/v1.ValidateID`, which
+/// refuses any other id when it pulls a schema1 image), so an id the registry keeps is one
+/// every client takes; the ids also key the registry's stored v1 images.
+fn check_v1_id(field: &str, id: &str) -> Result<(), String> {
+    if id.len() == 64 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{field:?} {:?} is not a v1 image id (64 lowercase hex digits)",
+            id.chars().take(80).collect::<String>()
+        ))
+    }
 }
 
 fn verify_signature(signature: &JwsSignature, payload_b64: &str) -> Result<(), String> {
@@ -512,8 +531,9 @@ mod tests {
         .into_bytes()
     }
 
-    const V1_LEAF: &str = r#"{\"id\":\"aa\",\"parent\":\"bb\"}"#;
-    const V1_BASE: &str = r#"{\"id\":\"bb\"}"#;
+    const V1_LEAF: &str = r#"{\"id\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\",\"parent\":\"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\"}"#;
+    const V1_BASE: &str =
+        r#"{\"id\":\"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\"}"#;
     const BLOB: &str = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
     fn body_with(fs_layers: &str, history: &str) -> String {
@@ -713,7 +733,10 @@ mod tests {
         );
         let m = SignedManifest::parse(&signed(&good)).unwrap();
         assert_eq!(m.payload(), good.as_bytes());
-        assert_eq!(m.layers()[0].v1.parent.as_deref(), Some("bb"));
+        assert_eq!(
+            m.layers()[0].v1.parent.as_deref(),
+            Some("b".repeat(64).as_str())
+        );
 
         let bodies = [
             body_with(&format!(r#"[{{"blobSum":"{BLOB}"}}]"#), "[]"),
@@ -741,6 +764,23 @@ mod tests {
             one_layer(r#"{\"id\":\"\"}"#),
             one_layer(r#"{\"id\":\"a\",\"parent\":[]}"#),
             one_layer(r#"{\"id\":\"a\",\"container_config\":\"x\"}"#),
+            // v1 ids: 64 lowercase hex digits, the id and a parent alike (docker's rule).
+            one_layer(r#"{\"id\":\"a\"}"#),
+            one_layer(&format!(r#"{{\"id\":\"{}\"}}"#, "a".repeat(63))),
+            one_layer(&format!(r#"{{\"id\":\"{}\"}}"#, "a".repeat(65))),
+            one_layer(&format!(r#"{{\"id\":\"{}\"}}"#, "A".repeat(64))),
+            one_layer(&format!(r#"{{\"id\":\"{}\"}}"#, "g".repeat(64))),
+            one_layer(&format!(r#"{{\"id\":\"sha256:{}\"}}"#, "a".repeat(64))),
+            one_layer(&format!(r#"{{\"id\":\"../{}\"}}"#, "a".repeat(61))),
+            one_layer(&format!(
+                r#"{{\"id\":\"{}\",\"parent\":\"base\"}}"#,
+                "a".repeat(64)
+            )),
+            one_layer(&format!(
+                r#"{{\"id\":\"{}\",\"parent\":\"{}\"}}"#,
+                "a".repeat(64),
+                "B".repeat(64)
+            )),
             r#"{"schemaVersion":2,"name":"a","tag":"t","fsLayers":[],"history":[]}"#.to_string(),
             r#"{"schemaVersion":"1","name":"a","tag":"t","fsLayers":[],"history":[]}"#.to_string(),
             r#"{"schemaVersion":1e400,"name":"a","tag":"t","fsLayers":[],"history":[]}"#

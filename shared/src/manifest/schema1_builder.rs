@@ -798,13 +798,15 @@ TK7Gh+9pjURPFzkpqHjJKuOMIlq76EQJFdlb0j5E8juMvn0VHUQP6QZn25LMo6hW
         let signer = TestSigner::new();
         let mut builder = Schema1Builder::new("ns/repo", "latest", "arm64");
         let blob = Digest::sha256(b"layer");
+        // v1 ids are 64 lowercase hex digits: the built manifest is parsed as any other.
+        let (leaf, base) = ("1".repeat(64), "2".repeat(64));
         builder.add_layer(
             blob.clone(),
-            r#"{"id":"leaf","parent":"base","created":"x <&> y"}"#.into(),
+            format!(r#"{{"id":"{leaf}","parent":"{base}","created":"x <&> y"}}"#),
         );
         builder.add_layer(
             blob.clone(),
-            r#"{"id":"base","container_config":{"Cmd":["a","b"]}}"#.into(),
+            format!(r#"{{"id":"{base}","container_config":{{"Cmd":["a","b"]}}}}"#),
         );
         let built = builder.build(&signer).await.unwrap();
         built.verify().unwrap();
@@ -813,7 +815,7 @@ TK7Gh+9pjURPFzkpqHjJKuOMIlq76EQJFdlb0j5E8juMvn0VHUQP6QZn25LMo6hW
         assert_eq!(built.architecture(), "arm64");
         assert_eq!(built.digest(), &Digest::sha256(&builder.payload()));
         let layers = built.layers();
-        assert_eq!(layers[0].v1.id, "leaf");
+        assert_eq!(layers[0].v1.id, leaf);
         assert_eq!(layers[0].v1.created.as_deref(), Some("x <&> y"));
         assert_eq!(layers[1].v1.command.as_deref(), Some(r#"["a","b"]"#));
         // Go escapes HTML characters inside strings.
