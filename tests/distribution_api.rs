@@ -657,76 +657,447 @@ async fn end_12_referrers() {
     assert_eq!(got.json()["manifests"].as_array().unwrap().len(), 1);
 }
 
-/// Two PATCHes racing on one upload session (each sending a whole chunk from byte 0): one
-/// is acknowledged, the other refused, and the upload keeps exactly the acknowledged bytes.
-/// Whichever wins, nothing is ever stored under a digest its bytes do not hash to, and a
-/// blob another repository holds is never replaced: once, a loser's bytes were stored
-/// under the winner's digest, over another repository's blob of that digest.
+/// Requests that race on one upload session. One upload has one writer at a time: the
+/// request that does not hold it gets `416` (another holds it, or the chunk no longer
+/// starts where the upload stands) or `404 BLOB_UPLOAD_UNKNOWN` (it was finished or
+/// cancelled) and changes nothing; a `202` means the chunk is durably part of the upload.
+#[derive(Clone, Copy, Debug)]
+enum Race {
+    PatchPatch,
+    PatchDelete,
+    PutPut,
+    PutPatch,
+}
+
+/// The rounds of a race, as (bytes the upload holds first, size of each racing chunk):
+/// small chunks (on S3 they wait as pending bytes; a folder takes each request as a part),
+/// then, after 5 MiB, chunks of 3.5 MiB that complete one of S3's 8 MiB parts (a request
+/// carries at most 4 MiB, as on Lambda).
+fn race_rounds() -> impl Iterator<Item = (usize, usize)> {
+    std::iter::repeat_n((0, 3000), 16).chain(std::iter::repeat_n((5 << 20, 7 << 19), 2))
+}
+
+/// A session holding `prefix` (sent in chunks of at most 4 MiB): its `Location` and id.
+async fn session_holding(t: &TestRegistry, repo: &str, prefix: &[u8]) -> (String, String) {
+    let session = start(t, repo).await;
+    assert_eq!(session.status, 202);
+    let id = session.header("docker-upload-uuid").unwrap().to_string();
+    let mut location = session.header("location").unwrap().to_string();
+    let mut at = 0;
+    for chunk in prefix.chunks(4 << 20) {
+        let range = format!("{at}-{}", at + chunk.len() - 1);
+        let got = t
+            .request(
+                Method::PATCH,
+                &location,
+                &[("content-range", &range)],
+                chunk,
+            )
+            .await;
+        assert_eq!(got.status, 202, "{}", String::from_utf8_lossy(&got.body));
+        location = got.header("location").unwrap().to_string();
+        at += chunk.len();
+    }
+    (location, id)
+}
+
+fn finishing(location: &str, digest: &Digest) -> String {
+    let separator = if location.contains('?') { '&' } else { '?' };
+    format!("{location}{separator}digest={digest}")
+}
+
+/// Whether `answer` is what a request that lost its race may get: `416`, or `404
+/// BLOB_UPLOAD_UNKNOWN` once the upload is finished or cancelled. Never a 5xx.
+fn refused(answer: &Answer) -> bool {
+    match answer.status {
+        416 => answer.error_code() == "BLOB_UPLOAD_INVALID",
+        404 => answer.error_code() == "BLOB_UPLOAD_UNKNOWN",
+        _ => false,
+    }
+}
+
+fn summary(answer: &Answer) -> String {
+    format!(
+        "{} {}",
+        answer.status,
+        String::from_utf8_lossy(&answer.body)
+    )
+}
+
+/// Every file and folder of upload `id` the blob store still holds: under its folder in
+/// `uploads/` (embedded), or its S3 objects under `uploads/<id>/` and multipart uploads
+/// there (aws, deployment). Empty once it is finished, cancelled or purged.
+async fn upload_bytes(t: &TestRegistry, id: &str) -> Vec<String> {
+    let Some(env) = &t.aws else {
+        return files_under(&t.data_dir().join("uploads").join(id));
+    };
+    let s3 = env.aws.s3();
+    let prefix = format!("uploads/{id}/");
+    let objects = s3
+        .list_objects_v2()
+        .bucket(&env.settings.bucket)
+        .prefix(&prefix)
+        .send()
+        .await
+        .expect("ListObjectsV2");
+    let mut found: Vec<String> = objects
+        .contents()
+        .iter()
+        .filter_map(|o| o.key().map(str::to_string))
+        .collect();
+    let multipart = s3
+        .list_multipart_uploads()
+        .bucket(&env.settings.bucket)
+        .prefix(&prefix)
+        .send()
+        .await
+        .expect("ListMultipartUploads");
+    found.extend(
+        multipart
+            .uploads()
+            .iter()
+            .map(|u| format!("multipart upload {}", u.key().unwrap_or_default())),
+    );
+    found
+}
+
+/// `path` and everything under it, if it exists.
+fn files_under(path: &std::path::Path) -> Vec<String> {
+    let mut found = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(path) {
+        found.push(path.display().to_string());
+        for entry in entries {
+            found.extend(files_under(&entry.unwrap().path()));
+        }
+    } else if path.exists() {
+        found.push(path.display().to_string());
+    }
+    found
+}
+
+/// The upload is gone, and so is every byte it stored.
+async fn assert_gone(t: &TestRegistry, location: &str, id: &str, context: &str) {
+    let got = t.get(location, &[]).await;
+    assert_eq!(
+        (got.status, got.error_code().as_str()),
+        (404, "BLOB_UPLOAD_UNKNOWN"),
+        "{context}"
+    );
+    assert_eq!(upload_bytes(t, id).await, Vec::<String>::new(), "{context}");
+}
+
+/// The blob `expected` hashes to is stored in `repo` with exactly these bytes.
+async fn assert_blob(t: &TestRegistry, repo: &str, expected: &[u8], context: &str) {
+    let digest = Digest::sha256(expected);
+    let (status, stored) = t.download(&blob_path(repo, &digest), None).await;
+    assert_eq!(status, 200, "{context}");
+    assert!(
+        digest.matches(&stored),
+        "{context}: {digest} holds other bytes"
+    );
+    assert!(
+        stored == expected,
+        "{context}: the blob is not the bytes sent"
+    );
+}
+
+/// The upload holds exactly `acked` (every acknowledged chunk: `Range` covers them), and
+/// finishing it stores exactly those bytes.
+async fn assert_holds_then_finish(
+    t: &TestRegistry,
+    repo: &str,
+    location: &str,
+    id: &str,
+    acked: &[u8],
+    context: &str,
+) {
+    let status = t.get(location, &[]).await;
+    assert_eq!(
+        (status.status, status.header("range")),
+        (204, Some(format!("0-{}", acked.len() - 1).as_str())),
+        "{context}: the acknowledged chunks"
+    );
+    let done = t
+        .request(
+            Method::PUT,
+            &finishing(location, &Digest::sha256(acked)),
+            &[],
+            b"",
+        )
+        .await;
+    assert_eq!(done.status, 201, "{context}: {}", summary(&done));
+    assert_blob(t, repo, acked, context).await;
+    assert_gone(t, location, id, context).await;
+}
+
+/// One round of `race` on a fresh session of `repo` that holds `received` bytes.
+async fn race_round(
+    t: &TestRegistry,
+    repo: &str,
+    race: Race,
+    round: usize,
+    (received, size): (usize, usize),
+) {
+    let context = format!("{race:?} round {round} ({received} + {size} bytes)");
+    let prefix = bytes(received, 1);
+    let (location, id) = session_holding(t, repo, &prefix).await;
+    // Bytes of their own per round: no round finds its blob stored by another.
+    let (mine, other) = (
+        bytes(size, 2 * round as u8),
+        bytes(size, 2 * round as u8 + 1),
+    );
+    let with = |chunk: &[u8]| [prefix.as_slice(), chunk].concat();
+    let range = format!("{received}-{}", received + size - 1);
+    let ranged = [("content-range", range.as_str())];
+    let patch = |chunk: &[u8]| {
+        let body = chunk.to_vec();
+        let location = location.clone();
+        let headers = ranged;
+        async move { t.request(Method::PATCH, &location, &headers, &body).await }
+    };
+    let put = |chunk: &[u8]| {
+        let body = chunk.to_vec();
+        let target = finishing(&location, &Digest::sha256(&with(chunk)));
+        let headers = ranged;
+        async move { t.request(Method::PUT, &target, &headers, &body).await }
+    };
+    match race {
+        Race::PatchPatch => {
+            let (first, second) = tokio::join!(patch(&mine), patch(&other));
+            // Neither finishes nor cancels: the loser can only be told 416.
+            let acked = match (first.status, second.status) {
+                (202, 416) if refused(&second) => with(&mine),
+                (416, 202) if refused(&first) => with(&other),
+                _ => panic!("{context}: {} / {}", summary(&first), summary(&second)),
+            };
+            assert_holds_then_finish(t, repo, &location, &id, &acked, &context).await;
+        }
+        Race::PatchDelete => {
+            let cancel = t.request(Method::DELETE, &location, &[], b"");
+            let (patched, cancelled) = tokio::join!(patch(&mine), cancel);
+            // A cancel wins over a writer: the chunk was taken before it, or the PATCH
+            // finds the upload gone.
+            assert_eq!(cancelled.status, 204, "{context}: {}", summary(&cancelled));
+            assert!(
+                patched.status == 202 || refused(&patched),
+                "{context}: {}",
+                summary(&patched)
+            );
+            assert_gone(t, &location, &id, &context).await;
+        }
+        Race::PutPut if round.is_multiple_of(2) => {
+            // Two clients finish one session with last chunks of their own.
+            let (first, second) = tokio::join!(put(&mine), put(&other));
+            let (stored, not_stored) = match (first.status, second.status) {
+                (201, _) if refused(&second) => (with(&mine), with(&other)),
+                (_, 201) if refused(&first) => (with(&other), with(&mine)),
+                _ => panic!("{context}: {} / {}", summary(&first), summary(&second)),
+            };
+            assert_blob(t, repo, &stored, &context).await;
+            let loser = blob_path(repo, &Digest::sha256(&not_stored));
+            assert_eq!(t.head(&loser).await.status, 404, "{context}");
+            assert_gone(t, &location, &id, &context).await;
+        }
+        Race::PutPut => {
+            // One client's finishing PUT sent twice (a retry while the first is under
+            // way): one stores the blob; the other answers the same or is refused.
+            let got = patch(&mine).await;
+            assert_eq!(got.status, 202, "{context}: {}", summary(&got));
+            let whole = with(&mine);
+            let target = finishing(&location, &Digest::sha256(&whole));
+            let (first, second) = tokio::join!(
+                t.request(Method::PUT, &target, &[], b""),
+                t.request(Method::PUT, &target, &[], b""),
+            );
+            let fine = |a: &Answer| a.status == 201 || refused(a);
+            assert!(
+                (first.status == 201 || second.status == 201) && fine(&first) && fine(&second),
+                "{context}: {} / {}",
+                summary(&first),
+                summary(&second)
+            );
+            assert_blob(t, repo, &whole, &context).await;
+            assert_gone(t, &location, &id, &context).await;
+        }
+        Race::PutPatch => {
+            let (put, patched) = tokio::join!(put(&other), patch(&mine));
+            match (put.status, patched.status) {
+                (201, _) if refused(&patched) => {
+                    assert_blob(t, repo, &with(&other), &context).await;
+                    assert_gone(t, &location, &id, &context).await;
+                }
+                (_, 202) if refused(&put) => {
+                    let stored = blob_path(repo, &Digest::sha256(&with(&other)));
+                    assert_eq!(t.head(&stored).await.status, 404, "{context}");
+                    let acked = with(&mine);
+                    assert_holds_then_finish(t, repo, &location, &id, &acked, &context).await;
+                }
+                _ => panic!("{context}: {} / {}", summary(&put), summary(&patched)),
+            }
+        }
+    }
+}
+
+async fn race(race: Race) -> TestRegistry {
+    let t = TestRegistry::new().await;
+    for (round, sizes) in race_rounds().enumerate() {
+        race_round(&t, "racer/app", race, round, sizes).await;
+    }
+    t
+}
+
+/// Two PATCHes racing on one upload session (each sending a whole chunk from where the
+/// upload stands): one is acknowledged, the other refused, and the upload keeps exactly
+/// the acknowledged bytes. Whichever wins, nothing is ever stored under a digest its bytes
+/// do not hash to, and a blob another repository holds is never replaced: once, a loser's
+/// bytes were stored under the winner's digest, over another repository's blob of that
+/// digest.
 #[tokio::test]
 async fn racing_patches_never_store_a_wrong_byte() {
     let t = TestRegistry::new().await;
-    // Another repository's blob, under the digest a racer claims.
-    let victim = bytes(3000, 7);
+    // Another repository's blob, under the digest a racer claims in round 0.
+    let victim = bytes(3000, 0);
     let victim_digest = t.seed_blob("victim/app", &victim).await;
-    // Small chunks wait as pending bytes; after 3 MiB already received, 3 MiB more make a
-    // part (a chunk may carry at most 4 MiB, as on Lambda).
-    let rounds = [(0, 3000); 12].into_iter().chain([(3 << 20, 3 << 20); 2]);
-    for (round, (received, size)) in rounds.enumerate() {
-        let prefix = bytes(received, 1);
-        let mine = bytes(size, 7);
-        let other = bytes(size, 100 + round as u8);
-        let session = start(&t, "racer/app").await;
-        assert_eq!(session.status, 202);
-        let mut location = session.header("location").unwrap().to_string();
-        if received > 0 {
-            let first = t
-                .request(
-                    Method::PATCH,
-                    &location,
-                    &[("content-range", &format!("0-{}", received - 1))],
-                    &prefix,
-                )
-                .await;
-            assert_eq!(first.status, 202);
-            location = first.header("location").unwrap().to_string();
-        }
-        let range = format!("{received}-{}", received + size - 1);
-        let headers = [("content-range", range.as_str())];
-        let (first, second) = tokio::join!(
-            t.request(Method::PATCH, &location, &headers, &mine),
-            t.request(Method::PATCH, &location, &headers, &other),
-        );
-        let acked = match (first.status, second.status) {
-            (202, 416) => [prefix, mine].concat(),
-            (416, 202) => [prefix, other].concat(),
-            answered => panic!("round {round}: racing PATCHes answered {answered:?}"),
-        };
-        let digest = Digest::sha256(&acked);
-        let separator = if location.contains('?') { '&' } else { '?' };
-        let done = t
-            .request(
-                Method::PUT,
-                &format!("{location}{separator}digest={digest}"),
-                &[],
-                b"",
-            )
-            .await;
-        assert_eq!(
-            done.status,
-            201,
-            "round {round}: {}",
-            String::from_utf8_lossy(&done.body)
-        );
-        let (status, stored) = t.download(&blob_path("racer/app", &digest), None).await;
-        assert_eq!(status, 200);
-        assert!(
-            digest.matches(&stored),
-            "round {round}: the bytes under {digest} do not hash to it"
-        );
+    for (round, sizes) in race_rounds().enumerate() {
+        race_round(&t, "racer/app", Race::PatchPatch, round, sizes).await;
     }
     let (status, stored) = t
         .download(&blob_path("victim/app", &victim_digest), None)
         .await;
     assert_eq!(status, 200);
     assert!(stored == victim, "the victim's blob was replaced");
+}
+
+/// A PATCH racing a DELETE of its session: the cancel answers `204`, the PATCH `202` (its
+/// chunk taken before the cancel) or `404`, never a 5xx, and no byte of the upload stays
+/// (once, the cancel's removal of the folder met the PATCH's new file: 500).
+#[tokio::test]
+async fn a_patch_racing_a_cancel_leaves_no_byte() {
+    race(Race::PatchDelete).await;
+}
+
+/// Two finishing PUTs on one session: with last chunks of their own, one stores its blob
+/// and the other is refused (its digest names nothing); the same PUT twice, one stores it
+/// and the other answers `201` too or is refused. Never a 5xx, and no byte of the upload
+/// stays.
+#[tokio::test]
+async fn racing_finishes_store_one_blob() {
+    race(Race::PutPut).await;
+}
+
+/// A finishing PUT racing a PATCH: either the PUT stores its blob and the PATCH is refused,
+/// or the PATCH's chunk is acknowledged, the PUT refused, and the chunk is in the upload
+/// (its `Range`, then the finished blob).
+#[tokio::test]
+async fn a_finish_racing_a_patch_never_drops_an_acknowledged_chunk() {
+    race(Race::PutPatch).await;
+}
+
+/// Whether the metadata store still holds upload `id`'s record, expired or not (DynamoDB
+/// reads an item past its TTL as gone, but keeps it until it deletes it, within days).
+async fn upload_row_exists(t: &TestRegistry, repo: &str, id: &str) -> bool {
+    let Some(env) = &t.aws else {
+        let repo = quayside::names::RepositoryName::parse(repo).unwrap();
+        return t
+            .registry
+            .metadata
+            .upload(&repo, id)
+            .await
+            .unwrap()
+            .is_some();
+    };
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let item = env
+        .aws
+        .dynamodb()
+        .get_item()
+        .table_name(&env.settings.table)
+        .key("pk", AttributeValue::S(repo.into()))
+        .key("sk", AttributeValue::S(format!("UPLOAD#{id}")))
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("GetItem");
+    item.item.is_some()
+}
+
+/// An upload left for longer than the greatest age (its start written in the past through
+/// the store) goes, with its parts and pending bytes; one started since stays, and
+/// finishes. In a blob folder, temporary files and upload folders a crash left go once they
+/// are as old; younger ones stay.
+#[tokio::test]
+async fn stale_uploads_are_purged_with_their_bytes_and_fresh_ones_kept() {
+    let t = TestRegistry::new().await;
+    let repo = "acme/app";
+    let name = quayside::names::RepositoryName::parse(repo).unwrap();
+    // 9 MiB: on S3 an 8 MiB part and 1 MiB of pending bytes; in a folder, parts.
+    let (big, big_id) = session_holding(&t, repo, &bytes(9 << 20, 3)).await;
+    let (small, small_id) = session_holding(&t, repo, &bytes(3000, 4)).await;
+    let kept = bytes(9 << 20, 5);
+    let (fresh, fresh_id) = session_holding(&t, repo, &kept).await;
+    for id in [&big_id, &small_id] {
+        assert!(!upload_bytes(&t, id).await.is_empty(), "{id} holds bytes");
+        let mut upload = t
+            .registry
+            .metadata
+            .upload(&name, id)
+            .await
+            .unwrap()
+            .unwrap();
+        let version = upload.version;
+        upload.started = "2026-01-01T00:00:00Z".into();
+        upload.version += 1;
+        t.registry
+            .metadata
+            .update_upload(&name, &upload, version)
+            .await
+            .unwrap();
+    }
+    // What a crash leaves in a blob folder: temporary files, an upload's folder whose
+    // record went without it. Aged by their modification time.
+    let day_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(25 * 3600);
+    let blobs = t.data_dir().join("blobs/sha256");
+    let orphan = t
+        .data_dir()
+        .join("uploads/0b8c2a3e-9d5f-4c1e-8a7b-123456789abc");
+    let (old_temp, new_temp) = (blobs.join(".0a1b.7.1.tmp"), blobs.join(".0a1b.7.2.tmp"));
+    if t.aws.is_none() {
+        std::fs::create_dir_all(&blobs).unwrap();
+        std::fs::create_dir_all(&orphan).unwrap();
+        for file in [&old_temp, &new_temp, &orphan.join("pending-0a")] {
+            std::fs::write(file, b"left by a crash").unwrap();
+        }
+        for aged in [&old_temp, &orphan.join("pending-0a"), &orphan] {
+            let opened = std::fs::File::open(aged).unwrap();
+            opened.set_modified(day_ago).unwrap();
+        }
+    }
+
+    let purged = t
+        .registry
+        .purge_uploads(std::time::Duration::from_secs(24 * 3600))
+        .await
+        .unwrap();
+    assert_eq!(purged.uploads, 2, "{purged:?}");
+    for (location, id) in [(&big, &big_id), (&small, &small_id)] {
+        assert_gone(&t, location, id, "a stale upload").await;
+        assert!(!upload_row_exists(&t, repo, id).await, "{id}'s record");
+    }
+    if t.aws.is_none() {
+        assert_eq!(purged.stray, 2, "{purged:?}");
+        assert!(!old_temp.exists() && !orphan.exists());
+        assert!(
+            new_temp.exists(),
+            "a temporary file younger than the age stays"
+        );
+    }
+    // Purging again finds nothing; the fresh upload is untouched, and finishes.
+    let again = t
+        .registry
+        .purge_uploads(std::time::Duration::from_secs(24 * 3600))
+        .await
+        .unwrap();
+    assert_eq!(again.uploads, 0, "{again:?}");
+    assert!(!upload_bytes(&t, &fresh_id).await.is_empty());
+    assert_holds_then_finish(&t, repo, &fresh, &fresh_id, &kept, "the fresh upload").await;
 }

@@ -152,6 +152,9 @@ impl BlobStore for CountingBlobs {
     ) -> StoreResult<()> {
         self.inner.abort_parts(id, handle, pending).await
     }
+    async fn purge_stray(&self, cutoff: std::time::SystemTime) -> StoreResult<u64> {
+        self.inner.purge_stray(cutoff).await
+    }
 }
 
 /// A registry for one test, with its own storage.
@@ -282,6 +285,12 @@ impl TestRegistry {
             deployment,
             _dir: dir,
         }
+    }
+
+    /// The test's own folder: the embedded backend's data folder (`metadata.redb`,
+    /// `blobs/`, `uploads/`), where a test looks at what is stored.
+    pub fn data_dir(&self) -> &Path {
+        self._dir.path()
     }
 
     /// Whether requests go to the Lambda deployment (`tests/deployment/serve`), where

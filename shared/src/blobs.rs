@@ -44,6 +44,15 @@ pub struct UploadStatus {
     pub offset: u64,
 }
 
+/// What [`Registry::purge_uploads`] removed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Purged {
+    /// Uploads, with their parts and pending bytes.
+    pub uploads: u64,
+    /// Files or objects no upload named (left by a crash), temporary files among them.
+    pub stray: u64,
+}
+
 /// A blob as GET answers it: its size and how to get its bytes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FetchedBlob {
@@ -207,16 +216,30 @@ impl Registry {
             return Err(e);
         }
         let superseded = upload.pending_key.clone();
-        let taken = self.take_body(repo, &mut upload, &mut body, false).await;
-        match taken {
-            Ok(_) => {
-                self.release(repo, &mut upload).await?;
+        let written = match self.take_body(repo, &mut upload, &mut body, false).await {
+            Ok(_) => self.release(repo, &mut upload).await,
+            Err(e) => Err(e),
+        };
+        match written {
+            Ok(()) => {
                 if let Some(old) = superseded.filter(|k| Some(k) != upload.pending_key.as_ref()) {
                     self.remove_pending(&upload.id, &old).await;
                 }
                 Ok(status(&upload))
             }
-            Err(e) => Err(self.after_failed_write(repo, upload, e).await),
+            Err(e) => {
+                // The upload went (cancelled, purged) while this request wrote to it: the
+                // pending bytes it wrote are named by no state, so nothing else would
+                // remove them (a cancel removes what the state it deleted names). Only on
+                // that certain answer: after a fault the state may name them after all.
+                if e.code == ErrorCode::BlobUploadUnknown
+                    && let Some(new) = upload.pending_key.as_ref()
+                    && Some(new) != superseded.as_ref()
+                {
+                    self.remove_pending(&upload.id, new).await;
+                }
+                Err(self.after_failed_write(repo, upload, e).await)
+            }
         }
     }
 
@@ -275,11 +298,12 @@ impl Registry {
         } else {
             match &upload.handle {
                 None => self.blobs.put(digest, rest).await?,
-                Some(handle) => {
-                    self.blobs
-                        .complete_parts(&upload.id, handle, &upload.parts, digest)
-                        .await?
-                }
+                // Its parts gone means the upload was cancelled or purged meanwhile.
+                Some(handle) => self
+                    .blobs
+                    .complete_parts(&upload.id, handle, &upload.parts, digest)
+                    .await
+                    .map_err(|e| store_error(&upload, e))?,
             }
         }
         self.metadata.link_blob(repo, digest, upload.offset).await?;
@@ -296,8 +320,26 @@ impl Registry {
 
     /// Cancels an upload and removes its bytes. It wins over a request writing to it, whose
     /// next step finds the upload gone.
+    ///
+    /// The state goes first, and the bytes its last version names after: a writer can then
+    /// record nothing more, and removes itself what it wrote but could not record. (Bytes
+    /// first, as before, let a writer record new bytes between the two, which stayed.)
     pub async fn cancel_upload(&self, repo: &RepositoryName, id: &str) -> Result<()> {
-        let upload = self.load_upload(repo, id).await?;
+        // An id is ours only if it is a UUID (as in `load_upload`).
+        if uuid::Uuid::parse_str(id).is_err() {
+            return Err(upload_unknown(id));
+        }
+        let upload = self
+            .metadata
+            .delete_upload(repo, id)
+            .await?
+            .ok_or_else(|| upload_unknown(id))?;
+        self.remove_bytes(&upload).await?;
+        Ok(())
+    }
+
+    /// Removes every byte an upload's state names: its parts and pending bytes.
+    async fn remove_bytes(&self, upload: &Upload) -> Result<()> {
         self.blobs
             .abort_parts(
                 &upload.id,
@@ -305,8 +347,40 @@ impl Registry {
                 upload.pending_key.as_deref(),
             )
             .await?;
-        self.metadata.delete_upload(repo, id).await?;
         Ok(())
+    }
+
+    /// Removes every upload started more than `max_age` ago, with its parts and pending
+    /// bytes, then what the blob store holds of uploads that no state names (bytes of a
+    /// crashed request, temporary files) and last changed as long ago: abandoned uploads
+    /// would otherwise stay for ever. Each upload goes as a cancel does (its state first,
+    /// so a request still writing to it gets `404` and removes what it wrote); one that
+    /// fails is logged and left for the next purge. registry-local runs this at start and
+    /// hourly; on AWS the table's TTL and the bucket's lifecycle rules do it.
+    pub async fn purge_uploads(&self, max_age: Duration) -> Result<Purged> {
+        let cutoff = SystemTime::now().checked_sub(max_age).unwrap_or(UNIX_EPOCH);
+        let mut purged = Purged::default();
+        for (repo, stale) in self.metadata.uploads_started_before(cutoff).await? {
+            let removed = async {
+                match self.metadata.delete_upload(&repo, &stale.id).await? {
+                    Some(last) => self.remove_bytes(&last).await.map(|()| true),
+                    // Finished or cancelled since it was listed.
+                    None => Ok(false),
+                }
+            };
+            match removed.await {
+                Ok(true) => {
+                    purged.uploads = purged.uploads.saturating_add(1);
+                    tracing::info!(target: "quayside::audit", action = "upload_purge", repository = %repo, upload = stale.id, started = stale.started, size = stale.offset);
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, repository = %repo, upload = stale.id, "stale upload not purged")
+                }
+            }
+        }
+        purged.stray = self.blobs.purge_stray(cutoff).await?;
+        Ok(purged)
     }
 
     async fn load_upload(&self, repo: &RepositoryName, id: &str) -> Result<Upload> {
@@ -458,7 +532,12 @@ impl Registry {
         let mut waiting = match (&upload.pending_key, upload.pending) {
             (_, 0) => BytesMut::new(),
             (Some(key), size) => {
-                let stored = self.blobs.pending(&upload.id, key).await?;
+                // Gone means a cancel or purge removed them after this request's claim.
+                let stored = self
+                    .blobs
+                    .pending(&upload.id, key)
+                    .await
+                    .map_err(|e| store_error(upload, e))?;
                 if stored.len() as u64 != size {
                     return Err(RegistryError::internal(format!(
                         "upload {}: {} pending bytes stored, {size} recorded",
@@ -565,7 +644,11 @@ impl Registry {
     /// Begins the upload's parts and records their handle before any part is written, so
     /// that nothing the store holds is unknown to the upload's state.
     async fn begin_parts(&self, repo: &RepositoryName, upload: &mut Upload) -> Result<()> {
-        let handle = self.blobs.begin_parts(&upload.id).await?;
+        let handle = self
+            .blobs
+            .begin_parts(&upload.id)
+            .await
+            .map_err(|e| store_error(upload, e))?;
         upload.handle = Some(handle.clone());
         if let Err(e) = self.record(repo, upload).await {
             if let Err(abort) = self
@@ -588,13 +671,20 @@ impl Registry {
         }
     }
 
-    /// Removes an upload that cannot finish; failures are logged, the client's error stands.
+    /// Removes an upload that cannot finish (the state first, as a cancel does), and the
+    /// pending bytes `pending` this request read; failures are logged, the client's error
+    /// stands.
     async fn discard(&self, repo: &RepositoryName, upload: &Upload, pending: Option<&str>) {
         let removed = async {
+            let stored = self.metadata.delete_upload(repo, &upload.id).await?;
+            let last = stored.as_ref().unwrap_or(upload);
             self.blobs
-                .abort_parts(&upload.id, upload.handle.as_deref(), pending)
+                .abort_parts(&upload.id, last.handle.as_deref(), pending)
                 .await?;
-            self.metadata.delete_upload(repo, &upload.id).await
+            if let Some(other) = last.pending_key.as_deref().filter(|k| Some(*k) != pending) {
+                self.blobs.remove_pending(&upload.id, other).await?;
+            }
+            Ok::<_, StoreError>(())
         };
         if let Err(e) = removed.await {
             tracing::warn!(error = %e, upload = upload.id, "upload not cleaned up");
@@ -645,14 +735,10 @@ impl UploadBody {
     /// The next bytes, at most `max` (and [`READ_CHUNK`]); `None` at the end.
     async fn next_chunk(&mut self, max: usize) -> std::io::Result<Option<Bytes>> {
         let mut buf = BytesMut::with_capacity(max.clamp(1, READ_CHUNK));
-        loop {
-            match self.reader.read_buf(&mut buf).await? {
-                0 if buf.is_empty() => return Ok(None),
-                0 => return Ok(Some(buf.freeze())),
-                _ if buf.len() == buf.capacity() => return Ok(Some(buf.freeze())),
-                // A short read: hand on what came rather than wait for more.
-                _ => return Ok(Some(buf.freeze())),
-            }
+        // One read: a short one hands on what came rather than wait for more.
+        match self.reader.read_buf(&mut buf).await? {
+            0 => Ok(None),
+            _ => Ok(Some(buf.freeze())),
         }
     }
 

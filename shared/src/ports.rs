@@ -13,6 +13,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::time::SystemTime;
 
 /// A failure of a backend. Never caused by what a client sent: the caller answers 5xx.
 #[derive(Debug, thiserror::Error)]
@@ -237,10 +238,33 @@ pub trait MetadataStore: Send + Sync {
         Err(not_implemented("update_upload"))
     }
 
-    /// Forgets an upload. False when it is unknown.
-    async fn delete_upload(&self, repo: &RepositoryName, id: &str) -> StoreResult<bool> {
+    /// Forgets an upload, atomically: returns the state it had when it was deleted (what
+    /// names its bytes, which the caller then removes), or `None` when it was unknown. A
+    /// writer that took the upload before can then record nothing: its next update finds
+    /// no upload (`Conflict`).
+    async fn delete_upload(&self, repo: &RepositoryName, id: &str) -> StoreResult<Option<Upload>> {
         let _ = (repo, id);
         Err(not_implemented("delete_upload"))
+    }
+
+    /// Every upload of every repository whose `started` is before `cutoff` (or cannot be
+    /// read: it has no age, and would otherwise stay for ever): what a purge of abandoned
+    /// uploads removes. Uploads are few (each lives a day by default), so all come at once.
+    async fn uploads_started_before(
+        &self,
+        cutoff: SystemTime,
+    ) -> StoreResult<Vec<(RepositoryName, Upload)>> {
+        let _ = cutoff;
+        Err(not_implemented("uploads_started_before"))
+    }
+}
+
+/// Whether an upload's `started` (RFC 3339) is before `cutoff`; a time that does not parse
+/// counts as before: such an upload has no age, and a purge must not keep it for ever.
+pub fn started_before(upload: &Upload, cutoff: SystemTime) -> bool {
+    match humantime::parse_rfc3339_weak(&upload.started) {
+        Ok(started) => started < cutoff,
+        Err(_) => true,
     }
 }
 
@@ -292,6 +316,35 @@ pub struct Upload {
     /// Until when (Unix seconds) the writer's claim holds; a writer that died loses it then.
     #[serde(default)]
     pub lease_until: u64,
+}
+
+/// How long an upload may live from its start, unless configured otherwise: a day, as
+/// S3's lifecycle rules count (in whole days).
+pub const DEFAULT_UPLOAD_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// The variable that configures it: registry-local's `--upload-max-age`, and on Lambda the
+/// template's `UploadMaxAgeDays`. A duration as `24h`, `90m`, `2days`.
+pub const UPLOAD_MAX_AGE_VAR: &str = "QUAYSIDE_UPLOAD_MAX_AGE";
+
+/// An upload's greatest age as configured: `24h`, `90m`, `2days` (at least a minute: an
+/// upload must have time to finish).
+pub fn parse_upload_max_age(text: &str) -> Result<std::time::Duration, String> {
+    let age = humantime::parse_duration(text.trim())
+        .map_err(|e| format!("{UPLOAD_MAX_AGE_VAR}={text:?} is not a duration ({e})"))?;
+    if age < std::time::Duration::from_secs(60) {
+        return Err(format!(
+            "{UPLOAD_MAX_AGE_VAR}={text:?}: an upload needs at least a minute to finish"
+        ));
+    }
+    Ok(age)
+}
+
+/// [`UPLOAD_MAX_AGE_VAR`] from the environment, [`DEFAULT_UPLOAD_MAX_AGE`] when it is unset.
+pub fn upload_max_age_from_env() -> Result<std::time::Duration, String> {
+    match std::env::var(UPLOAD_MAX_AGE_VAR) {
+        Ok(text) => parse_upload_max_age(&text),
+        Err(_) => Ok(DEFAULT_UPLOAD_MAX_AGE),
+    }
 }
 
 /// A stored part of an upload.
@@ -435,6 +488,17 @@ pub trait BlobStore: Send + Sync {
     ) -> StoreResult<()> {
         let _ = (id, handle, pending);
         Err(not_implemented("abort_parts"))
+    }
+
+    /// Removes what the store holds for uploads that no upload state can name any more,
+    /// last written before `cutoff`: bytes an upload left when its state went without them
+    /// (a crash between the two), and temporary files a crash left behind. Whatever was
+    /// written before `cutoff` belongs to an upload started before it, so a purge with
+    /// the same cutoff as [`MetadataStore::uploads_started_before`] never touches a live
+    /// upload. Returns how many files or objects it removed.
+    async fn purge_stray(&self, cutoff: SystemTime) -> StoreResult<u64> {
+        let _ = cutoff;
+        Err(not_implemented("purge_stray"))
     }
 }
 

@@ -19,7 +19,7 @@
 //! | `BLOB#<digest>`                  | `length` (N): the blob is linked to the repository                          |
 //! | `REFERRER#<subject>#<digest>`    | `subject`, `digest`, `media_type` (S), `length` (N), `artifact_type` (S), `annotations` (M of S) |
 //! | `EVENT#<rfc3339 nanos>#<id>`     | `kind` (S), `event` (S: the [`RegistryEvent`] as JSON), `expires_at` (N, epoch seconds: the table's TTL attribute) |
-//! | `UPLOAD#<uuid>`                  | `state` (S: the [`Upload`] as JSON: offset, SHA-256 state, S3 multipart id, parts, pending key, writer and lease), `version` (N, bumped by every update, apart for the conditional one), `expires_at` (N, TTL: a week) |
+//! | `UPLOAD#<uuid>`                  | `state` (S: the [`Upload`] as JSON: offset, SHA-256 state, S3 multipart id, parts, pending key, writer and lease), `version` (N, bumped by every update, apart for the conditional one), `expires_at` (N, TTL: its start plus the uploads' greatest age) |
 //!
 //! The catalog of repositories is the sparse global secondary index `catalog` (partition
 //! `catalog`, sort `pk`, keys only): only `REPOSITORY` items carry `catalog`, so a `Query`
@@ -55,6 +55,17 @@
 //! Reads are strongly consistent: a client that pushes, then pulls, sees its push (the
 //! catalog excepted: an index is eventually consistent).
 //!
+//! # Abandoned uploads
+//!
+//! An `UPLOAD#` item expires (TTL) when its upload is older than the greatest age
+//! ([`DEFAULT_UPLOAD_MAX_AGE`], or `QUAYSIDE_UPLOAD_MAX_AGE`), counted from its start and
+//! never pushed back by a write, so that it goes with the bucket's lifecycle rules, which
+//! count the same days from each object's creation. DynamoDB deletes expired items lazily
+//! (within days), so a read treats an item past its `expires_at` as gone: an upload ends at
+//! its age exactly, and costs nothing to remove. [`MetadataStore::uploads_started_before`]
+//! (registry-local's hourly purge, which removes their bytes at once too) is a `Scan`: the
+//! Lambda deployment never runs it, TTL and the lifecycle rules being free and enough.
+//!
 //! Other items may share the table (the access store's `_users` partition, `ACCESS` and
 //! `GRANT#` items): none carries `catalog` nor an `EVENT#` key, and no prefix above selects
 //! them.
@@ -63,15 +74,16 @@ use super::{EVENT_PREFIX, sdk_error};
 use crate::digest::Digest;
 use crate::names::{RepositoryName, Tag};
 use crate::ports::{
-    BlobStore, DeletedManifest, Found, Lookup, MetadataStore, Page, PageRequest, Push, Referrer,
-    RegistryEvent, StoreError, StoreResult, StoredManifest, TagTarget, Upload, V1Image,
+    BlobStore, DEFAULT_UPLOAD_MAX_AGE, DeletedManifest, Found, Lookup, MetadataStore, Page,
+    PageRequest, Push, Referrer, RegistryEvent, StoreError, StoreResult, StoredManifest, TagTarget,
+    Upload, V1Image, started_before, upload_max_age_from_env,
 };
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Delete, KeysAndAttributes, Put, TransactWriteItem, Update,
+    AttributeValue, Delete, KeysAndAttributes, Put, ReturnValue, TransactWriteItem, Update,
 };
 use bytes::Bytes;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -92,12 +104,10 @@ const ATTEMPTS: u32 = 8;
 /// How long an outbox item stays: the stream keeps records 24 hours, so the item is
 /// only a trace after that.
 const EVENT_TTL: Duration = Duration::from_secs(24 * 3600);
-/// How long an upload may wait between requests before it is forgotten.
-const UPLOAD_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// The sparse global secondary index of repositories.
 pub const CATALOG_INDEX: &str = "catalog";
-/// The TTL attribute of outbox (and future upload) items.
+/// The TTL attribute of outbox and upload items.
 pub const TTL_ATTRIBUTE: &str = "expires_at";
 
 /// The metadata of every repository in one table.
@@ -107,6 +117,8 @@ pub struct DynamoMetadata {
     table: String,
     /// Where manifests larger than [`INLINE_LIMIT`] go.
     spill: Arc<dyn BlobStore>,
+    /// How long an upload lives from its start (its item's TTL).
+    upload_max_age: Duration,
 }
 
 impl std::fmt::Debug for DynamoMetadata {
@@ -151,13 +163,27 @@ fn condition_failed(code: &str) -> bool {
 }
 
 impl DynamoMetadata {
-    /// The store over `table`, spilling large manifests to `spill`.
+    /// The store over `table`, spilling large manifests to `spill`. Uploads live
+    /// `QUAYSIDE_UPLOAD_MAX_AGE` (see [`upload_max_age_from_env`]; the template sets it on
+    /// every function), or a day.
     pub fn new(client: Client, table: impl Into<String>, spill: Arc<dyn BlobStore>) -> Self {
+        let upload_max_age = upload_max_age_from_env().unwrap_or_else(|e| {
+            // A construction cannot fail; the template only ever sets whole days.
+            tracing::error!(error = %e, "using the default greatest age of uploads");
+            DEFAULT_UPLOAD_MAX_AGE
+        });
         DynamoMetadata {
             client,
             table: table.into(),
             spill,
+            upload_max_age,
         }
+    }
+
+    /// The same store, with uploads living `age` from their start.
+    pub fn with_upload_max_age(mut self, age: Duration) -> Self {
+        self.upload_max_age = age;
+        self
     }
 
     pub fn table(&self) -> &str {
@@ -594,15 +620,19 @@ impl DynamoMetadata {
         }
     }
 
-    /// The `UPLOAD#` item: the state as JSON, its offset apart for the update's condition,
-    /// and a TTL: an upload left for a week is forgotten (its bytes expire in the bucket).
-    fn upload_item(repo: &RepositoryName, upload: &Upload) -> StoreResult<Item> {
+    /// The `UPLOAD#` item: the state as JSON, its version apart for the update's condition,
+    /// and a TTL: the upload's start plus the greatest age (its bytes expire in the bucket
+    /// as many days after each was written, so never before it).
+    fn upload_item(&self, repo: &RepositoryName, upload: &Upload) -> StoreResult<Item> {
         let mut item = Self::key(repo, upload_sk(&upload.id));
         let state = serde_json::to_string(upload).map_err(StoreError::backend)?;
-        let expires = (SystemTime::now() + UPLOAD_TTL)
-            .duration_since(UNIX_EPOCH)
-            .map_err(StoreError::backend)?
-            .as_secs();
+        // A start that does not parse (never written so) counts from now.
+        let started =
+            humantime::parse_rfc3339_weak(&upload.started).unwrap_or_else(|_| SystemTime::now());
+        let expires = started
+            .checked_add(self.upload_max_age)
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_secs());
         item.insert("state".into(), s(state));
         item.insert("version".into(), n(upload.version));
         item.insert(TTL_ATTRIBUTE.into(), n(expires));
@@ -1177,7 +1207,7 @@ impl MetadataStore for DynamoMetadata {
 
     /// `Conflict` if the id is taken (never, for random ids).
     async fn create_upload(&self, repo: &RepositoryName, upload: &Upload) -> StoreResult<()> {
-        let item = Self::upload_item(repo, upload)?;
+        let item = self.upload_item(repo, upload)?;
         match self
             .put_conditionally(item, "attribute_not_exists(#pk)", None)
             .await?
@@ -1190,15 +1220,14 @@ impl MetadataStore for DynamoMetadata {
         }
     }
 
+    /// One `GetItem`; an item past its TTL is gone (DynamoDB removes it within days).
     async fn upload(&self, repo: &RepositoryName, id: &str) -> StoreResult<Option<Upload>> {
         match self
             .get_item(Self::key(repo, upload_sk(id)), "GetItem upload")
             .await?
         {
-            None => Ok(None),
-            Some(item) => serde_json::from_str(required_s(&item, "state")?)
-                .map(Some)
-                .map_err(|e| StoreError::backend(format!("stored upload {id:?}: {e}"))),
+            Some(item) if !expired(&item) => upload_of(&item).map(Some),
+            _ => Ok(None),
         }
     }
 
@@ -1209,7 +1238,7 @@ impl MetadataStore for DynamoMetadata {
         upload: &Upload,
         expected_version: u64,
     ) -> StoreResult<()> {
-        let item = Self::upload_item(repo, upload)?;
+        let item = self.upload_item(repo, upload)?;
         match self
             .put_conditionally(
                 item,
@@ -1226,10 +1255,69 @@ impl MetadataStore for DynamoMetadata {
         }
     }
 
-    async fn delete_upload(&self, repo: &RepositoryName, id: &str) -> StoreResult<bool> {
-        self.delete_if_exists(Self::key(repo, upload_sk(id)), "DeleteItem upload")
+    /// One `DeleteItem` that returns the item it deleted (expired or not: its bytes go
+    /// either way).
+    async fn delete_upload(&self, repo: &RepositoryName, id: &str) -> StoreResult<Option<Upload>> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(repo, upload_sk(id))))
+            .return_values(ReturnValue::AllOld)
+            .send()
             .await
+            .map_err(|e| sdk_error("DeleteItem upload", e))?;
+        result.attributes.as_ref().map(upload_of).transpose()
     }
+
+    /// A `Scan` of the table for `UPLOAD#` items, eventually consistent (an upload a day
+    /// old is no news): only their keys and state come back, but every item is read, so a
+    /// table of 1 GB costs about 131 000 read request units a run. registry-local's purge
+    /// runs it at start and hourly; the Lambda deployment never does (TTL is free).
+    async fn uploads_started_before(
+        &self,
+        cutoff: SystemTime,
+    ) -> StoreResult<Vec<(RepositoryName, Upload)>> {
+        let mut pages = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .filter_expression("begins_with(#sk, :prefix)")
+            .projection_expression("#pk, #sk, #state")
+            .expression_attribute_names("#pk", "pk")
+            .expression_attribute_names("#sk", "sk")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":prefix", s("UPLOAD#"))
+            .into_paginator()
+            .send();
+        let mut stale = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| sdk_error("Scan uploads", e))?;
+            for item in page.items() {
+                let upload = upload_of(item)?;
+                if started_before(&upload, cutoff) {
+                    let repo = RepositoryName::parse(required_s(item, "pk")?)
+                        .map_err(StoreError::backend)?;
+                    stale.push((repo, upload));
+                }
+            }
+        }
+        Ok(stale)
+    }
+}
+
+/// The upload state of an `UPLOAD#` item.
+fn upload_of(item: &Item) -> StoreResult<Upload> {
+    serde_json::from_str(required_s(item, "state")?)
+        .map_err(|e| StoreError::backend(format!("a stored upload: {e}")))
+}
+
+/// Whether an item's TTL has passed (DynamoDB deletes it lazily).
+fn expired(item: &Item) -> bool {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    required_n(item, TTL_ATTRIBUTE).is_ok_and(|at| at <= now)
 }
 
 fn tag_sk(tag: &Tag) -> String {

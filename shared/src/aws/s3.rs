@@ -19,12 +19,15 @@ use crate::ports::{BlobBody, BlobStore, Part, StoreError, StoreResult};
 use async_trait::async_trait;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::error::ProvideErrorMetadata;
+use aws_sdk_s3::error::SdkError;
+use aws_sdk_s3::operation::complete_multipart_upload::CompleteMultipartUploadError;
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier};
+use aws_smithy_runtime_api::http::Response as HttpResponse;
 use base64::Engine as _;
 use bytes::Bytes;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Blobs in one bucket.
 #[derive(Clone, Debug)]
@@ -132,6 +135,18 @@ impl S3Blobs {
         upload_id: &str,
         parts: &[UploadedPart],
     ) -> StoreResult<()> {
+        self.complete_multipart_upload(key, upload_id, parts)
+            .await
+            .map_err(|e| sdk_error("CompleteMultipartUpload", e))
+    }
+
+    /// `CompleteMultipartUpload`, its error as S3 gave it.
+    async fn complete_multipart_upload(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: &[UploadedPart],
+    ) -> Result<(), SdkError<CompleteMultipartUploadError, HttpResponse>> {
         let parts = parts
             .iter()
             .map(|p| {
@@ -152,22 +167,28 @@ impl S3Blobs {
                     .build(),
             )
             .send()
-            .await
-            .map_err(|e| sdk_error("CompleteMultipartUpload", e))?;
+            .await?;
         Ok(())
     }
 
-    /// Abandons an upload and its parts (the bucket's lifecycle rule catches forgotten ones).
+    /// Abandons an upload and its parts (the bucket's lifecycle rule catches forgotten ones);
+    /// `Conflict` if it is gone (completed or aborted).
     pub async fn abort_multipart(&self, key: &str, upload_id: &str) -> StoreResult<()> {
-        self.client
+        match self
+            .client
             .abort_multipart_upload()
             .bucket(&self.bucket)
             .key(key)
             .upload_id(upload_id)
             .send()
             .await
-            .map_err(|e| sdk_error("AbortMultipartUpload", e))?;
-        Ok(())
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_upload()) => Err(
+                StoreError::Conflict(format!("multipart upload {upload_id:?} of {key} is gone")),
+            ),
+            Err(e) => Err(sdk_error("AbortMultipartUpload", e)),
+        }
     }
 
     /// Copies the object `from` to `to` within the bucket (up to 5 GB in one call).
@@ -384,7 +405,20 @@ impl BlobStore for S3Blobs {
                     .map_err(StoreError::backend)
             })
             .collect::<StoreResult<_>>()?;
-        self.complete_multipart(&assembled, handle, &parts).await?;
+        match self
+            .complete_multipart_upload(&assembled, handle, &parts)
+            .await
+        {
+            Ok(()) => {}
+            // Aborted meanwhile (the upload was cancelled or purged), or completed by an
+            // earlier try whose copy then failed: either way these parts are no more.
+            Err(e) if is_no_such_upload(&e) => {
+                return Err(StoreError::Conflict(format!(
+                    "the parts of upload {id:?} are gone"
+                )));
+            }
+            Err(e) => return Err(sdk_error("CompleteMultipartUpload", e)),
+        }
         // A blob is never replaced: one stored under this digest stands.
         if self.size(digest).await?.is_none() {
             self.copy(&assembled, &Self::key(digest)).await?;
@@ -394,6 +428,76 @@ impl BlobStore for S3Blobs {
             tracing::warn!(error = %e, key = assembled, "upload object not removed");
         }
         Ok(())
+    }
+
+    /// Objects under `uploads/` last written before `cutoff` (pending bytes, an assembled
+    /// upload whose removal failed): what the bucket's `uploads/` expiration rule removes on
+    /// AWS (at midnight UTC after the age), removed now (registry-local's purge). One
+    /// `ListObjectsV2` and one `DeleteObjects` per 1000 objects.
+    ///
+    /// Multipart uploads are left to the bucket's `AbortIncompleteMultipartUpload` rule:
+    /// a purged or cancelled upload's is aborted with it, and one no record names is left
+    /// only by a crash between the two (`begin_parts` records its handle before any part).
+    /// (moto answers every `Initiated` as 2010-11-10, so it could not test an age there.)
+    async fn purge_stray(&self, cutoff: SystemTime) -> StoreResult<u64> {
+        let cutoff = cutoff
+            .duration_since(UNIX_EPOCH)
+            .ok()
+            .and_then(|d| i64::try_from(d.as_secs()).ok())
+            .unwrap_or(0);
+        let before =
+            |t: Option<&aws_sdk_s3::primitives::DateTime>| t.is_some_and(|t| t.secs() < cutoff);
+        let mut removed = 0u64;
+
+        let mut stale = Vec::new();
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(UPLOADS_PREFIX)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| sdk_error("ListObjectsV2 uploads", e))?;
+            for object in page.contents() {
+                if let Some(key) = object.key()
+                    && before(object.last_modified())
+                {
+                    stale.push(key.to_string());
+                }
+            }
+        }
+        for batch in stale.chunks(1000) {
+            let objects = batch
+                .iter()
+                .map(|key| ObjectIdentifier::builder().key(key).build())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(StoreError::backend)?;
+            let out = self
+                .client
+                .delete_objects()
+                .bucket(&self.bucket)
+                .delete(
+                    Delete::builder()
+                        .set_objects(Some(objects))
+                        .quiet(true)
+                        .build()
+                        .map_err(StoreError::backend)?,
+                )
+                .send()
+                .await
+                .map_err(|e| sdk_error("DeleteObjects uploads", e))?;
+            if let Some(failed) = out.errors().first() {
+                return Err(StoreError::backend(format!(
+                    "DeleteObjects of {:?}: {}",
+                    failed.key(),
+                    failed.message().unwrap_or_default()
+                )));
+            }
+            removed = removed.saturating_add(batch.len() as u64);
+        }
+
+        Ok(removed)
     }
 
     async fn abort_parts(
@@ -425,6 +529,16 @@ impl BlobStore for S3Blobs {
     }
 }
 
+/// Where uploads in progress keep their objects.
+const UPLOADS_PREFIX: &str = "uploads/";
+
+/// Whether S3 answered that a multipart upload does not exist (any more).
+fn is_no_such_upload<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
+    e.as_service_error()
+        .and_then(|e| e.code())
+        .is_some_and(|code| code == "NoSuchUpload")
+}
+
 /// The key of an upload's pending bytes written under `key` (a plain hex token of ours).
 fn pending_key(id: &str, key: &str) -> StoreResult<String> {
     if key.is_empty() || key.len() > 64 || !key.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -448,7 +562,7 @@ fn upload_key(id: &str, name: &str) -> StoreResult<String> {
     if id.is_empty() || !id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
         return Err(StoreError::backend(format!("{id:?} is not an upload id")));
     }
-    Ok(format!("uploads/{id}/{name}"))
+    Ok(format!("{UPLOADS_PREFIX}{id}/{name}"))
 }
 
 #[cfg(test)]

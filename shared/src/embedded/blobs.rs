@@ -40,6 +40,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::SystemTime;
 use tokio::io::AsyncWriteExt;
 
 /// The longest upload id or handle accepted (a UUID has 36 characters).
@@ -161,6 +162,70 @@ impl Inner {
     fn temp_name(&self, stem: &str) -> String {
         let n = self.next_temp.fetch_add(1, Ordering::Relaxed);
         format!(".{stem}.{}.{n}.tmp", std::process::id())
+    }
+
+    /// Removes an upload's folder. It is first renamed out of the way (atomically): a
+    /// writer that still holds the upload then finds its folder gone, and cannot add a file
+    /// to it while it is being removed (which made the removal fail with "directory not
+    /// empty"). A crash before the end leaves a dot-prefixed `.tmp` folder, which
+    /// [`BlobStore::purge_stray`] takes.
+    fn remove_upload_dir(&self, folder: &Path) -> std::io::Result<()> {
+        let stem = folder
+            .file_name()
+            .map_or_else(|| "upload".into(), |n| n.to_string_lossy().into_owned());
+        let removed = self
+            .uploads
+            .join(self.temp_name(&format!("{stem}.removed")));
+        match std::fs::rename(folder, &removed) {
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+            Ok(()) => remove_folder(&removed),
+        }
+    }
+
+    /// See [`BlobStore::purge_stray`].
+    fn purge_stray(&self, cutoff: SystemTime) -> StoreResult<u64> {
+        let mut removed = 0u64;
+        // Upload folders, and the removed ones a crash left.
+        for entry in read_dir_or_empty(&self.uploads)? {
+            let path = entry.path();
+            if last_changed(&path)?.is_some_and(|t| t < cutoff) {
+                match remove_folder(&path).or_else(|_| std::fs::remove_file(&path)) {
+                    Ok(()) => removed += 1,
+                    Err(e) if e.kind() == ErrorKind::NotFound => {}
+                    Err(e) => {
+                        return Err(StoreError::backend(format!(
+                            "removing {}: {e}",
+                            path.display()
+                        )));
+                    }
+                }
+            }
+        }
+        // Temporary files of blobs: `<root>/<algorithm>/.<hex>.<pid>.<n>.tmp`.
+        for folder in read_dir_or_empty(&self.root)? {
+            for entry in read_dir_or_empty(&folder.path())? {
+                let name = entry.file_name();
+                let name = name.to_string_lossy();
+                let path = entry.path();
+                if name.starts_with('.')
+                    && name.ends_with(".tmp")
+                    && last_changed(&path)?.is_some_and(|t| t < cutoff)
+                {
+                    match std::fs::remove_file(&path) {
+                        Ok(()) => removed += 1,
+                        Err(e) if e.kind() == ErrorKind::NotFound => {}
+                        Err(e) => {
+                            return Err(StoreError::backend(format!(
+                                "removing {}: {e}",
+                                path.display()
+                            )));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(removed)
     }
 
     /// The folder of upload `id`.
@@ -332,10 +397,18 @@ impl BlobStore for FolderBlobs {
     async fn begin_parts(&self, id: &str) -> StoreResult<String> {
         let handle = uuid::Uuid::new_v4().simple().to_string();
         let folder = self.inner.parts_dir(id, &handle)?;
-        tokio::fs::create_dir_all(&folder)
-            .await
-            .map_err(|e| StoreError::backend(format!("creating {}: {e}", folder.display())))?;
-        Ok(handle)
+        match tokio::fs::create_dir_all(&folder).await {
+            Ok(()) => Ok(handle),
+            // The upload's folder was being removed (a cancel or purge renamed it away
+            // between the two levels): this writer's upload is gone.
+            Err(e) if e.kind() == ErrorKind::NotFound => Err(StoreError::Conflict(format!(
+                "upload {id:?} was removed while its parts began"
+            ))),
+            Err(e) => Err(StoreError::backend(format!(
+                "creating {}: {e}",
+                folder.display()
+            ))),
+        }
     }
 
     async fn put_part(
@@ -435,7 +508,7 @@ impl BlobStore for FolderBlobs {
             }
             // The blob is stored: a folder left behind only wastes space, so failing the
             // upload for it would be worse than logging it.
-            if let Err(e) = remove_folder(&upload) {
+            if let Err(e) = inner.remove_upload_dir(&upload) {
                 tracing::warn!(error = %e, upload = id, "upload folder not removed");
             }
             Ok(())
@@ -457,11 +530,20 @@ impl BlobStore for FolderBlobs {
         if let Some(pending) = pending {
             token(pending, "pending key")?;
         }
-        self.run(move |_| {
-            remove_folder(&upload)
+        self.run(move |inner| {
+            inner
+                .remove_upload_dir(&upload)
                 .map_err(|e| StoreError::backend(format!("removing {}: {e}", upload.display())))
         })
         .await
+    }
+
+    /// Upload folders not changed since `cutoff` (a folder is made after its upload
+    /// started, and each part or pending file it takes changes it or its parts folder),
+    /// folders of removed uploads a crash left, and temporary files (dot-prefixed `.tmp`
+    /// names) of blobs and uploads not written to since `cutoff`.
+    async fn purge_stray(&self, cutoff: SystemTime) -> StoreResult<u64> {
+        self.run(move |inner| inner.purge_stray(cutoff)).await
     }
 }
 
@@ -554,6 +636,39 @@ fn single_part(folder: &Path, parts: &[Part], digest: &Digest) -> Option<PathBuf
     let path = folder.join(part_name(part.number, token(&part.tag, "part tag").ok()?));
     let size = std::fs::metadata(&path).ok()?.len();
     (size == part.size).then_some(path)
+}
+
+/// The entries of `folder`; none if it does not exist (or is not a folder).
+fn read_dir_or_empty(folder: &Path) -> StoreResult<Vec<std::fs::DirEntry>> {
+    match std::fs::read_dir(folder) {
+        Ok(entries) => entries.collect::<std::io::Result<_>>().or_backend(),
+        Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => {
+            Ok(Vec::new())
+        }
+        Err(e) => Err(StoreError::backend(format!(
+            "listing {}: {e}",
+            folder.display()
+        ))),
+    }
+}
+
+/// When `path` last changed: the latest modification of it or, for a folder, of anything
+/// in it and its sub-folders (an upload's parts are a level down). `None` if it is gone.
+fn last_changed(path: &Path) -> StoreResult<Option<SystemTime>> {
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(StoreError::backend(format!("stat {}: {e}", path.display()))),
+    };
+    let mut latest = meta.modified().or_backend()?;
+    if meta.is_dir() {
+        for entry in read_dir_or_empty(path)? {
+            if let Some(t) = last_changed(&entry.path())? {
+                latest = latest.max(t);
+            }
+        }
+    }
+    Ok(Some(latest))
 }
 
 /// Removes `folder` and everything in it; a folder already gone is fine.

@@ -34,6 +34,7 @@ use crate::names::{RepositoryName, Tag};
 use crate::ports::{
     DeletedManifest, Found, Lookup, MetadataStore, Page, PageRequest, Push, Referrer,
     RegistryEvent, StoreError, StoreResult, StoredManifest, TagTarget, Upload, V1Image,
+    started_before,
 };
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -42,6 +43,7 @@ use std::collections::HashSet;
 use std::ops::Bound;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 const REPOSITORIES: TableDefinition<&str, ()> = TableDefinition::new("repositories");
 /// `(manifest digest, v1 image id)`.
@@ -664,16 +666,44 @@ impl MetadataStore for RedbMetadata {
         .await
     }
 
-    async fn delete_upload(&self, repo: &RepositoryName, id: &str) -> StoreResult<bool> {
+    async fn delete_upload(&self, repo: &RepositoryName, id: &str) -> StoreResult<Option<Upload>> {
         let upload_key = key(repo.as_str(), id);
         self.write(move |db| {
             let txn = db.begin_write().or_backend()?;
-            let existed = {
+            let removed = {
                 let mut uploads = txn.open_table(UPLOADS).or_backend()?;
-                uploads.remove(upload_key.as_str()).or_backend()?.is_some()
+                let row = uploads.remove(upload_key.as_str()).or_backend()?;
+                row.map(|row| serde_json::from_slice::<Upload>(row.value()).or_backend())
+                    .transpose()?
             };
             txn.commit().or_backend()?;
-            Ok(existed)
+            Ok(removed)
+        })
+        .await
+    }
+
+    /// A scan of the `uploads` table on the blocking pool: it holds only uploads in
+    /// progress, a few rows each a few hundred bytes.
+    async fn uploads_started_before(
+        &self,
+        cutoff: SystemTime,
+    ) -> StoreResult<Vec<(RepositoryName, Upload)>> {
+        self.run(move |db| {
+            let txn = db.begin_read().or_backend()?;
+            let uploads = txn.open_table(UPLOADS).or_backend()?;
+            let mut stale = Vec::new();
+            for row in uploads.iter().or_backend()? {
+                let (k, v) = row.or_backend()?;
+                let (repo, _) = k.value().split_once('\0').ok_or_else(|| {
+                    StoreError::backend(format!("upload key {:?} has no repository", k.value()))
+                })?;
+                let repo = RepositoryName::parse(repo).map_err(StoreError::backend)?;
+                let upload: Upload = serde_json::from_slice(v.value()).or_backend()?;
+                if started_before(&upload, cutoff) {
+                    stale.push((repo, upload));
+                }
+            }
+            Ok(stale)
         })
         .await
     }
@@ -1564,9 +1594,52 @@ mod tests {
             Some(second.clone())
         );
 
-        assert!(store.delete_upload(&repo(), id).await.unwrap());
+        // Deleting answers the state deleted (what names the bytes to remove), once.
+        assert_eq!(
+            store.delete_upload(&repo(), id).await.unwrap(),
+            Some(second)
+        );
         assert_eq!(store.upload(&repo(), id).await.unwrap(), None);
-        assert!(!store.delete_upload(&repo(), id).await.unwrap());
+        assert_eq!(store.delete_upload(&repo(), id).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn uploads_started_before_a_time_are_listed_across_repositories() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir);
+        let other = RepositoryName::parse("library/other").unwrap();
+        let at = |id: &str, started: &str| Upload {
+            started: started.into(),
+            ..upload(id, 0)
+        };
+        let old = at(
+            "00000000-0000-4000-8000-000000000001",
+            "2026-01-01T00:00:00Z",
+        );
+        let older = at(
+            "00000000-0000-4000-8000-000000000002",
+            "2025-06-01T12:00:00Z",
+        );
+        let fresh = at(
+            "00000000-0000-4000-8000-000000000003",
+            "2026-01-02T00:00:01Z",
+        );
+        let unreadable = at("00000000-0000-4000-8000-000000000004", "yesterday");
+        store.create_upload(&repo(), &old).await.unwrap();
+        store.create_upload(&other, &older).await.unwrap();
+        store.create_upload(&repo(), &fresh).await.unwrap();
+        store.create_upload(&other, &unreadable).await.unwrap();
+
+        let cutoff = humantime::parse_rfc3339("2026-01-02T00:00:00Z").unwrap();
+        let mut stale = store.uploads_started_before(cutoff).await.unwrap();
+        stale.sort_by(|a, b| a.1.id.cmp(&b.1.id));
+        assert_eq!(
+            stale,
+            vec![(repo(), old), (other.clone(), older), (other, unreadable)]
+        );
+        let long_ago = humantime::parse_rfc3339("2020-01-01T00:00:00Z").unwrap();
+        let stale = store.uploads_started_before(long_ago).await.unwrap();
+        assert_eq!(stale.len(), 1, "only the one without a readable age");
     }
 
     #[tokio::test]
