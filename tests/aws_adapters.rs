@@ -784,3 +784,154 @@ fn http_get(url: &str) -> Vec<u8> {
     );
     response[split + 4..].to_vec()
 }
+
+/// An upload's item: `expires_at` (TTL) is its start plus the greatest age, however often it
+/// is written; a read treats an expired item as gone (DynamoDB deletes it within days), a
+/// delete answers the state it removed, and a `Scan` lists uploads started before a time,
+/// in every repository.
+#[tokio::test]
+async fn upload_items_expire_at_their_start_plus_the_age_and_stale_ones_are_listed() {
+    use quayside::aws::dynamodb::DynamoMetadata;
+    use quayside::ports::{MetadataStore, Upload};
+    let env = AwsEnv::provision().await;
+    let blobs: Arc<dyn BlobStore> = Arc::new(S3Blobs::new(
+        env.aws.s3(),
+        &env.settings.bucket,
+        env.settings.presign_expiry,
+    ));
+    let age = std::time::Duration::from_secs(3600);
+    let store = DynamoMetadata::new(env.aws.dynamodb(), &env.settings.table, blobs)
+        .with_upload_max_age(age);
+    let (a, b) = (
+        RepositoryName::parse("acme/a").unwrap(),
+        RepositoryName::parse("acme/b").unwrap(),
+    );
+    let now = std::time::SystemTime::now();
+    let at = |id: &str, started: std::time::SystemTime| Upload {
+        id: id.into(),
+        offset: 0,
+        hash_state: vec![],
+        pending: 0,
+        pending_key: None,
+        handle: None,
+        parts: vec![],
+        started: rfc3339(started),
+        version: 0,
+        writer: None,
+        lease_until: 0,
+    };
+    let hours = |h: u64| std::time::Duration::from_secs(h * 3600);
+    let (two_hours_ago, long_ago) = (now - hours(2), now - hours(30));
+    let fresh = at("00000000-0000-4000-8000-000000000001", now);
+    let old = at("00000000-0000-4000-8000-000000000002", two_hours_ago);
+    let older = at("00000000-0000-4000-8000-000000000003", long_ago);
+    store.create_upload(&a, &fresh).await.unwrap();
+    store.create_upload(&a, &old).await.unwrap();
+    store.create_upload(&b, &older).await.unwrap();
+
+    // The TTL counts from the start, and a later write does not push it back.
+    let expires = |items: &[std::collections::HashMap<String, AttributeValue>], id: &str| {
+        let item = items
+            .iter()
+            .find(|i| i["sk"].as_s().unwrap() == &format!("UPLOAD#{id}"))
+            .unwrap();
+        item["expires_at"].as_n().unwrap().parse::<u64>().unwrap()
+    };
+    // The start to the second, as written.
+    let start =
+        |t: std::time::SystemTime| t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let updated = Upload {
+        offset: 10,
+        version: 1,
+        ..fresh.clone()
+    };
+    store.update_upload(&a, &updated, 0).await.unwrap();
+    let items = partition(&env, "acme/a").await;
+    assert_eq!(expires(&items, &fresh.id), start(now) + 3600);
+    assert_eq!(expires(&items, &old.id), start(two_hours_ago) + 3600);
+    // Expired: gone to a read, though DynamoDB still holds it.
+    assert_eq!(store.upload(&a, &fresh.id).await.unwrap(), Some(updated));
+    assert_eq!(store.upload(&a, &old.id).await.unwrap(), None);
+
+    let mut stale = store.uploads_started_before(now - age).await.unwrap();
+    stale.sort_by(|x, y| x.1.id.cmp(&y.1.id));
+    assert_eq!(stale, vec![(a.clone(), old.clone()), (b.clone(), older)]);
+
+    // A delete answers the state it removed, expired or not; then nothing.
+    assert_eq!(
+        store.delete_upload(&a, &old.id).await.unwrap(),
+        Some(old.clone())
+    );
+    assert_eq!(store.delete_upload(&a, &old.id).await.unwrap(), None);
+    assert_eq!(
+        sort_keys(&partition(&env, "acme/a").await),
+        [format!("UPLOAD#{}", fresh.id)]
+    );
+}
+
+/// `uploads/` objects written before a cutoff go (what the lifecycle rule expires on AWS);
+/// later ones, and blobs, stay. moto cannot age an object, so the cutoff is moved instead.
+#[tokio::test]
+async fn s3_stray_upload_objects_older_than_a_cutoff_are_removed() {
+    let env = AwsEnv::provision().await;
+    let blobs = S3Blobs::new(
+        env.aws.s3(),
+        &env.settings.bucket,
+        env.settings.presign_expiry,
+    );
+    let id = "0b8c2a3e-9d5f-4c1e-8a7b-123456789abc";
+    let stray = [
+        blobs
+            .put_pending(id, bytes::Bytes::from_static(b"waiting"))
+            .await
+            .unwrap(),
+        blobs
+            .put_pending(id, bytes::Bytes::from_static(b"more"))
+            .await
+            .unwrap(),
+    ];
+    let layer = bytes::Bytes::from_static(b"a layer");
+    let digest = Digest::sha256(&layer);
+    blobs.put(&digest, layer.clone()).await.unwrap();
+
+    let an_hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    assert_eq!(blobs.purge_stray(an_hour_ago).await.unwrap(), 0);
+    for key in &stray {
+        assert!(
+            blobs.pending(id, key).await.is_ok(),
+            "younger than the cutoff"
+        );
+    }
+    let soon = std::time::SystemTime::now() + std::time::Duration::from_secs(60);
+    assert_eq!(blobs.purge_stray(soon).await.unwrap(), 2);
+    for key in &stray {
+        let gone = blobs.pending(id, key).await.unwrap_err();
+        assert!(matches!(gone, StoreError::Conflict(_)), "{gone}");
+    }
+    assert_eq!(blobs.get(&digest).await.unwrap(), Some(layer), "blobs stay");
+}
+
+/// `t` as RFC 3339 in UTC, to the second (as the registry writes an upload's `started`).
+fn rfc3339(t: std::time::SystemTime) -> String {
+    let secs = t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    // The civil date of a day number (Howard Hinnant's days_from_civil, inverted).
+    let z = (secs / 86_400) as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (h, m, s) = (secs % 86_400 / 3600, secs % 3600 / 60, secs % 60);
+    format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}Z")
+}
+
+#[test]
+fn rfc3339_of_known_times() {
+    let at = |secs: u64| rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs));
+    assert_eq!(at(0), "1970-01-01T00:00:00Z");
+    assert_eq!(at(951_782_400), "2000-02-29T00:00:00Z");
+    assert_eq!(at(1_767_225_599), "2025-12-31T23:59:59Z");
+}

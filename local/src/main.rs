@@ -54,6 +54,11 @@ struct Args {
     /// skopeo send a whole layer in one request, which Lambda caps at 4 MiB.
     #[arg(long, env = "QUAYSIDE_MAX_CHUNK_BYTES")]
     max_chunk_bytes: Option<u64>,
+    /// How long an upload may stay unfinished, from its start (`24h`, `90m`, `2days`):
+    /// older ones are removed with their bytes at start and then hourly. Over the AWS
+    /// backend, set it as QUAYSIDE_UPLOAD_MAX_AGE: the table's TTL reads the variable.
+    #[arg(long, default_value = "24h", env = "QUAYSIDE_UPLOAD_MAX_AGE", value_parser = quayside::ports::parse_upload_max_age)]
+    upload_max_age: Duration,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -135,6 +140,7 @@ async fn serve(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         .max_chunk_bytes
         .unwrap_or(args.max_blob_bytes)
         .min(registry.limits.max_blob_bytes);
+    tokio::spawn(purge_uploads(registry.clone(), args.upload_max_age));
     let listener = tokio::net::TcpListener::bind(args.addr).await?;
     match &auth {
         None => tracing::warn!(
@@ -198,6 +204,26 @@ async fn start_notifier(
         .map_err(|e| format!("the stream reader cannot start: {e}"))?;
     tokio::spawn(positioned.run(sink, Duration::from_millis(500)));
     Ok(())
+}
+
+/// Removes uploads older than `max_age` with their bytes, and what crashes left in the blob
+/// store as old: now, then hourly (or as often as the age, if shorter). A failure is logged
+/// and the next round tries again.
+async fn purge_uploads(registry: quayside::registry::Registry, max_age: Duration) {
+    let mut rounds = tokio::time::interval(max_age.min(Duration::from_secs(3600)));
+    loop {
+        // The first tick is at once.
+        rounds.tick().await;
+        match registry.purge_uploads(max_age).await {
+            Ok(purged) if purged != Default::default() => tracing::info!(
+                uploads = purged.uploads,
+                stray = purged.stray,
+                "abandoned uploads purged"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "abandoned uploads not purged"),
+        }
+    }
 }
 
 /// The token settings of `--auth`: `QUAYSIDE_AUTH_*` from the environment, the realm on

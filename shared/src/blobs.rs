@@ -12,8 +12,13 @@
 //! One writer at a time: a request first claims the upload (a conditional update of its
 //! state, with a lease that runs out if the writer dies), so a request racing it gets `416`
 //! before its body is read; the writer records each part it stores (so a crash loses only
-//! what was not yet a part) and lets go at the end. A cancel wins over a writer, whose next
-//! step finds the upload gone.
+//! what was not yet a part) and lets go at the end. A cancel wins over a writer: it deletes
+//! the state first and then removes the bytes its last version names, so the writer's next
+//! step finds the upload gone (`404`), and it removes the pending bytes it wrote but could
+//! not record. Whatever raced, a store fault is a 5xx; a lost race never is.
+//!
+//! Abandoned uploads: [`Registry::purge_uploads`] removes those started more than an age
+//! ago, as a cancel does, then the store's bytes no state names that are as old.
 //!
 //! Integrity: the state names exactly the bytes it was computed over. Pending bytes get a
 //! new key at every write and parts a tag, both recorded in the state; the blob store checks

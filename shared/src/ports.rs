@@ -347,6 +347,14 @@ pub fn upload_max_age_from_env() -> Result<std::time::Duration, String> {
     }
 }
 
+/// The whole days S3's lifecycle rules must wait before removing an upload's bytes: the
+/// greatest age rounded up (so a rule never removes the bytes of an upload that may still
+/// finish), at least one.
+pub fn upload_max_age_days(age: std::time::Duration) -> i32 {
+    let days = age.as_secs().div_ceil(24 * 3600).max(1);
+    i32::try_from(days).unwrap_or(i32::MAX)
+}
+
 /// A stored part of an upload.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Part {
@@ -633,4 +641,48 @@ pub trait AccessStore: Send + Sync {
     /// Records `principal` as the creator and admin of `repo`, only if no one claimed it
     /// before (atomically); true when `principal` holds the claim afterwards.
     async fn claim_repository(&self, repo: &RepositoryName, principal: &str) -> StoreResult<bool>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn an_uploads_greatest_age_is_a_duration_of_a_minute_or_more() {
+        let hours = |h: u64| Duration::from_secs(h * 3600);
+        assert_eq!(parse_upload_max_age("24h"), Ok(hours(24)));
+        assert_eq!(parse_upload_max_age("1days"), Ok(hours(24)));
+        assert_eq!(parse_upload_max_age(" 90m "), Ok(Duration::from_secs(5400)));
+        for bad in ["", "30s", "0", "soon", "-1h"] {
+            assert!(parse_upload_max_age(bad).is_err(), "{bad:?}");
+        }
+        // S3's lifecycle rules wait whole days, never fewer than the age.
+        assert_eq!(upload_max_age_days(Duration::from_secs(5400)), 1);
+        assert_eq!(upload_max_age_days(hours(24)), 1);
+        assert_eq!(upload_max_age_days(hours(25)), 2);
+        assert_eq!(upload_max_age_days(hours(24 * 365)), 365);
+    }
+
+    #[test]
+    fn an_upload_started_before_a_cutoff_or_of_no_readable_age_is_stale() {
+        let upload = |started: &str| Upload {
+            id: "u".into(),
+            offset: 0,
+            hash_state: vec![],
+            pending: 0,
+            pending_key: None,
+            handle: None,
+            parts: vec![],
+            started: started.into(),
+            version: 0,
+            writer: None,
+            lease_until: 0,
+        };
+        let cutoff = humantime::parse_rfc3339("2026-01-02T00:00:00Z").unwrap();
+        assert!(started_before(&upload("2026-01-01T23:59:59Z"), cutoff));
+        assert!(!started_before(&upload("2026-01-02T00:00:00Z"), cutoff));
+        assert!(!started_before(&upload("2026-01-03T00:00:00Z"), cutoff));
+        assert!(started_before(&upload("not a time"), cutoff));
+    }
 }

@@ -166,8 +166,13 @@ async fn table(aws: &Aws, name: &str) -> StoreResult<Option<String>> {
     Ok(stream_arn)
 }
 
-/// The bucket: private, encrypted, stale multipart uploads aborted after a day.
+/// The bucket: private, encrypted, the bytes of abandoned uploads (multipart uploads and
+/// `uploads/` objects) removed once as old as `QUAYSIDE_UPLOAD_MAX_AGE` (in whole days,
+/// rounded up), as the template's `UploadMaxAgeDays` does.
 async fn bucket(aws: &Aws, name: &str) -> StoreResult<()> {
+    let days = crate::ports::upload_max_age_days(
+        crate::ports::upload_max_age_from_env().map_err(StoreError::backend)?,
+    );
     let client = aws.s3();
     let mut create = client.create_bucket().bucket(name);
     // us-east-1 is the one region that refuses a location constraint.
@@ -237,19 +242,19 @@ async fn bucket(aws: &Aws, name: &str) -> StoreResult<()> {
                         .filter(LifecycleRuleFilter::builder().prefix("").build())
                         .abort_incomplete_multipart_upload(
                             AbortIncompleteMultipartUpload::builder()
-                                .days_after_initiation(1)
+                                .days_after_initiation(days)
                                 .build(),
                         )
                         .build()
                         .map_err(build_error)?,
                 )
-                // Uploads left unfinished (their table items expire after a week too).
+                // Uploads left unfinished (their table items expire at the same age).
                 .rules(
                     LifecycleRule::builder()
                         .id("expire-abandoned-uploads")
                         .status(ExpirationStatus::Enabled)
                         .filter(LifecycleRuleFilter::builder().prefix("uploads/").build())
-                        .expiration(LifecycleExpiration::builder().days(7).build())
+                        .expiration(LifecycleExpiration::builder().days(days).build())
                         .build()
                         .map_err(build_error)?,
                 )

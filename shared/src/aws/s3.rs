@@ -9,6 +9,8 @@
 //! waiting to make a 5 MiB part at `uploads/<id>/pending-<key>`, a new key per write (so a
 //! request that loses a race for the upload cannot change what the winner recorded);
 //! completing it copies the assembled object to the blob's key, unless a blob is there.
+//! Abandoned uploads' objects and multipart uploads are the bucket's lifecycle rules' to
+//! remove (template.yaml), or registry-local's purge ([`BlobStore::purge_stray`]).
 //! A blob is never replaced: `PutObject` carries `If-None-Match: *`, and a digest's bytes
 //! are checked before they are sent. A [`Digest`] is validated lowercase hex of a known
 //! algorithm, and an upload id a UUID, so both are safe in a key.

@@ -25,6 +25,12 @@
 //! its file name, and pending bytes get a random key per write, so a writer that loses a
 //! race for an upload cannot change a file the winner recorded.
 //!
+//! An upload's folder is removed by renaming it out of the way first (to a dot-prefixed
+//! `.tmp` name in `<uploads>`), so a writer still holding the upload finds its folder gone
+//! instead of adding a file to a folder being removed. [`BlobStore::purge_stray`] removes
+//! upload folders and temporary files nothing has changed for the uploads' greatest age:
+//! what a crash left.
+//!
 //! A blob file is created only from bytes hashed on the way to it, and only if they hash to
 //! its digest; it is linked into place without replacing anything (`link`, which fails if
 //! the name exists), so a stored blob is never replaced.
