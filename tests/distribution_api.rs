@@ -1101,3 +1101,38 @@ async fn stale_uploads_are_purged_with_their_bytes_and_fresh_ones_kept() {
     assert!(!upload_bytes(&t, &fresh_id).await.is_empty());
     assert_holds_then_finish(&t, repo, &fresh, &fresh_id, &kept, "the fresh upload").await;
 }
+
+/// The empty blob (some clients push it as a layer or a config): by a session finished with
+/// no byte, and monolithically.
+#[tokio::test]
+async fn the_empty_blob_is_pushed_and_served() {
+    let t = TestRegistry::new().await;
+    let empty = Digest::sha256(b"");
+    let session = start(&t, "acme/app").await;
+    let location = session.header("location").unwrap().to_string();
+    let separator = if location.contains('?') { '&' } else { '?' };
+    let done = t
+        .request(
+            Method::PUT,
+            &format!("{location}{separator}digest={empty}"),
+            &[],
+            b"",
+        )
+        .await;
+    assert_eq!(done.status, 201, "{}", String::from_utf8_lossy(&done.body));
+    let (status, body) = t.download(&blob_path("acme/app", &empty), None).await;
+    assert_eq!((status, body.len()), (200, 0));
+    let head = t.head(&blob_path("acme/app", &empty)).await;
+    assert_eq!(head.header("content-length"), Some("0"));
+
+    let monolithic = t
+        .request(
+            Method::POST,
+            &format!("/v2/acme/other/blobs/uploads/?digest={empty}"),
+            &[],
+            b"",
+        )
+        .await;
+    assert_eq!(monolithic.status, 201);
+    assert_eq!(t.head(&blob_path("acme/other", &empty)).await.status, 200);
+}

@@ -302,13 +302,21 @@ impl Registry {
             }
         } else {
             match &upload.handle {
-                None => self.blobs.put(digest, rest).await?,
                 // Its parts gone means the upload was cancelled or purged meanwhile.
-                Some(handle) => self
+                Some(handle) if !upload.parts.is_empty() => self
                     .blobs
                     .complete_parts(&upload.id, handle, &upload.parts, digest)
                     .await
                     .map_err(|e| store_error(&upload, e))?,
+                // No part: the blob is what waits (all of it, or nothing: the empty blob).
+                _ => {
+                    self.blobs.put(digest, rest).await?;
+                    if let Some(handle) = &upload.handle
+                        && let Err(e) = self.blobs.abort_parts(&upload.id, Some(handle), None).await
+                    {
+                        tracing::warn!(error = %e, upload = upload.id, "empty parts not removed");
+                    }
+                }
             }
         }
         self.metadata.link_blob(repo, digest, upload.offset).await?;
