@@ -423,7 +423,7 @@ def main(argv: list[str]) -> int:
     state_dir = Path(args.state_dir).resolve() if args.state_dir else root / "target" / "deployment" / "state"
     (state_dir / "logs").mkdir(parents=True, exist_ok=True)
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
-    if not os.environ.get("AWS_ENDPOINT_URL"):
+    if not os.environ.get("AWS_ENDPOINT_URL") and not args.build_only:
         log("warning: AWS_ENDPOINT_URL is not set: the harness provisions in and talks to your real AWS account")
 
     overrides = {}
