@@ -229,6 +229,10 @@ class Sandbox:
         self.dead = False
         self.init_done = False
         self.init_failure: str | None = None
+        # The process may ask for its first event before popen (on another thread) returns
+        # its pid: the runtime API waits for it.
+        self.pid: int | None = None
+        self.spawned = threading.Event()
         handler = type("Handler", (_RuntimeHandler,), {"sandbox": self})
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.server.daemon_threads = True
@@ -253,11 +257,13 @@ class Sandbox:
             preexec_fn=PREEXEC,
         )
         self.pid = self.proc.pid
+        self.spawned.set()
         threading.Thread(target=self._watch, name=f"watch-{spec.logical_id}-{self.id}", daemon=True).start()
 
     # Called by the runtime API's handler threads.
 
     def next_invocation(self) -> Invocation | None:
+        self.spawned.wait()
         with self.cond:
             if not self.init_done:
                 self.init_done = True
