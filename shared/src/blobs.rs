@@ -396,6 +396,38 @@ impl Registry {
         Ok(purged)
     }
 
+    /// Lets go of every upload's claim, for a store that one process owns (registry-local's
+    /// embedded data folder, which redb locks), at its start: every claim then is a dead
+    /// writer's, and would otherwise answer the client's retry `416` until its lease ran
+    /// out. Never with stores that other processes write (the AWS backend): their claims
+    /// may be live. Returns how many were let go; a claim that changed meanwhile is left.
+    pub async fn release_dead_claims(&self) -> Result<u64> {
+        // Every upload: none starts a year from now.
+        let all = SystemTime::now()
+            .checked_add(Duration::from_secs(365 * 24 * 3600))
+            .unwrap_or(SystemTime::now());
+        let mut released = 0u64;
+        for (repo, upload) in self.metadata.uploads_started_before(all).await? {
+            if upload.writer.is_none() {
+                continue;
+            }
+            let mut free = upload.clone();
+            free.writer = None;
+            free.lease_until = 0;
+            free.version = upload.version.wrapping_add(1);
+            match self
+                .metadata
+                .update_upload(&repo, &free, upload.version)
+                .await
+            {
+                Ok(()) => released = released.saturating_add(1),
+                Err(StoreError::Conflict(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(released)
+    }
+
     async fn load_upload(&self, repo: &RepositoryName, id: &str) -> Result<Upload> {
         // An id is ours only if it is a UUID: anything else cannot name an upload.
         if uuid::Uuid::parse_str(id).is_err() {
@@ -516,6 +548,12 @@ impl Registry {
             max_blob: self.limits.max_blob_bytes,
         };
         let Some(buffer) = self.blobs.part_buffer() else {
+            // No bytes (docker's finishing PUT): the store is not touched, so that the
+            // retry of a finish that crashed after the parts became the blob (their
+            // folder gone) still finishes.
+            if body.declared == Some(0) {
+                return Ok(Bytes::new());
+            }
             let mut source = Hashing {
                 body,
                 hasher: restore_hasher(upload)?,
