@@ -2,9 +2,9 @@
 //! with `--backend aws`, over DynamoDB, S3, KMS and SNS at whatever endpoint the AWS SDK is
 //! given (moto's server on a laptop). `registry-local provision` creates those resources.
 //!
-//! May call: `registry_local::router`, `quayside::backend` and, for the AWS backend, the
-//! provisioning code and the stream reader of `quayside::aws`. Nothing of the ports' item
-//! shapes.
+//! May call: `registry_local::serve_with`, `quayside::backend`, the registry's upload
+//! housekeeping (purge, dead claims) and, for the AWS backend, the provisioning code and the
+//! stream reader of `quayside::aws`. Nothing of the ports' item shapes.
 
 use clap::{Parser, Subcommand, ValueEnum};
 use quayside::aws::sns::{SnsEvents, find_topic};
@@ -59,6 +59,40 @@ struct Args {
     /// backend, set it as QUAYSIDE_UPLOAD_MAX_AGE: the table's TTL reads the variable.
     #[arg(long, default_value = "24h", env = "QUAYSIDE_UPLOAD_MAX_AGE", value_parser = quayside::ports::parse_upload_max_age)]
     upload_max_age: Duration,
+    /// A request's headers must arrive within this (`30s`, `2m`): a client that trickles
+    /// them (slow-loris), or a keep-alive connection idle this long, is closed.
+    #[arg(long, default_value = "30s", env = "QUAYSIDE_HEADER_TIMEOUT", value_parser = parse_timeout)]
+    header_timeout: Duration,
+    /// A request body that sends no byte for this long is dropped (`60s`); an upload keeps
+    /// what it stored, and the client may resume.
+    #[arg(long, default_value = "60s", env = "QUAYSIDE_BODY_IDLE_TIMEOUT", value_parser = parse_timeout)]
+    body_idle_timeout: Duration,
+    /// Open connections at most; more wait in the listen backlog until one closes.
+    #[arg(long, default_value_t = registry_local::ServeOptions::default().max_connections, env = "QUAYSIDE_MAX_CONNECTIONS", value_parser = parse_at_least_one)]
+    max_connections: usize,
+    /// Requests sending blob bytes at once at most; more get 429 TOOMANYREQUESTS with
+    /// Retry-After before their body is read.
+    #[arg(long, default_value_t = registry_local::ServeOptions::default().max_uploads, env = "QUAYSIDE_MAX_UPLOADS", value_parser = parse_at_least_one)]
+    max_uploads: usize,
+}
+
+/// How long requests in flight at a shutdown (Ctrl-C, SIGTERM) may take to finish: docker
+/// and systemd wait ten seconds before they kill.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+fn parse_at_least_one(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("{text:?}: a whole number of at least 1")),
+    }
+}
+
+fn parse_timeout(text: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(text.trim()) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        Ok(_) => Err("a timeout must be more than zero".into()),
+        Err(e) => Err(format!("{text:?}: {e} (e.g. 30s, 2m)")),
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -140,6 +174,14 @@ async fn serve(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         .max_chunk_bytes
         .unwrap_or(args.max_blob_bytes)
         .min(registry.limits.max_blob_bytes);
+    if args.backend == Backend::Embedded {
+        // This process owns the folder (redb locks it): a claim still held is a crashed
+        // run's, and would answer the client's retry 416 until its lease ran out.
+        let released = registry.release_dead_claims().await?;
+        if released > 0 {
+            tracing::info!(uploads = released, "claims of a previous run let go");
+        }
+    }
     tokio::spawn(purge_uploads(registry.clone(), args.upload_max_age));
     let listener = tokio::net::TcpListener::bind(args.addr).await?;
     match &auth {
@@ -159,12 +201,32 @@ async fn serve(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             "registry-local requires tokens; users, robots and grants: registry-admin"
         ),
     }
-    axum::serve(listener, registry_local::router(registry))
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
+    let options = registry_local::ServeOptions {
+        header_timeout: args.header_timeout,
+        body_idle_timeout: args.body_idle_timeout,
+        max_connections: args.max_connections,
+        max_uploads: args.max_uploads,
+    };
+    registry_local::serve_with(listener, registry, options, stop_signal(), SHUTDOWN_GRACE).await?;
     Ok(())
+}
+
+/// Ctrl-C or SIGTERM (docker stop, systemd, a test harness).
+async fn stop_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            // Without a handler, SIGTERM keeps its default: the process ends at once.
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+    tracing::info!("stopping: no new connections; requests in flight may finish");
 }
 
 /// Reads the table's stream in the background and hands it to the notify-push handler,
