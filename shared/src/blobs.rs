@@ -626,19 +626,7 @@ impl Registry {
         if last {
             if upload.handle.is_some() && !waiting.is_empty() {
                 // The last part may be smaller than S3's 5 MiB.
-                let number = next_part_number(upload)?;
-                let size = waiting.len() as u64;
-                let tag = self
-                    .blobs
-                    .put_part(
-                        &upload.id,
-                        upload.handle.as_deref().unwrap_or_default(),
-                        number,
-                        waiting,
-                    )
-                    .await
-                    .map_err(|e| store_error(upload, e))?;
-                upload.parts.push(Part { number, tag, size });
+                self.put_next_part(upload, waiting).await?;
                 upload.pending = 0;
                 return Ok(Bytes::new());
             }
@@ -668,19 +656,7 @@ impl Registry {
         if upload.handle.is_none() {
             self.begin_parts(repo, upload).await?;
         }
-        let number = next_part_number(upload)?;
-        let size = part.len() as u64;
-        let tag = self
-            .blobs
-            .put_part(
-                &upload.id,
-                upload.handle.as_deref().unwrap_or_default(),
-                number,
-                part,
-            )
-            .await
-            .map_err(|e| store_error(upload, e))?;
-        upload.parts.push(Part { number, tag, size });
+        self.put_next_part(upload, part).await?;
         upload.offset = checked_add(upload.offset, received)?;
         upload.hash_state = hasher.clone().serialize().to_vec();
         let superseded = upload.pending_key.take();
@@ -689,6 +665,20 @@ impl Registry {
         if let Some(old) = superseded.filter(|_| pending_before > 0) {
             self.remove_pending(&upload.id, &old).await;
         }
+        Ok(())
+    }
+
+    /// Stores `bytes` as the upload's next part (its parts begun) and adds it to the state.
+    async fn put_next_part(&self, upload: &mut Upload, bytes: Bytes) -> Result<()> {
+        let number = next_part_number(upload)?;
+        let size = bytes.len() as u64;
+        let handle = upload.handle.as_deref().unwrap_or_default();
+        let tag = self
+            .blobs
+            .put_part(&upload.id, handle, number, bytes)
+            .await
+            .map_err(|e| store_error(upload, e))?;
+        upload.parts.push(Part { number, tag, size });
         Ok(())
     }
 
