@@ -367,7 +367,7 @@ async fn a_failed_condition_writes_nothing() {
             &repo,
             &Push {
                 manifest: pushed.clone(),
-                tag: Some(tag.clone()),
+                tags: vec![tag.clone()],
                 tag_v1_image: Some("leaf".into()),
                 images: vec![v1_image("leaf", "first")],
                 referrer: None,
@@ -414,7 +414,7 @@ async fn a_failed_condition_writes_nothing() {
             &repo,
             &Push {
                 manifest: second.clone(),
-                tag: Some(tag.clone()),
+                tags: vec![tag.clone()],
                 tag_v1_image: Some("leaf".into()),
                 images: vec![v1_image("leaf", "rewritten")],
                 referrer: None,
@@ -458,7 +458,7 @@ async fn a_push_of_more_than_100_items_writes_its_images_first() {
             &repo,
             &Push {
                 manifest: m.clone(),
-                tag: Some(Tag::parse("deep").unwrap()),
+                tags: vec![Tag::parse("deep").unwrap()],
                 tag_v1_image: Some("img119".into()),
                 images,
                 referrer: None,
@@ -934,4 +934,50 @@ fn rfc3339_of_known_times() {
     assert_eq!(at(0), "1970-01-01T00:00:00Z");
     assert_eq!(at(951_782_400), "2000-02-29T00:00:00Z");
     assert_eq!(at(1_767_225_599), "2025-12-31T23:59:59Z");
+
+#[tokio::test]
+async fn many_tags_of_a_large_manifest_fit_one_transaction() {
+    // Each tag item carries its manifest's bytes; twelve tags of a manifest just under the
+    // inline limit would not fit one transaction, so the tag items point at its S3 copy.
+    let t = aws_registry().await;
+    let store = &t.registry.metadata;
+    let repo = RepositoryName::parse("library/wide").unwrap();
+    let mut body = b"{\"schemaVersion\":2,\"annotations\":{\"x\":\"".to_vec();
+    body.resize(INLINE_LIMIT - 100, b'a');
+    body.extend_from_slice(b"\"}}");
+    let manifest = StoredManifest {
+        digest: Digest::sha256(&body),
+        media_type: OCI_INDEX.into(),
+        body: body.clone().into(),
+    };
+    let tags: Vec<Tag> = (0..12)
+        .map(|i| Tag::parse(&format!("t{i}")).unwrap())
+        .collect();
+    store
+        .commit_push(
+            &repo,
+            &Push {
+                manifest: manifest.clone(),
+                tags: tags.clone(),
+                tag_v1_image: None,
+                images: vec![],
+                referrer: None,
+                event: event("repo_push"),
+            },
+        )
+        .await
+        .unwrap();
+    for tag in &tags {
+        let target = store.tag(&repo, tag).await.unwrap().expect("tagged");
+        assert_eq!(target.manifest.expect("a manifest").body, body, "{tag}");
+    }
+    assert_eq!(
+        store
+            .manifest(&repo, &manifest.digest)
+            .await
+            .unwrap()
+            .unwrap()
+            .body,
+        body
+    );
 }

@@ -1139,3 +1139,182 @@ async fn schema1_v1_ids_must_be_64_lowercase_hex() {
         .await;
     assert_eq!(put.status, 201, "{}", String::from_utf8_lossy(&put.body));
 }
+
+#[tokio::test]
+async fn tag_parameters_tag_a_push_by_digest_in_the_same_write() {
+    // The OCI dev spec: PUT by digest with ?tag=…, each tag applied and answered in OCI-Tag.
+    let t = TestRegistry::new().await;
+    t.seed_tiny_blobs("library/tiny").await;
+    let body = manifest_fixture("oci-image-manifest.json");
+    let put = t
+        .put_manifest(
+            &format!(
+                "/v2/library/tiny/manifests/{OCI_DIGEST}?tag=1.2.3&tag=1.2&tag=latest&tag=1.2"
+            ),
+            OCI_MANIFEST,
+            &body,
+        )
+        .await;
+    assert_eq!(put.status, 201, "{}", String::from_utf8_lossy(&put.body));
+    assert_eq!(put.header("docker-content-digest"), Some(OCI_DIGEST));
+    let answered: Vec<&str> = put
+        .headers
+        .get_all("oci-tag")
+        .iter()
+        .flat_map(|v| v.to_str().unwrap().split(','))
+        .map(str::trim)
+        .collect();
+    assert_eq!(answered, ["1.2.3", "1.2", "latest"]);
+    for tag in ["1.2.3", "1.2", "latest"] {
+        let got = t
+            .get(
+                &format!("/v2/library/tiny/manifests/{tag}"),
+                &[OCI_MANIFEST],
+            )
+            .await;
+        assert_eq!(got.status, 200, "{tag}");
+        assert_eq!(got.body, body);
+    }
+    let list = t.get("/v2/library/tiny/tags/list", &[]).await;
+    assert_eq!(list.json()["tags"], json!(["1.2", "1.2.3", "latest"]));
+    // One push, one event, naming every tag.
+    let events = t.published();
+    assert_eq!(events.len(), 1);
+    let mut updated = events[0].updated_tags.clone();
+    updated.sort();
+    assert_eq!(updated, ["1.2", "1.2.3", "latest"]);
+    // Without parameters a push by digest still tags nothing and answers no OCI-Tag.
+    let again = t
+        .put_manifest(
+            &format!("/v2/library/tiny/manifests/{OCI_DIGEST}"),
+            OCI_MANIFEST,
+            &body,
+        )
+        .await;
+    assert_eq!(again.status, 201);
+    assert!(again.header("oci-tag").is_none());
+}
+
+#[tokio::test]
+async fn a_refused_push_with_tag_parameters_tags_nothing() {
+    let t = TestRegistry::new().await;
+    t.seed_tiny_blobs("library/tiny").await;
+    let body = manifest_fixture("oci-image-manifest.json");
+    let path = |query: &str| format!("/v2/library/tiny/manifests/{OCI_DIGEST}?{query}");
+    // An invalid tag among valid ones: TAG_INVALID, nothing stored.
+    let put = t
+        .put_manifest(&path("tag=good&tag=b%2Fad"), OCI_MANIFEST, &body)
+        .await;
+    assert_eq!(
+        (put.status, put.error_code().as_str()),
+        (400, "TAG_INVALID")
+    );
+    // Too many tags: 414, as the spec allows.
+    let many: Vec<String> = (0..33).map(|i| format!("tag=t{i}")).collect();
+    let put = t
+        .put_manifest(&path(&many.join("&")), OCI_MANIFEST, &body)
+        .await;
+    assert_eq!(
+        (put.status, put.error_code().as_str()),
+        (414, "TAG_INVALID")
+    );
+    // A digest that does not match: nothing tagged either.
+    let wrong = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
+    let put = t
+        .put_manifest(
+            &format!("/v2/library/tiny/manifests/{wrong}?tag=good"),
+            OCI_MANIFEST,
+            &body,
+        )
+        .await;
+    assert_eq!(put.error_code(), "DIGEST_INVALID");
+    // Blobs missing in another repository: nothing tagged.
+    let put = t
+        .put_manifest(
+            &format!("/v2/library/other/manifests/{OCI_DIGEST}?tag=good"),
+            OCI_MANIFEST,
+            &body,
+        )
+        .await;
+    assert_eq!(put.error_code(), "MANIFEST_BLOB_UNKNOWN");
+    for repo in ["library/tiny", "library/other"] {
+        assert_eq!(
+            t.get(&format!("/v2/{repo}/manifests/good"), &[])
+                .await
+                .status,
+            404
+        );
+    }
+    assert!(t.published().is_empty());
+    // Thirty-two is within the limit.
+    let many: Vec<String> = (0..32).map(|i| format!("tag=t{i}")).collect();
+    let put = t
+        .put_manifest(&path(&many.join("&")), OCI_MANIFEST, &body)
+        .await;
+    assert_eq!(put.status, 201);
+    assert_eq!(put.headers.get_all("oci-tag").iter().count(), 32);
+}
+
+#[tokio::test]
+async fn a_sha512_push_by_digest_with_tag_parameters_keeps_its_digest_by_tag() {
+    // What the dev conformance suite does for sha512 content: push by digest, tags as
+    // parameters. The tags answer the sha512 digest; a push by tag is named in sha256.
+    let t = TestRegistry::new().await;
+    t.seed_tiny_blobs("library/tiny").await;
+    let body = manifest_fixture("oci-image-manifest.json");
+    let digest = quayside::digest::Algorithm::Sha512
+        .digest(&body)
+        .to_string();
+    let put = t
+        .put_manifest(
+            &format!("/v2/library/tiny/manifests/{digest}?tag=wide"),
+            OCI_MANIFEST,
+            &body,
+        )
+        .await;
+    assert_eq!(put.status, 201, "{}", String::from_utf8_lossy(&put.body));
+    assert_eq!(put.header("docker-content-digest"), Some(digest.as_str()));
+    assert_eq!(put.header("oci-tag"), Some("wide"));
+    let got = t.get("/v2/library/tiny/manifests/wide", &[]).await;
+    assert_eq!(got.header("docker-content-digest"), Some(digest.as_str()));
+    let by_tag = t
+        .put_manifest("/v2/library/tiny/manifests/plain", OCI_MANIFEST, &body)
+        .await;
+    assert_eq!(by_tag.header("docker-content-digest"), Some(OCI_DIGEST));
+}
+
+#[tokio::test]
+async fn schema1_tag_parameters_must_match_the_signed_tag() {
+    let t = TestRegistry::new().await;
+    let put = push_es256(&t).await;
+    assert_eq!(put.status, 201, "{}", String::from_utf8_lossy(&put.body));
+    let digest = put.header("docker-content-digest").unwrap().to_string();
+    let body = fixture("manifests/docker-schema1-es256-skopeo.json");
+    let repo_path = put
+        .header("location")
+        .unwrap()
+        .split("/manifests/")
+        .next()
+        .unwrap()
+        .to_string();
+    let other = t
+        .put_manifest(
+            &format!("{repo_path}/manifests/{digest}?tag=other"),
+            SCHEMA1,
+            &body,
+        )
+        .await;
+    assert_eq!(
+        (other.status, other.error_code().as_str()),
+        (400, "TAG_INVALID")
+    );
+    let same = t
+        .put_manifest(
+            &format!("{repo_path}/manifests/{digest}?tag=tiny"),
+            SCHEMA1,
+            &body,
+        )
+        .await;
+    assert_eq!(same.status, 201, "{}", String::from_utf8_lossy(&same.body));
+    assert_eq!(same.header("oci-tag"), Some("tiny"));
+}

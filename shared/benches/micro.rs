@@ -168,6 +168,7 @@ fn seeded(rt: &tokio::runtime::Runtime) -> Seeded {
             .put_manifest(
                 &repo,
                 &Reference::parse("latest").expect("tag"),
+                &[],
                 Some("application/vnd.oci.image.manifest.v1+json"),
                 body,
             )

@@ -91,13 +91,15 @@ pub struct Found {
     pub images: HashMap<String, V1Image>,
 }
 
-/// One push, written atomically: the manifest, the tag (if pushed by tag), the v1 images it
-/// synthesizes and its referrer entry. The repository is created if it does not exist.
+/// One push, written atomically: the manifest, its tags, the v1 images it synthesizes and
+/// its referrer entry. The repository is created if it does not exist.
 #[derive(Clone, Debug)]
 pub struct Push {
     pub manifest: StoredManifest,
-    pub tag: Option<Tag>,
-    /// For a schema1 push by tag: the leaf image id (`fsLayers[0]`) the tag points at.
+    /// The tags the push points at the manifest: the reference's, when pushed by tag, and
+    /// those of `tag` parameters (OCI dev spec); none for a plain push by digest. Distinct.
+    pub tags: Vec<Tag>,
+    /// For a schema1 push with tags: the leaf image id (`fsLayers[0]`) they point at.
     pub tag_v1_image: Option<String>,
     /// New images only (existing ones are left as they are); parents come before children.
     pub images: Vec<V1Image>,

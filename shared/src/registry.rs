@@ -90,7 +90,13 @@ pub struct PushedManifest {
     pub digest: Digest,
     /// The manifest's `subject`, answered as `OCI-Subject` (OCI 1.1).
     pub subject: Option<Digest>,
+    /// The tags of `tag` parameters the push applied, answered as `OCI-Tag`.
+    pub tag_parameters: Vec<Tag>,
 }
+
+/// The most tags one push may apply (the reference's and its `tag` parameters): the spec
+/// asks a registry to take at least 10; a DynamoDB transaction holds 100 items.
+pub const MAX_TAGS_PER_PUSH: usize = 32;
 
 impl From<StoreError> for RegistryError {
     fn from(e: StoreError) -> Self {
@@ -131,11 +137,17 @@ impl Registry {
     }
 
     /// PUT of a manifest by tag or digest: checked against the reference and the repository,
-    /// stored atomically with its tag and v1 images, announced as `repo_push`.
+    /// stored atomically with its tags and v1 images, announced as `repo_push`. The tags are
+    /// the reference's (by tag) and `tag_parameters` (the OCI dev spec's `?tag=`, mostly with
+    /// a push by digest), all in the push's one write. The digest is named in the
+    /// reference's algorithm when pushed by digest, else in sha256: a push by tag has no
+    /// other algorithm to go by (a client wanting sha512 pushes by digest, tags as
+    /// parameters: what the spec's conformance suite does).
     pub async fn put_manifest(
         &self,
         repo: &RepositoryName,
         reference: &Reference,
+        tag_parameters: &[Tag],
         content_type: Option<&str>,
         body: Bytes,
     ) -> Result<PushedManifest> {
@@ -173,11 +185,38 @@ impl Registry {
             }
         };
 
+        // The reference's tag first, then each parameter once.
+        let mut tags: Vec<Tag> = tag.iter().cloned().collect();
+        for t in tag_parameters {
+            if !tags.contains(t) {
+                tags.push(t.clone());
+            }
+        }
+        if tags.len() > MAX_TAGS_PER_PUSH {
+            return Err(RegistryError::new(
+                ErrorCode::TagInvalid,
+                format!("a push applies at most {MAX_TAGS_PER_PUSH} tags"),
+            )
+            .with_status(414));
+        }
+        if let Content::Schema1(signed) = &manifest.content
+            && let Some(other) = tags.iter().find(|t| t.as_str() != signed.tag())
+        {
+            // A schema1 manifest names its tag inside its signed payload.
+            return Err(RegistryError::new(
+                ErrorCode::TagInvalid,
+                format!(
+                    "manifest tag {:?} does not match the tag {other:?}",
+                    signed.tag()
+                ),
+            ));
+        }
+
         let (images, tag_v1_image) = match &manifest.content {
             Content::Schema1(signed) => {
                 let images = self.check_schema1(repo, &manifest, signed).await?;
                 let leaf = signed.layers().first().map(|l| l.v1.id.clone());
-                (images, tag.as_ref().and(leaf))
+                (images, leaf.filter(|_| !tags.is_empty()))
             }
             _ => {
                 self.check_references(repo, &manifest).await?;
@@ -185,7 +224,7 @@ impl Registry {
             }
         };
 
-        let updated_tags: Vec<String> = tag.iter().map(|t| t.to_string()).collect();
+        let updated_tags: Vec<String> = tags.iter().map(|t| t.to_string()).collect();
         let event = event(
             "repo_push",
             repo,
@@ -209,7 +248,7 @@ impl Registry {
                 annotations: s.annotations.clone(),
             }),
             manifest: stored,
-            tag: tag.clone(),
+            tags,
             tag_v1_image,
             images,
             event,
@@ -224,9 +263,16 @@ impl Registry {
             media_type = manifest.media_type(),
         );
         self.announce(&push.event).await;
+        let mut applied = Vec::new();
+        for t in tag_parameters {
+            if !applied.contains(t) {
+                applied.push(t.clone());
+            }
+        }
         Ok(PushedManifest {
             digest: manifest.digest,
             subject: subject.map(|s| s.digest),
+            tag_parameters: applied,
         })
     }
 

@@ -919,12 +919,30 @@ impl MetadataStore for DynamoMetadata {
         let (event_item, id) = Self::event_item(repo, &push.event)?;
         let mut images: Vec<&V1Image> = push.images.iter().collect();
 
-        let fixed = 3 + usize::from(push.tag.is_some()) + usize::from(push.referrer.is_some());
-        let inline = if is_spilled(&push.manifest) {
+        let fixed = 3 + push.tags.len() + usize::from(push.referrer.is_some());
+        if fixed > MAX_TRANSACTION_ITEMS {
+            // The registry caps a push's tags far below this.
+            return Err(StoreError::backend(format!(
+                "a push of {} with {} tags does not fit one transaction",
+                push.manifest.digest,
+                push.tags.len()
+            )));
+        }
+        // The manifest item and each tag item carry the manifest's bytes (unless spilled):
+        // when many tags of a large manifest would not fit the transaction, the tag items
+        // point at its S3 copy instead, as a spilled manifest's do.
+        let mut inline = if is_spilled(&push.manifest) {
             0
         } else {
-            2 * push.manifest.body.len()
+            (1 + push.tags.len()).saturating_mul(push.manifest.body.len())
         };
+        let spill_tags = inline > TRANSACTION_BYTES;
+        if spill_tags {
+            self.spill
+                .put(&push.manifest.digest, push.manifest.body.clone())
+                .await?;
+            inline = push.manifest.body.len();
+        }
         let image_bytes: usize = images.iter().map(|i| approximate_size(i)).sum();
         if fixed + images.len() > MAX_TRANSACTION_ITEMS || inline + image_bytes > TRANSACTION_BYTES
         {
@@ -942,12 +960,17 @@ impl MetadataStore for DynamoMetadata {
                     repo,
                     &push.manifest,
                     push.referrer.as_ref().map(|r| &r.subject),
-                    push.tag.is_some(),
+                    !push.tags.is_empty(),
                 )?,
                 self.put(event_item.clone(), Some("attribute_not_exists(#pk)"))?,
             ];
-            if let Some(tag) = &push.tag {
-                let item = Self::tag_item(repo, tag, &push.manifest, push.tag_v1_image.as_deref());
+            for tag in &push.tags {
+                let mut item =
+                    Self::tag_item(repo, tag, &push.manifest, push.tag_v1_image.as_deref());
+                if spill_tags {
+                    item.remove("body");
+                    item.insert("spilled".into(), AttributeValue::Bool(true));
+                }
                 items.push(self.put(item, None)?);
             }
             if let Some(referrer) = &push.referrer {

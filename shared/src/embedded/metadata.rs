@@ -335,8 +335,8 @@ impl MetadataStore for RedbMetadata {
                     )
                     .or_backend()?;
 
-                if let Some(tag) = &push.tag {
-                    let mut tags = txn.open_table(TAGS).or_backend()?;
+                let mut tags = txn.open_table(TAGS).or_backend()?;
+                for tag in &push.tags {
                     tags.insert(
                         key(&repo, tag.as_str()).as_str(),
                         (Some(digest.as_str()), push.tag_v1_image.as_deref()),
@@ -825,7 +825,7 @@ mod tests {
     fn push(m: &StoredManifest, t: Option<&str>) -> Push {
         Push {
             manifest: m.clone(),
-            tag: t.map(tag),
+            tags: t.map(tag).into_iter().collect(),
             tag_v1_image: None,
             images: vec![],
             referrer: None,

@@ -4,12 +4,12 @@
 //! May call: `registry`, domain types, `http` helpers. Nothing of storage.
 
 use super::{
-    DOCKER_CONTENT_DIGEST, OCI_SUBJECT, body_bytes, body_of, path_parameter, repository, respond,
-    response,
+    DOCKER_CONTENT_DIGEST, OCI_SUBJECT, OCI_TAG, body_bytes, body_of, path_parameter, repository,
+    respond, response,
 };
 use crate::error::{ErrorCode, RegistryError};
 use crate::manifest::accept::Accept;
-use crate::names::{Reference, RepositoryName};
+use crate::names::{Reference, RepositoryName, Tag};
 use crate::registry::Registry;
 use http::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
 use http::{Method, StatusCode};
@@ -58,11 +58,24 @@ pub async fn fetch_manifest(registry: &Registry, req: Request) -> Response<Body>
 }
 
 /// PUT: `201 Created` with `Location` and `Docker-Content-Digest` (and `OCI-Subject` when
-/// the manifest has a subject).
+/// the manifest has a subject). `?tag=` parameters (the OCI dev spec) tag the manifest too,
+/// in the same write, each answered in an `OCI-Tag` header; an invalid one is
+/// `TAG_INVALID` and nothing is stored.
 pub async fn write_manifest(registry: &Registry, req: Request) -> Response<Body> {
     let method = req.method().clone();
     let result = async {
         let (repo, reference) = manifest_route(&req)?;
+        let tag_parameters = req
+            .uri()
+            .query()
+            .map(|q| {
+                form_urlencoded::parse(q.as_bytes())
+                    .filter(|(k, _)| k == "tag")
+                    .map(|(_, v)| Tag::parse(&v))
+                    .collect::<Result<Vec<Tag>, RegistryError>>()
+            })
+            .transpose()?
+            .unwrap_or_default();
         let content_type = req
             .headers()
             .get(CONTENT_TYPE)
@@ -70,7 +83,13 @@ pub async fn write_manifest(registry: &Registry, req: Request) -> Response<Body>
             .map(str::to_string);
         let body = body_bytes(req.into_body());
         let pushed = registry
-            .put_manifest(&repo, &reference, content_type.as_deref(), body)
+            .put_manifest(
+                &repo,
+                &reference,
+                &tag_parameters,
+                content_type.as_deref(),
+                body,
+            )
             .await?;
         let mut builder = response(StatusCode::CREATED)
             .header(LOCATION, format!("/v2/{repo}/manifests/{}", pushed.digest))
@@ -78,6 +97,10 @@ pub async fn write_manifest(registry: &Registry, req: Request) -> Response<Body>
             .header(CONTENT_LENGTH, 0);
         if let Some(subject) = &pushed.subject {
             builder = builder.header(OCI_SUBJECT, subject.to_string());
+        }
+        // One header per tag: a tag cannot hold a comma, but one value each is plainest.
+        for tag in &pushed.tag_parameters {
+            builder = builder.header(OCI_TAG, tag.as_str());
         }
         builder.body(Body::Empty).map_err(RegistryError::internal)
     }

@@ -27,6 +27,7 @@ use crate::auth::scope::Action;
 pub const DOCKER_CONTENT_DIGEST: HeaderName = HeaderName::from_static("docker-content-digest");
 pub const API_VERSION: HeaderName = HeaderName::from_static("docker-distribution-api-version");
 pub const OCI_SUBJECT: HeaderName = HeaderName::from_static("oci-subject");
+pub const OCI_TAG: HeaderName = HeaderName::from_static("oci-tag");
 
 /// A response with the headers every registry answer carries.
 pub(crate) fn response(status: StatusCode) -> http::response::Builder {
