@@ -934,6 +934,7 @@ fn rfc3339_of_known_times() {
     assert_eq!(at(0), "1970-01-01T00:00:00Z");
     assert_eq!(at(951_782_400), "2000-02-29T00:00:00Z");
     assert_eq!(at(1_767_225_599), "2025-12-31T23:59:59Z");
+}
 
 #[tokio::test]
 async fn many_tags_of_a_large_manifest_fit_one_transaction() {
