@@ -32,6 +32,8 @@ use std::sync::{Arc, Mutex};
 pub mod aws_support;
 #[path = "deployment_support.rs"]
 pub mod deployment_support;
+#[path = "faults.rs"]
+pub mod faults;
 
 /// The project's copy of the fixtures made by skopeo and distribution.
 pub fn fixtures() -> PathBuf {
@@ -111,6 +113,10 @@ impl BlobStore for CountingBlobs {
         self.wrote(bytes.len());
         self.inner.put_part(id, handle, number, bytes).await
     }
+    fn checks_joined_parts(&self) -> bool {
+        self.inner.checks_joined_parts()
+    }
+
     fn part_buffer(&self) -> Option<usize> {
         self.inner.part_buffer()
     }
@@ -196,6 +202,14 @@ impl Answer {
     /// The code of a registry error body.
     pub fn error_code(&self) -> String {
         self.json()["errors"][0]["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    /// The message of a registry error body.
+    pub fn error_message(&self) -> String {
+        self.json()["errors"][0]["message"]
             .as_str()
             .unwrap_or_default()
             .to_string()

@@ -170,6 +170,9 @@ async fn serve(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         Backend::Embedded => args.max_blob_bytes,
         Backend::Aws => args.max_blob_bytes.min(registry.limits.max_blob_bytes),
     };
+    // A request streams a whole chunk into the folder before it records it: its claim must
+    // outlast a long, slow one (Lambda's limits assume a function's 29 s).
+    registry.limits.upload_lease = std::time::Duration::from_secs(15 * 60);
     registry.limits.max_chunk_bytes = args
         .max_chunk_bytes
         .unwrap_or(args.max_blob_bytes)

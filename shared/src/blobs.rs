@@ -27,7 +27,7 @@
 //!
 //! May call: the domain modules and the `ports` traits. Must not know HTTP or any backend.
 
-use crate::digest::{Algorithm, Digest};
+use crate::digest::{Algorithm, Digest, Hasher};
 use crate::error::{ErrorCode, RegistryError, Result};
 use crate::manifest::schema1_builder::{EMPTY_LAYER_BLOB, EMPTY_LAYER_DIGEST};
 use crate::names::RepositoryName;
@@ -35,9 +35,6 @@ use crate::ports::{BlobBody, Part, PartSource, StoreError, Upload};
 use crate::registry::Registry;
 use bytes::{Bytes, BytesMut};
 use serde_json::json;
-use sha2::Sha256;
-use sha2::digest::Digest as _;
-use sha2::digest::common::hazmat::{SerializableState, SerializedState};
 use std::pin::Pin;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::io::{AsyncRead, AsyncReadExt};
@@ -169,7 +166,7 @@ impl Registry {
             self.metadata.link_blob(repo, digest, size).await?;
             return Ok(());
         }
-        let session = self.start_upload(repo).await?;
+        let session = self.start_upload(repo, digest.algorithm()).await?;
         let finished = self
             .finish_upload(repo, &session.id, digest, None, body)
             .await;
@@ -182,12 +179,18 @@ impl Registry {
         finished
     }
 
-    /// Opens an upload session.
-    pub async fn start_upload(&self, repo: &RepositoryName) -> Result<UploadStatus> {
+    /// Opens an upload session whose bytes are hashed with `algorithm` as they arrive (the
+    /// spec's `digest-algorithm`; a finish with a digest of another algorithm is checked
+    /// where the blob store can check it, see [`Registry::finish_upload`]).
+    pub async fn start_upload(
+        &self,
+        repo: &RepositoryName,
+        algorithm: Algorithm,
+    ) -> Result<UploadStatus> {
         let upload = Upload {
             id: uuid::Uuid::new_v4().to_string(),
             offset: 0,
-            hash_state: Sha256::new().serialize().to_vec(),
+            hash_state: Hasher::new(algorithm).save(),
             pending: 0,
             pending_key: None,
             handle: None,
@@ -252,6 +255,13 @@ impl Registry {
     /// that of every byte received, then the blob is stored and linked, and the upload gone.
     /// Asked again once the blob is stored (a retry after a lost answer or a crash), it
     /// answers the same.
+    ///
+    /// The bytes were hashed with the upload's algorithm as they came. A digest of another
+    /// algorithm (a client that pushes sha512 without `digest-algorithm=`, as the spec's
+    /// conformance suite does) is checked over the bytes themselves where they are at hand:
+    /// when the blob is all in this request's buffer, or by a blob store that hashes the
+    /// parts as it joins them (a folder). Otherwise (S3's parts, which cannot be read
+    /// before they are joined) it is refused with a hint, and the upload stays.
     pub async fn finish_upload(
         &self,
         repo: &RepositoryName,
@@ -260,12 +270,6 @@ impl Registry {
         start: Option<u64>,
         mut body: UploadBody,
     ) -> Result<()> {
-        if digest.algorithm() != Algorithm::Sha256 {
-            return Err(RegistryError::new(
-                ErrorCode::DigestInvalid,
-                format!("uploads are checked with sha256; {digest} cannot be verified"),
-            ));
-        }
         if body.declared == Some(0)
             && self.metadata.blob_link(repo, digest).await?.is_some()
             && self.load_upload(repo, id).await.is_err()
@@ -283,9 +287,29 @@ impl Registry {
             Ok(rest) => rest,
             Err(e) => return Err(self.after_failed_write(repo, upload, e).await),
         };
-        let hasher = restore_hasher(&upload)?;
-        let actual = Digest::from_hash(Algorithm::Sha256, hasher.finalize().as_slice());
-        if actual != *digest {
+        let hashed = restore_hasher(&upload)?;
+        let actual = if hashed.algorithm() == digest.algorithm() {
+            Some(hashed.finish())
+        } else if upload.parts.is_empty() {
+            // The whole blob is `rest`: hash it with the digest's algorithm.
+            Some(digest.algorithm().digest(&rest))
+        } else if self.blobs.checks_joined_parts() {
+            None
+        } else {
+            let error = RegistryError::new(
+                ErrorCode::DigestInvalid,
+                format!(
+                    "this upload's bytes were hashed with {}, so {digest} cannot be checked: \
+                     start the upload with ?digest-algorithm={}",
+                    hashed.algorithm().name(),
+                    digest.algorithm().name()
+                ),
+            );
+            return Err(self.after_failed_write(repo, upload, error).await);
+        };
+        if let Some(actual) = actual
+            && actual != *digest
+        {
             // The bytes are not what the client meant: drop them all.
             self.discard(repo, &upload, superseded.as_deref()).await;
             return Err(digest_mismatch(digest, &actual));
@@ -303,11 +327,22 @@ impl Registry {
         } else {
             match &upload.handle {
                 // Its parts gone means the upload was cancelled or purged meanwhile.
-                Some(handle) if !upload.parts.is_empty() => self
-                    .blobs
-                    .complete_parts(&upload.id, handle, &upload.parts, digest)
-                    .await
-                    .map_err(|e| store_error(&upload, e))?,
+                Some(handle) if !upload.parts.is_empty() => {
+                    match self
+                        .blobs
+                        .complete_parts(&upload.id, handle, &upload.parts, digest)
+                        .await
+                    {
+                        Ok(()) => {}
+                        // The store hashed the joined parts: not the digest's bytes.
+                        Err(StoreError::Mismatch(cause)) => {
+                            self.discard(repo, &upload, superseded.as_deref()).await;
+                            return Err(RegistryError::new(ErrorCode::DigestInvalid, cause)
+                                .with_detail(json!({ "digest": digest.to_string() })));
+                        }
+                        Err(e) => return Err(store_error(&upload, e)),
+                    }
+                }
                 // No part: the blob is what waits (all of it, or nothing: the empty blob).
                 _ => {
                     self.blobs.put(digest, rest).await?;
@@ -342,13 +377,21 @@ impl Registry {
         if uuid::Uuid::parse_str(id).is_err() {
             return Err(upload_unknown(id));
         }
-        let upload = self
-            .metadata
-            .delete_upload(repo, id)
-            .await?
-            .ok_or_else(|| upload_unknown(id))?;
-        self.remove_bytes(&upload).await?;
-        Ok(())
+        match self.metadata.delete_upload(repo, id).await? {
+            Some(upload) => {
+                self.remove_bytes(&upload).await?;
+                Ok(())
+            }
+            None => {
+                // Unknown, or deleted by a try of this very call whose answer was lost (the
+                // SDK retried it): the bytes of such a one would be left, so the store
+                // removes whatever it holds for the id.
+                if let Err(e) = self.blobs.abort_parts(id, None, None).await {
+                    tracing::warn!(error = %e, upload = id, "bytes of an unknown upload not removed");
+                }
+                Err(upload_unknown(id))
+            }
+        }
     }
 
     /// Removes every byte an upload's state names: its parts and pending bytes.
@@ -454,7 +497,7 @@ impl Registry {
         }
         let mut claimed = upload.clone();
         claimed.writer = Some(uuid::Uuid::new_v4().simple().to_string());
-        claimed.lease_until = now.saturating_add(UPLOAD_LEASE.as_secs());
+        claimed.lease_until = now.saturating_add(self.limits.upload_lease.as_secs());
         claimed.version = upload.version.wrapping_add(1);
         match self
             .metadata
@@ -472,7 +515,7 @@ impl Registry {
     async fn record(&self, repo: &RepositoryName, upload: &mut Upload) -> Result<()> {
         let expected = upload.version;
         upload.version = expected.wrapping_add(1);
-        upload.lease_until = unix_now().saturating_add(UPLOAD_LEASE.as_secs());
+        upload.lease_until = unix_now().saturating_add(self.limits.upload_lease.as_secs());
         match self.metadata.update_upload(repo, upload, expected).await {
             Ok(()) => Ok(()),
             Err(StoreError::Conflict(_)) => Err(upload_lost(&upload.id)),
@@ -574,7 +617,7 @@ impl Registry {
             if size > 0 {
                 upload.parts.push(Part { number, tag, size });
                 upload.offset = checked_add(upload.offset, size)?;
-                upload.hash_state = source.hasher.serialize().to_vec();
+                upload.hash_state = source.hasher.save();
             }
             return Ok(Bytes::new());
         };
@@ -622,7 +665,7 @@ impl Registry {
         }
         let waiting = waiting.freeze();
         upload.offset = checked_add(upload.offset, received)?;
-        upload.hash_state = hasher.serialize().to_vec();
+        upload.hash_state = hasher.save();
         if last {
             if upload.handle.is_some() && !waiting.is_empty() {
                 // The last part may be smaller than S3's 5 MiB.
@@ -649,7 +692,7 @@ impl Registry {
         repo: &RepositoryName,
         upload: &mut Upload,
         part: Bytes,
-        hasher: &Sha256,
+        hasher: &Hasher,
         pending_before: u64,
         received: u64,
     ) -> Result<()> {
@@ -658,7 +701,7 @@ impl Registry {
         }
         self.put_next_part(upload, part).await?;
         upload.offset = checked_add(upload.offset, received)?;
-        upload.hash_state = hasher.clone().serialize().to_vec();
+        upload.hash_state = hasher.save();
         let superseded = upload.pending_key.take();
         upload.pending = 0;
         self.record(repo, upload).await?;
@@ -732,10 +775,6 @@ impl Registry {
         }
     }
 }
-
-/// How long a request's claim on an upload holds without recorded progress: a writer that
-/// died (a crashed process, a lost connection) lets go after this. Lambda's longest run.
-const UPLOAD_LEASE: Duration = Duration::from_secs(15 * 60);
 
 /// How much of a body is read at a time.
 const READ_CHUNK: usize = 256 * 1024;
@@ -824,7 +863,7 @@ impl Budget {
 /// and counted against the limits on its way to the store.
 struct Hashing<'a> {
     body: &'a mut UploadBody,
-    hasher: Sha256,
+    hasher: Hasher,
     budget: Budget,
     taken: u64,
     failure: Option<RegistryError>,
@@ -949,13 +988,10 @@ fn status(upload: &Upload) -> UploadStatus {
     }
 }
 
-fn restore_hasher(upload: &Upload) -> Result<Sha256> {
-    SerializedState::<Sha256>::try_from(upload.hash_state.as_slice())
-        .ok()
-        .and_then(|state| Sha256::deserialize(&state).ok())
-        .ok_or_else(|| {
-            RegistryError::internal(format!("upload {} has a damaged hash state", upload.id))
-        })
+fn restore_hasher(upload: &Upload) -> Result<Hasher> {
+    Hasher::restore(&upload.hash_state).ok_or_else(|| {
+        RegistryError::internal(format!("upload {} has a damaged hash state", upload.id))
+    })
 }
 
 fn is_empty_layer(digest: &Digest) -> bool {

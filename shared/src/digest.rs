@@ -2,6 +2,7 @@
 //!
 //! Pure domain: may call hashing crates, nothing of HTTP, storage or AWS.
 
+use sha2::digest::common::hazmat::{SerializableState, SerializedState};
 use sha2::{Digest as _, Sha256, Sha512};
 use std::fmt;
 use std::str::FromStr;
@@ -18,6 +19,15 @@ impl Algorithm {
         match self {
             Algorithm::Sha256 => "sha256",
             Algorithm::Sha512 => "sha512",
+        }
+    }
+
+    /// The algorithm of this name (`sha256`, `sha512`), as `digest-algorithm=` names it.
+    pub fn parse(name: &str) -> Option<Algorithm> {
+        match name {
+            "sha256" => Some(Algorithm::Sha256),
+            "sha512" => Some(Algorithm::Sha512),
+            _ => None,
         }
     }
 
@@ -64,6 +74,36 @@ impl Hasher {
         }
     }
 
+    pub fn algorithm(&self) -> Algorithm {
+        match self {
+            Hasher::Sha256(_) => Algorithm::Sha256,
+            Hasher::Sha512(_) => Algorithm::Sha512,
+        }
+    }
+
+    /// The hash's state, to carry on later (an upload's next request): a SHA-256 state as
+    /// it always was, a SHA-512 state after [`SHA512_STATE`].
+    pub fn save(&self) -> Vec<u8> {
+        match self {
+            Hasher::Sha256(h) => h.serialize().to_vec(),
+            Hasher::Sha512(h) => [SHA512_STATE, h.serialize().as_slice()].concat(),
+        }
+    }
+
+    /// The hash [`Hasher::save`] saved; `None` if `state` is not one.
+    pub fn restore(state: &[u8]) -> Option<Hasher> {
+        match state.strip_prefix(SHA512_STATE) {
+            Some(rest) => SerializedState::<Sha512>::try_from(rest)
+                .ok()
+                .and_then(|s| Sha512::deserialize(&s).ok())
+                .map(Hasher::Sha512),
+            None => SerializedState::<Sha256>::try_from(state)
+                .ok()
+                .and_then(|s| Sha256::deserialize(&s).ok())
+                .map(Hasher::Sha256),
+        }
+    }
+
     pub fn finish(self) -> Digest {
         match self {
             Hasher::Sha256(h) => Digest::from_hash(Algorithm::Sha256, h.finalize().as_slice()),
@@ -71,6 +111,9 @@ impl Hasher {
         }
     }
 }
+
+/// What marks a saved SHA-512 state (a SHA-256 state has a fixed length, and no mark).
+const SHA512_STATE: &[u8] = b"sha512:";
 
 /// A validated digest such as `sha256:6c3c…`: a known algorithm and lowercase hex of the
 /// right length. Anything else is refused, so a digest is always safe in a key or a path.
@@ -182,6 +225,20 @@ impl<'de> serde::Deserialize<'de> for Digest {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_saved_hash_carries_on_where_it_stopped() {
+        for algorithm in [Algorithm::Sha256, Algorithm::Sha512] {
+            let mut first = Hasher::new(algorithm);
+            first.update(b"hello ");
+            let mut restored = Hasher::restore(&first.save()).expect("a saved state");
+            assert_eq!(restored.algorithm(), algorithm);
+            restored.update(b"world");
+            assert_eq!(restored.finish(), algorithm.digest(b"hello world"));
+        }
+        assert!(Hasher::restore(b"sha512:short").is_none());
+        assert!(Hasher::restore(&[1, 2, 3]).is_none());
+    }
 
     #[test]
     fn sha256_of_known_bytes() {

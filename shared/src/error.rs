@@ -26,6 +26,8 @@ pub enum ErrorCode {
     Denied,
     Unsupported,
     TooManyRequests,
+    /// distribution's code for a backend that cannot answer now (503): try again later.
+    Unavailable,
     /// distribution's code for a bad `n` of a list request.
     PaginationNumberInvalid,
     /// A fault of the server or its backend; the body says nothing of the cause.
@@ -52,6 +54,7 @@ impl ErrorCode {
             Denied => "DENIED",
             Unsupported => "UNSUPPORTED",
             TooManyRequests => "TOOMANYREQUESTS",
+            Unavailable => "UNAVAILABLE",
             PaginationNumberInvalid => "PAGINATION_NUMBER_INVALID",
             Unknown => "UNKNOWN",
         }
@@ -76,6 +79,7 @@ impl ErrorCode {
             Unsupported => 405,
             TooManyRequests => 429,
             Unknown => 500,
+            Unavailable => 503,
         }
     }
 
@@ -99,6 +103,7 @@ impl ErrorCode {
             Denied => "requested access to the resource is denied",
             Unsupported => "the operation is unsupported",
             TooManyRequests => "too many requests",
+            Unavailable => "service unavailable: try again later",
             PaginationNumberInvalid => "invalid number of results requested",
             Unknown => "internal server error",
         }
@@ -113,6 +118,8 @@ pub struct RegistryError {
     pub detail: Option<Value>,
     /// Overrides the code's status where the spec asks for another one (413, 416).
     pub status: Option<u16>,
+    /// Seconds after which a client may try again (`Retry-After`), for 429 and 503.
+    pub retry_after: Option<u32>,
 }
 
 impl RegistryError {
@@ -122,7 +129,13 @@ impl RegistryError {
             message: message.into(),
             detail: None,
             status: None,
+            retry_after: None,
         }
+    }
+
+    pub fn with_retry_after(mut self, seconds: u32) -> Self {
+        self.retry_after = Some(seconds);
+        self
     }
 
     pub fn with_detail(mut self, detail: Value) -> Self {

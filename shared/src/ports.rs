@@ -23,6 +23,15 @@ pub enum StoreError {
     Conflict(String),
     #[error("backend failure: {0}")]
     Backend(String),
+    /// The backend refused the call for its rate (throttling): the client may retry soon.
+    #[error("backend throttled: {0}")]
+    Throttled(String),
+    /// The backend did not answer in time or said it cannot now: the client may retry.
+    #[error("backend unavailable: {0}")]
+    Unavailable(String),
+    /// What was to be stored under a digest does not hash to it: nothing was stored.
+    #[error("digest mismatch: {0}")]
+    Mismatch(String),
 }
 
 impl StoreError {
@@ -475,6 +484,13 @@ pub trait BlobStore: Send + Sync {
         Err(not_implemented("remove_pending"))
     }
 
+    /// Whether [`BlobStore::complete_parts`] hashes the joined parts with the digest's own
+    /// algorithm and refuses a mismatch ([`StoreError::Mismatch`]), so that a digest of
+    /// another algorithm than the upload's can be checked there.
+    fn checks_joined_parts(&self) -> bool {
+        false
+    }
+
     /// Joins the parts into the blob `digest` (unless a blob is stored there already) and
     /// removes the parts. A store that can hash what it joins checks the digest too.
     async fn complete_parts(
@@ -488,8 +504,9 @@ pub trait BlobStore: Send + Sync {
         Err(not_implemented("complete_parts"))
     }
 
-    /// Removes every byte of upload `id`: its parts, if `handle`, and its pending bytes, if
-    /// `pending` (their key).
+    /// Removes every byte of upload `id`: its parts (`handle`, if the state names one) and
+    /// its pending bytes (`pending`), and whatever else the store holds for the upload that
+    /// no state named (the parts of a begin whose answer was lost and retried).
     async fn abort_parts(
         &self,
         id: &str,

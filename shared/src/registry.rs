@@ -47,15 +47,22 @@ pub struct Limits {
     /// The largest blob: an upload is refused (`413 SIZE_INVALID`) from its first byte
     /// past it.
     pub max_blob_bytes: u64,
+    /// How long a request's claim on an upload holds without recorded progress: a writer
+    /// that died (a crashed process, a function that timed out) lets go after this. Too
+    /// short costs only a request (a writer that outlives its claim finds the upload taken
+    /// and answers `404`); too long makes a client's retry wait (`416`) for it.
+    pub upload_lease: std::time::Duration,
 }
 
 impl Limits {
     /// Lambda takes at most 6 MB per request, and API Gateway base64-encodes a binary body
     /// inside it (4/3 larger): 4 MiB is what surely fits. An upload assembled in S3 is
-    /// copied into place with one `CopyObject`, which takes at most 5 GiB.
+    /// copied into place with one `CopyObject`, which takes at most 5 GiB. A function
+    /// runs for 29 s at most (the template's `Timeout`): a claim a minute old is a dead one.
     pub const LAMBDA: Limits = Limits {
         max_chunk_bytes: 4 * 1024 * 1024,
         max_blob_bytes: 5 * 1024 * 1024 * 1024,
+        upload_lease: std::time::Duration::from_secs(60),
     };
 }
 
@@ -98,9 +105,32 @@ pub struct PushedManifest {
 /// asks a registry to take at least 10; a DynamoDB transaction holds 100 items.
 pub const MAX_TAGS_PER_PUSH: usize = 32;
 
+/// How long a client is asked to wait after a backend refused or failed to answer.
+const BACKEND_RETRY_AFTER_SECONDS: u32 = 1;
+
 impl From<StoreError> for RegistryError {
+    /// A throttled backend is the client's `429`, an unavailable one `503`, both with
+    /// `Retry-After` so that clients back off and retry; any other fault is `500`.
     fn from(e: StoreError) -> Self {
-        RegistryError::internal(e)
+        match e {
+            StoreError::Throttled(cause) => {
+                tracing::warn!(error = %cause, "backend throttled");
+                RegistryError::new(
+                    ErrorCode::TooManyRequests,
+                    "the registry's storage is busy: retry shortly",
+                )
+                .with_retry_after(BACKEND_RETRY_AFTER_SECONDS)
+            }
+            StoreError::Unavailable(cause) => {
+                tracing::warn!(error = %cause, "backend unavailable");
+                RegistryError::new(
+                    ErrorCode::Unavailable,
+                    "the registry's storage did not answer in time: retry shortly",
+                )
+                .with_retry_after(BACKEND_RETRY_AFTER_SECONDS)
+            }
+            e => RegistryError::internal(e),
+        }
     }
 }
 

@@ -551,12 +551,24 @@ impl DynamoMetadata {
 
     /// Puts an item under `condition` (which may name `#pk`, `#version` and `:expected`);
     /// false when the condition failed and nothing was written.
+    ///
+    /// Safe to retry: when the SDK retries a put whose first try took effect but whose
+    /// answer was lost, the retry finds its own write and the condition fails. So a failed
+    /// condition reads the item back (consistently, only on this rare path), and if its
+    /// `state` is this put's own (every upload state names its version and writer, so no
+    /// other write has it) the put took effect: the answer the first try earned.
     async fn put_conditionally(
         &self,
         item: Item,
         condition: &str,
         expected: Option<u64>,
     ) -> StoreResult<bool> {
+        let key: Item = item
+            .iter()
+            .filter(|(name, _)| *name == "pk" || *name == "sk")
+            .map(|(name, value)| (name.clone(), value.clone()))
+            .collect();
+        let state = item.get("state").cloned();
         let mut put = self
             .client
             .put_item()
@@ -575,7 +587,13 @@ impl DynamoMetadata {
                 if e.as_service_error()
                     .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
             {
-                Ok(false)
+                let Some(state) = state else {
+                    return Ok(false);
+                };
+                let stored = self
+                    .get_item(key, "GetItem after a failed condition")
+                    .await?;
+                Ok(stored.and_then(|item| item.get("state").cloned()) == Some(state))
             }
             Err(e) => Err(sdk_error("PutItem", e)),
         }

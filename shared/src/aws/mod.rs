@@ -36,6 +36,13 @@
 //! | `QUAYSIDE_PRESIGN_SECONDS`  | `900`            | lifetime of presigned blob URLs                 |
 //! | `QUAYSIDE_S3_PATH_STYLE`    | on when an endpoint URL is set | path-style S3 addressing (moto needs it) |
 //!
+//! | `QUAYSIDE_AWS_ATTEMPT_TIMEOUT` | `20s`        | how long one try of an AWS call may take            |
+//! | `QUAYSIDE_AWS_CALL_TIMEOUT` | `60s`            | how long an AWS call may take, retries included (the template sets both well within a function's timeout) |
+//!
+//! A throttled AWS call (after the SDK's retries) is a [`StoreError::Throttled`], one that
+//! timed out or found the service unavailable a [`StoreError::Unavailable`]: the client gets
+//! `429` or `503` with `Retry-After`, not a `500` (`sdk_error`).
+//!
 //! In registry-local, registry-admin and the tests, credentials and region come from the
 //! SDK's default chain (environment, profile, web identity, container or instance metadata;
 //! [`Aws::from_env`]), and `AWS_ENDPOINT_URL` (or a per-service `AWS_ENDPOINT_URL_DYNAMODB`
@@ -75,6 +82,7 @@ mod config {
         BlobStore, EventSink, PublicJwk, RegistryEvent, Signer, StoreError, StoreResult,
     };
     use async_trait::async_trait;
+    use aws_config::timeout::TimeoutConfig;
     use aws_config::{BehaviorVersion, SdkConfig};
     use aws_smithy_runtime_api::client::interceptors::SharedInterceptor;
     use bytes::Bytes;
@@ -152,6 +160,8 @@ mod config {
         /// Read by the S3 client only.
         #[cfg_attr(not(feature = "s3"), allow(dead_code))]
         path_style: bool,
+        /// Every client's endpoint, when [`Aws::with_endpoint`] set one.
+        endpoint: Option<String>,
     }
 
     impl Aws {
@@ -202,11 +212,27 @@ mod config {
                         || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some()
                 }
             };
+            let timeouts = Timeouts::from_env();
             Aws {
-                sdk,
+                sdk: timeouts.apply(sdk),
                 interceptors: Vec::new(),
                 path_style,
+                endpoint: None,
             }
+        }
+
+        /// The same clients with other timeouts (a test of a stalled backend).
+        pub fn with_timeouts(mut self, attempt: Duration, call: Duration) -> Aws {
+            self.sdk = Timeouts { attempt, call }.apply(self.sdk);
+            self
+        }
+
+        /// The same clients at another endpoint (a test's proxy in front of an emulator),
+        /// over `AWS_ENDPOINT_URL` too (which a client built from the SDK config would
+        /// prefer).
+        pub fn with_endpoint(mut self, url: &str) -> Aws {
+            self.endpoint = Some(url.to_string());
+            self
         }
 
         /// Adds an interceptor to every client built after this call.
@@ -221,6 +247,9 @@ mod config {
             for i in &self.interceptors {
                 config.push_interceptor(i.clone());
             }
+            if let Some(url) = &self.endpoint {
+                config.set_endpoint_url(Some(url.clone()));
+            }
             aws_sdk_dynamodb::Client::from_conf(config.build())
         }
 
@@ -229,6 +258,9 @@ mod config {
             let mut config = aws_sdk_dynamodbstreams::config::Builder::from(&self.sdk);
             for i in &self.interceptors {
                 config.push_interceptor(i.clone());
+            }
+            if let Some(url) = &self.endpoint {
+                config.set_endpoint_url(Some(url.clone()));
             }
             aws_sdk_dynamodbstreams::Client::from_conf(config.build())
         }
@@ -240,6 +272,9 @@ mod config {
             for i in &self.interceptors {
                 config.push_interceptor(i.clone());
             }
+            if let Some(url) = &self.endpoint {
+                config.set_endpoint_url(Some(url.clone()));
+            }
             aws_sdk_s3::Client::from_conf(config.build())
         }
 
@@ -248,6 +283,9 @@ mod config {
             let mut config = aws_sdk_kms::config::Builder::from(&self.sdk);
             for i in &self.interceptors {
                 config.push_interceptor(i.clone());
+            }
+            if let Some(url) = &self.endpoint {
+                config.set_endpoint_url(Some(url.clone()));
             }
             aws_sdk_kms::Client::from_conf(config.build())
         }
@@ -258,7 +296,62 @@ mod config {
             for i in &self.interceptors {
                 config.push_interceptor(i.clone());
             }
+            if let Some(url) = &self.endpoint {
+                config.set_endpoint_url(Some(url.clone()));
+            }
             aws_sdk_sns::Client::from_conf(config.build())
+        }
+    }
+
+    /// How long AWS calls may take: without a bound a stalled backend holds a request (and
+    /// a Lambda function) for as long as it stalls.
+    struct Timeouts {
+        attempt: Duration,
+        call: Duration,
+    }
+
+    impl Timeouts {
+        const ATTEMPT_VAR: &str = "QUAYSIDE_AWS_ATTEMPT_TIMEOUT";
+        const CALL_VAR: &str = "QUAYSIDE_AWS_CALL_TIMEOUT";
+
+        /// From the environment; a value that is not a duration is logged and the default
+        /// stands (a bad setting must not keep a function from starting).
+        fn from_env() -> Timeouts {
+            let var = |name: &str, default: u64| {
+                let default = Duration::from_secs(default);
+                match std::env::var(name) {
+                    Ok(text) if !text.trim().is_empty() => {
+                        match humantime::parse_duration(text.trim()) {
+                            Ok(d) if !d.is_zero() => d,
+                            _ => {
+                                tracing::warn!(
+                                    variable = name,
+                                    value = text,
+                                    "not a duration; default used"
+                                );
+                                default
+                            }
+                        }
+                    }
+                    _ => default,
+                }
+            };
+            Timeouts {
+                attempt: var(Self::ATTEMPT_VAR, 20),
+                call: var(Self::CALL_VAR, 60),
+            }
+        }
+
+        fn apply(&self, sdk: SdkConfig) -> SdkConfig {
+            sdk.to_builder()
+                .timeout_config(
+                    TimeoutConfig::builder()
+                        .connect_timeout(Duration::from_secs(3).min(self.attempt))
+                        .operation_attempt_timeout(self.attempt)
+                        .operation_timeout(self.call)
+                        .build(),
+                )
+                .build()
         }
     }
 
@@ -317,9 +410,54 @@ mod config {
         }
     }
 
-    /// The display of an SDK error with its whole chain of causes (the bare error often
-    /// says only "service error").
-    pub(crate) fn sdk_error(context: &str, e: impl std::error::Error) -> StoreError {
+    /// An SDK call's failure, after the SDK's own retries, as the registry answers it:
+    /// throttling is [`StoreError::Throttled`] (`429`), a timeout, a connection that failed
+    /// or broke, or a service that says it cannot answer now [`StoreError::Unavailable`]
+    /// (`503`), anything else [`StoreError::Backend`] (`500`). The text is the error with its
+    /// whole chain of causes (the bare error often says only "service error").
+    pub(crate) fn sdk_error<E>(
+        context: &str,
+        e: aws_smithy_runtime_api::client::result::SdkError<
+            E,
+            aws_smithy_runtime_api::http::Response,
+        >,
+    ) -> StoreError
+    where
+        E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        use aws_smithy_runtime_api::client::result::SdkError;
+        let text = error_chain(context, &e);
+        match &e {
+            SdkError::TimeoutError(_) | SdkError::ResponseError(_) => StoreError::Unavailable(text),
+            SdkError::DispatchFailure(failure) if failure.is_timeout() || failure.is_io() => {
+                StoreError::Unavailable(text)
+            }
+            SdkError::ServiceError(service) => {
+                let code = service.err().code().unwrap_or_default();
+                let status = service.raw().status().as_u16();
+                if aws_runtime::retries::classifiers::THROTTLING_ERRORS.contains(&code)
+                    || status == 429
+                {
+                    StoreError::Throttled(text)
+                } else if aws_runtime::retries::classifiers::TRANSIENT_ERRORS.contains(&code)
+                    || matches!(status, 500 | 502 | 503 | 504)
+                {
+                    StoreError::Unavailable(text)
+                } else {
+                    StoreError::Backend(text)
+                }
+            }
+            _ => StoreError::Backend(text),
+        }
+    }
+
+    /// A response body that broke off while it was read: the service may answer the
+    /// next try.
+    pub(crate) fn broken_body(context: &str, e: impl std::error::Error) -> StoreError {
+        StoreError::Unavailable(error_chain(context, &e))
+    }
+
+    fn error_chain(context: &str, e: &dyn std::error::Error) -> String {
         let mut text = format!("{context}: {e}");
         let mut source = e.source();
         while let Some(cause) = source {
@@ -327,7 +465,7 @@ mod config {
             text.push_str(&cause.to_string());
             source = cause.source();
         }
-        StoreError::Backend(text)
+        text
     }
 
     #[cfg(test)]

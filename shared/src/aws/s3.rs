@@ -15,7 +15,7 @@
 //! are checked before they are sent. A [`Digest`] is validated lowercase hex of a known
 //! algorithm, and an upload id a UUID, so both are safe in a key.
 
-use super::sdk_error;
+use super::{broken_body, sdk_error};
 use crate::digest::{Algorithm, Digest};
 use crate::ports::{BlobBody, BlobStore, Part, StoreError, StoreResult};
 use async_trait::async_trait;
@@ -257,13 +257,13 @@ impl BlobStore for S3Blobs {
             .body
             .collect()
             .await
-            .map_err(|e| sdk_error("reading GetObject body", e))?;
+            .map_err(|e| broken_body("reading GetObject body", e))?;
         Ok(Some(body.into_bytes()))
     }
 
     async fn put(&self, digest: &Digest, bytes: Bytes) -> StoreResult<()> {
         if !digest.matches(&bytes) {
-            return Err(StoreError::Conflict(format!(
+            return Err(StoreError::Mismatch(format!(
                 "the bytes to store as {digest} do not hash to it: not stored"
             )));
         }
@@ -372,7 +372,7 @@ impl BlobStore for S3Blobs {
                 .body
                 .collect()
                 .await
-                .map_err(|e| sdk_error("reading pending bytes", e))?
+                .map_err(|e| broken_body("reading pending bytes", e))?
                 .into_bytes()),
             Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => Err(
                 StoreError::Conflict(format!("the pending bytes of upload {id:?} are gone")),
@@ -428,6 +428,9 @@ impl BlobStore for S3Blobs {
         // The blob is stored: a leftover only wastes space (the lifecycle rule expires it).
         if let Err(e) = self.delete(&assembled).await {
             tracing::warn!(error = %e, key = assembled, "upload object not removed");
+        }
+        if let Err(e) = self.abort_unrecorded(id, Some(handle)).await {
+            tracing::warn!(error = %e, upload = id, "unrecorded multipart uploads not aborted");
         }
         Ok(())
     }
@@ -509,25 +512,73 @@ impl BlobStore for S3Blobs {
         pending: Option<&str>,
     ) -> StoreResult<()> {
         if let Some(handle) = handle {
-            let result = self
-                .client
-                .abort_multipart_upload()
-                .bucket(&self.bucket)
-                .key(upload_key(id, "blob")?)
-                .upload_id(handle)
-                .send()
-                .await;
-            match result {
-                Ok(_) => {}
-                // Already completed or aborted: nothing left to remove.
-                Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_upload()) => {}
-                Err(e) => return Err(sdk_error("AbortMultipartUpload", e)),
+            self.abort_if_there(id, handle).await?;
+        }
+        if let Some(key) = pending {
+            self.remove_pending(id, key).await?;
+        }
+        // What no state names: one `ListMultipartUploads` and one `ListObjectsV2` of the
+        // upload's own prefix (a cancel, a purge, a failed upload: never a push's path).
+        self.abort_unrecorded(id, handle).await?;
+        let prefix = upload_key(id, "")?;
+        let listed = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(&prefix)
+            .send()
+            .await
+            .map_err(|e| sdk_error("ListObjectsV2 upload", e))?;
+        for object in listed.contents() {
+            if let Some(key) = object.key() {
+                self.delete(key).await?;
             }
         }
-        match pending {
-            Some(key) => self.remove_pending(id, key).await,
-            None => Ok(()),
+        Ok(())
+    }
+}
+
+impl S3Blobs {
+    /// Aborts the upload's multipart upload `handle`; already completed or aborted is fine.
+    async fn abort_if_there(&self, id: &str, handle: &str) -> StoreResult<()> {
+        let result = self
+            .client
+            .abort_multipart_upload()
+            .bucket(&self.bucket)
+            .key(upload_key(id, "blob")?)
+            .upload_id(handle)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_upload()) => Ok(()),
+            Err(e) => Err(sdk_error("AbortMultipartUpload", e)),
         }
+    }
+
+    /// Aborts every multipart upload of the upload's key but `recorded`: those of a
+    /// `CreateMultipartUpload` that took effect but whose answer was lost, so that the SDK
+    /// tried again and the state recorded the second. The key is the upload's own, so no
+    /// other upload's parts are touched.
+    async fn abort_unrecorded(&self, id: &str, recorded: Option<&str>) -> StoreResult<()> {
+        let key = upload_key(id, "blob")?;
+        let listed = self
+            .client
+            .list_multipart_uploads()
+            .bucket(&self.bucket)
+            .prefix(&key)
+            .send()
+            .await
+            .map_err(|e| sdk_error("ListMultipartUploads", e))?;
+        for upload in listed.uploads() {
+            if let (Some(their_key), Some(handle)) = (upload.key(), upload.upload_id())
+                && their_key == key
+                && Some(handle) != recorded
+            {
+                self.abort_if_there(id, handle).await?;
+            }
+        }
+        Ok(())
     }
 }
 

@@ -131,7 +131,7 @@ impl Inner {
                 .or_backend()?;
             let actual = write(&mut file)?;
             if actual != *digest {
-                return Err(StoreError::Conflict(format!(
+                return Err(StoreError::Mismatch(format!(
                     "the bytes to store as {digest} hash to {actual}: not stored"
                 )));
             }
@@ -491,6 +491,11 @@ impl BlobStore for FolderBlobs {
         }
     }
 
+    /// `join_parts` hashes every byte it joins with the digest's algorithm.
+    fn checks_joined_parts(&self) -> bool {
+        true
+    }
+
     async fn complete_parts(
         &self,
         id: &str,
@@ -844,7 +849,7 @@ mod tests {
 
         // Bytes that do not hash to the digest are refused, whole or from parts.
         let err = blobs.put(&digest, bad.clone()).await.unwrap_err();
-        assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+        assert!(matches!(err, StoreError::Mismatch(_)), "{err}");
         let handle = blobs.begin_parts(ID).await.unwrap();
         let tag = blobs.put_part(ID, &handle, 1, bad.clone()).await.unwrap();
         let parts = [Part {
@@ -856,7 +861,7 @@ mod tests {
             .complete_parts(ID, &handle, &parts, &digest)
             .await
             .unwrap_err();
-        assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+        assert!(matches!(err, StoreError::Mismatch(_)), "{err}");
         assert!(listing(&dir.path().join("blobs/sha256")).is_empty());
 
         // Stored once; storing it again (whole or from parts) keeps the very same file.

@@ -40,9 +40,12 @@ pub(crate) fn response(status: StatusCode) -> http::response::Builder {
 pub fn error_response(error: &RegistryError, method: &Method) -> Response<Body> {
     let body = error.body().to_string();
     let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let builder = response(status)
+    let mut builder = response(status)
         .header(CONTENT_TYPE, "application/json")
         .header(CONTENT_LENGTH, body.len());
+    if let Some(seconds) = error.retry_after {
+        builder = builder.header(http::header::RETRY_AFTER, seconds);
+    }
     let body = if method == Method::HEAD {
         Body::Empty
     } else {

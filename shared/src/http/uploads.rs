@@ -10,6 +10,7 @@ use super::{
     repository, respond, response,
 };
 use crate::blobs::{UploadBody, UploadStatus};
+use crate::digest::Algorithm;
 use crate::error::{ErrorCode, RegistryError};
 use crate::names::RepositoryName;
 use crate::registry::Registry;
@@ -21,7 +22,8 @@ const DOCKER_UPLOAD_UUID: HeaderName = HeaderName::from_static("docker-upload-uu
 const OCI_CHUNK_MAX_LENGTH: HeaderName = HeaderName::from_static("oci-chunk-max-length");
 
 /// POST: `?mount=&from=` links a blob the source repository has (201), else opens a
-/// session; `?digest=` takes the whole blob in the body (201); otherwise a session (202).
+/// session; `?digest=` takes the whole blob in the body (201); otherwise a session (202),
+/// hashed with `?digest-algorithm=` (sha256 unless it says sha512).
 pub async fn start_upload(registry: &Registry, req: Request) -> Response<Body> {
     let method = req.method().clone();
     let result = async {
@@ -43,7 +45,16 @@ pub async fn start_upload(registry: &Registry, req: Request) -> Response<Body> {
                 "a POST carries blob bytes only with ?digest=; PATCH them to the upload instead",
             ));
         }
-        let status = registry.start_upload(&repo).await?;
+        let algorithm = match query(&req, "digest-algorithm") {
+            None => Algorithm::Sha256,
+            Some(name) => Algorithm::parse(&name).ok_or_else(|| {
+                RegistryError::new(
+                    ErrorCode::DigestInvalid,
+                    format!("digest-algorithm {name:?} is not supported: sha256 or sha512"),
+                )
+            })?,
+        };
+        let status = registry.start_upload(&repo, algorithm).await?;
         session(registry, &repo, &status, StatusCode::ACCEPTED)
     }
     .await;
