@@ -982,3 +982,52 @@ async fn many_tags_of_a_large_manifest_fit_one_transaction() {
         body
     );
 }
+
+#[tokio::test]
+async fn a_small_chunked_blob_goes_to_s3_once_and_is_copied_into_place() {
+    // docker's way: POST, PATCH of every byte, PUT with none. The bytes are written once
+    // (the pending object); the finish copies that object within the bucket and reads
+    // no byte back.
+    let t = aws_registry().await;
+    let calls = &env(&t).calls;
+    let data: Vec<u8> = (0..3000u32).map(|i| (i % 251) as u8).collect();
+    let digest = Digest::sha256(&data);
+    let started = t
+        .request(
+            http::Method::POST,
+            "/v2/acme/small/blobs/uploads/",
+            &[],
+            b"",
+        )
+        .await;
+    let location = started.header("location").unwrap().to_string();
+    let patched = t.request(http::Method::PATCH, &location, &[], &data).await;
+    assert_eq!(patched.status, 202);
+    let location = patched.header("location").unwrap().to_string();
+    calls.take();
+    let finished = t
+        .request(
+            http::Method::PUT,
+            &format!("{location}?digest={digest}"),
+            &[],
+            b"",
+        )
+        .await;
+    assert_eq!(
+        finished.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&finished.body)
+    );
+    let s3: Vec<String> = calls
+        .take_operations()
+        .into_iter()
+        .filter(|op| op.starts_with("S3."))
+        .collect();
+    assert_eq!(s3, ["S3.HeadObject", "S3.CopyObject", "S3.DeleteObject"]);
+    let (status, stored) = t
+        .download(&format!("/v2/acme/small/blobs/{digest}"), None)
+        .await;
+    assert_eq!(status, 200);
+    assert!(stored == data, "the blob is the bytes sent");
+}

@@ -113,6 +113,10 @@ impl BlobStore for CountingBlobs {
         self.wrote(bytes.len());
         self.inner.put_part(id, handle, number, bytes).await
     }
+    async fn adopt_pending(&self, id: &str, key: &str, digest: &Digest) -> StoreResult<()> {
+        self.inner.adopt_pending(id, key, digest).await
+    }
+
     fn checks_joined_parts(&self) -> bool {
         self.inner.checks_joined_parts()
     }

@@ -291,8 +291,16 @@ impl Registry {
         let actual = if hashed.algorithm() == digest.algorithm() {
             Some(hashed.finish())
         } else if upload.parts.is_empty() {
-            // The whole blob is `rest`: hash it with the digest's algorithm.
-            Some(digest.algorithm().digest(&rest))
+            // The whole blob is what waits: hash it with the digest's algorithm.
+            let bytes = match &rest {
+                Rest::Bytes(bytes) => bytes.clone(),
+                Rest::Pending(key) => self
+                    .blobs
+                    .pending(&upload.id, key)
+                    .await
+                    .map_err(|e| store_error(&upload, e))?,
+            };
+            Some(digest.algorithm().digest(&bytes))
         } else if self.blobs.checks_joined_parts() {
             None
         } else {
@@ -345,7 +353,14 @@ impl Registry {
                 }
                 // No part: the blob is what waits (all of it, or nothing: the empty blob).
                 _ => {
-                    self.blobs.put(digest, rest).await?;
+                    match rest {
+                        Rest::Bytes(bytes) => self.blobs.put(digest, bytes).await?,
+                        Rest::Pending(key) => self
+                            .blobs
+                            .adopt_pending(&upload.id, &key, digest)
+                            .await
+                            .map_err(|e| store_error(&upload, e))?,
+                    }
                     if let Some(handle) = &upload.handle
                         && let Err(e) = self.blobs.abort_parts(&upload.id, Some(handle), None).await
                     {
@@ -583,7 +598,7 @@ impl Registry {
         upload: &mut Upload,
         body: &mut UploadBody,
         last: bool,
-    ) -> Result<Bytes> {
+    ) -> Result<Rest> {
         let limits = Budget {
             chunk_left: self.limits.max_chunk_bytes,
             blob_left: self.limits.max_blob_bytes.saturating_sub(upload.offset),
@@ -595,7 +610,7 @@ impl Registry {
             // retry of a finish that crashed after the parts became the blob (their
             // folder gone) still finishes.
             if body.declared == Some(0) {
-                return Ok(Bytes::new());
+                return Ok(Rest::Bytes(Bytes::new()));
             }
             let mut source = Hashing {
                 body,
@@ -619,8 +634,18 @@ impl Registry {
                 upload.offset = checked_add(upload.offset, size)?;
                 upload.hash_state = source.hasher.save();
             }
-            return Ok(Bytes::new());
+            return Ok(Rest::Bytes(Bytes::new()));
         };
+        if last
+            && body.declared == Some(0)
+            && upload.parts.is_empty()
+            && let Some(key) = upload.pending_key.clone().filter(|_| upload.pending > 0)
+        {
+            // A small blob, all pending, and a finish with no bytes (docker's): the store
+            // makes the pending bytes the blob itself (S3 copies within the bucket), so
+            // they are not read back into this request only to be written again.
+            return Ok(Rest::Pending(key));
+        }
         let mut hasher = restore_hasher(upload)?;
         let mut budget = limits;
         let mut waiting = match (&upload.pending_key, upload.pending) {
@@ -671,9 +696,9 @@ impl Registry {
                 // The last part may be smaller than S3's 5 MiB.
                 self.put_next_part(upload, waiting).await?;
                 upload.pending = 0;
-                return Ok(Bytes::new());
+                return Ok(Rest::Bytes(Bytes::new()));
             }
-            return Ok(waiting);
+            return Ok(Rest::Bytes(waiting));
         }
         if !waiting.is_empty() {
             upload.pending = waiting.len() as u64;
@@ -682,7 +707,7 @@ impl Registry {
             upload.pending = 0;
             upload.pending_key = None;
         }
-        Ok(Bytes::new())
+        Ok(Rest::Bytes(Bytes::new()))
     }
 
     /// Stores a full buffer as the upload's next part and records it. `received` bytes of
@@ -833,6 +858,14 @@ impl UploadBody {
         }
         Ok(all.freeze())
     }
+}
+
+/// What waits to become the blob when an upload with no parts finishes.
+enum Rest {
+    /// These bytes (all of the blob; none for the empty blob).
+    Bytes(Bytes),
+    /// The upload's pending bytes under this key, all of the blob, not read.
+    Pending(String),
 }
 
 /// What is left of one request's and one blob's size limits.

@@ -484,6 +484,14 @@ pub trait BlobStore: Send + Sync {
         Err(not_implemented("remove_pending"))
     }
 
+    /// Stores the pending bytes `key` (all of an upload, whose digest the registry computed
+    /// as they were written) as the blob `digest`, which the registry found not stored. The
+    /// default reads them and puts them; S3 copies them within the bucket.
+    async fn adopt_pending(&self, id: &str, key: &str, digest: &Digest) -> StoreResult<()> {
+        let bytes = self.pending(id, key).await?;
+        self.put(digest, bytes).await
+    }
+
     /// Whether [`BlobStore::complete_parts`] hashes the joined parts with the digest's own
     /// algorithm and refuses a mismatch ([`StoreError::Mismatch`]), so that a digest of
     /// another algorithm than the upload's can be checked there.

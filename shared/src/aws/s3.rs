@@ -385,6 +385,47 @@ impl BlobStore for S3Blobs {
         self.delete(&pending_key(id, key)?).await
     }
 
+    /// One `CopyObject` within the bucket: no byte passes through the function again. The
+    /// pending object was written once, under a key of its own, by the writer that hashed
+    /// its bytes; S3 reports the copy's SHA-256, which must be the digest's (else the copy
+    /// is removed, and nothing is stored).
+    async fn adopt_pending(&self, id: &str, key: &str, digest: &Digest) -> StoreResult<()> {
+        let target = Self::key(digest);
+        let copied = self
+            .client
+            .copy_object()
+            .bucket(&self.bucket)
+            .copy_source(format!("{}/{}", self.bucket, pending_key(id, key)?))
+            .key(&target)
+            .content_type("application/octet-stream")
+            .checksum_algorithm(aws_sdk_s3::types::ChecksumAlgorithm::Sha256)
+            .send()
+            .await;
+        let out = match copied {
+            Ok(out) => out,
+            Err(e) if e.as_service_error().and_then(|e| e.code()) == Some("NoSuchKey") => {
+                return Err(StoreError::Conflict(format!(
+                    "the pending bytes of upload {id:?} are gone"
+                )));
+            }
+            Err(e) => return Err(sdk_error("CopyObject pending", e)),
+        };
+        let reported = out
+            .copy_object_result()
+            .and_then(|r| r.checksum_sha256())
+            .and_then(|b64| base64::engine::general_purpose::STANDARD.decode(b64).ok());
+        if digest.algorithm() == Algorithm::Sha256
+            && let Some(raw) = reported
+            && hex::encode(raw) != digest.hex()
+        {
+            self.delete(&target).await?;
+            return Err(StoreError::Mismatch(format!(
+                "the pending bytes of upload {id:?} do not hash to {digest}: not stored"
+            )));
+        }
+        Ok(())
+    }
+
     /// Completes the multipart upload, copies the result to the blob's key (one
     /// `CopyObject`: blobs up to 5 GB), then removes the upload's objects. The blob appears
     /// whole or not at all: S3 writes an object atomically.
