@@ -59,6 +59,11 @@ async fn end_2_blob_get_and_head() {
     assert_eq!((status, body), (200, data.clone()));
     let (status, body) = t.download(&path, Some("bytes=10-19")).await;
     assert_eq!((status, body), (206, data[10..20].to_vec()));
+    // The last bytes (a suffix range), and a suffix longer than the blob: all of it.
+    let (status, body) = t.download(&path, Some("bytes=-300")).await;
+    assert_eq!((status, body), (206, data[700..].to_vec()));
+    let (status, body) = t.download(&path, Some("bytes=-5000")).await;
+    assert_eq!((status, body), (206, data.clone()));
 
     let unknown = blob_path("acme/app", &Digest::sha256(b"nope"));
     let got = t.get(&unknown, &[]).await;
@@ -624,6 +629,32 @@ async fn end_11_cross_repository_mount_copies_nothing() {
         .await;
     assert_eq!(got.status, 202);
     assert!(got.header("docker-upload-uuid").is_some());
+
+    // No `from`: mounted from wherever the registry has it when there is no auth (every
+    // repository is anyone's to read); with auth (the deployment), a session instead.
+    let got = t
+        .request(
+            Method::POST,
+            &format!("/v2/acme/third/blobs/uploads/?mount={digest}"),
+            &[],
+            b"",
+        )
+        .await;
+    if t.deployment.is_some() {
+        assert_eq!(got.status, 202, "with auth, no mount without a source");
+    } else {
+        assert_eq!(got.status, 201, "{}", String::from_utf8_lossy(&got.body));
+        assert_eq!(t.head(&blob_path("acme/third", &digest)).await.status, 200);
+    }
+    let got = t
+        .request(
+            Method::POST,
+            &format!("/v2/acme/third/blobs/uploads/?mount={missing}"),
+            &[],
+            b"",
+        )
+        .await;
+    assert_eq!(got.status, 202, "a blob the registry lacks: a session");
 }
 
 async fn push_tagged(t: &TestRegistry, repo: &str, tags: &[&str]) {

@@ -55,6 +55,15 @@ pub struct Purged {
     pub stray: u64,
 }
 
+/// The bytes of a blob a GET asks for (HTTP's `Range: bytes=…`, one range).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ByteRange {
+    /// From `start` to `end` (inclusive), or to the end of the blob.
+    From { start: u64, end: Option<u64> },
+    /// The last this many bytes (`bytes=-500`).
+    Last(u64),
+}
+
 /// A blob as GET answers it: its size and how to get its bytes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FetchedBlob {
@@ -74,17 +83,24 @@ impl Registry {
         }
     }
 
-    /// A blob's bytes, or where to fetch them; `range` is an HTTP byte range (inclusive).
+    /// A blob's bytes, or where to fetch them, all or `range` of them.
     pub async fn fetch_blob(
         &self,
         repo: &RepositoryName,
         digest: &Digest,
-        range: Option<(u64, Option<u64>)>,
+        range: Option<ByteRange>,
     ) -> Result<FetchedBlob> {
         let size = self.blob_size(repo, digest).await?;
         let range = match range {
             None => None,
-            Some((start, end)) => {
+            Some(range) => {
+                let (start, end) = match range {
+                    ByteRange::From { start, end } => (start, end),
+                    // The last `n` bytes; none is a range no blob satisfies.
+                    ByteRange::Last(n) => {
+                        (if n == 0 { size } else { size.saturating_sub(n) }, None)
+                    }
+                };
                 let end = end.unwrap_or(u64::MAX).min(size.saturating_sub(1));
                 if start >= size || start > end {
                     return Err(RegistryError::new(
@@ -127,12 +143,29 @@ impl Registry {
 
     /// Links a blob of `from` into `repo` without copying a byte. False when `from` does not
     /// have it (the client then uploads it).
+    ///
+    /// Without `from` (the spec lets a registry treat it as optional), a blob the registry
+    /// stores is mounted only when there is no auth: then every repository is anyone's to
+    /// read. With auth, a client must name a source its token lets it read, or upload the
+    /// bytes: knowing a digest is no right to a private repository's blob.
     pub async fn mount_blob(
         &self,
         repo: &RepositoryName,
         digest: &Digest,
-        from: &RepositoryName,
+        from: Option<&RepositoryName>,
     ) -> Result<bool> {
+        let Some(from) = from else {
+            if self.auth.is_some() {
+                return Ok(false);
+            }
+            return match self.blobs.size(digest).await? {
+                Some(size) => {
+                    self.metadata.link_blob(repo, digest, size).await?;
+                    Ok(true)
+                }
+                None => Ok(false),
+            };
+        };
         match self.metadata.blob_link(from, digest).await? {
             Some(size) => {
                 self.metadata.link_blob(repo, digest, size).await?;

@@ -6,6 +6,7 @@
 use super::{
     DOCKER_CONTENT_DIGEST, FileBody, digest, header, path_parameter, repository, respond, response,
 };
+use crate::blobs::ByteRange;
 use crate::error::RegistryError;
 use crate::ports::BlobBody;
 use crate::registry::Registry;
@@ -79,28 +80,38 @@ pub async fn delete_blob(registry: &Registry, req: Request) -> Response<Body> {
     respond(&method, result)
 }
 
-/// `bytes=<start>-[<end>]`, the one form clients send for layers; anything else (suffix or
-/// several ranges) is ignored, as HTTP allows, and the whole blob is served.
-fn parse_range(value: &str) -> Option<(u64, Option<u64>)> {
+/// One range, `bytes=<start>-[<end>]` or the suffix `bytes=-<n>`; anything else (several
+/// ranges, other units, numbers that do not parse) is ignored, as HTTP allows, and the
+/// whole blob is served.
+fn parse_range(value: &str) -> Option<ByteRange> {
     let (start, end) = value.trim().strip_prefix("bytes=")?.split_once('-')?;
-    let start = start.trim().parse().ok()?;
-    let end = match end.trim() {
-        "" => None,
-        end => Some(end.parse().ok()?),
-    };
-    Some((start, end))
+    let number = |text: &str| text.trim().parse::<u64>().ok();
+    match (start.trim(), end.trim()) {
+        ("", last) => Some(ByteRange::Last(number(last)?)),
+        (start, "") => Some(ByteRange::From {
+            start: number(start)?,
+            end: None,
+        }),
+        (start, end) => Some(ByteRange::From {
+            start: number(start)?,
+            end: Some(number(end)?),
+        }),
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::parse_range;
+    use super::{ByteRange, parse_range};
 
     #[test]
     fn ranges() {
-        assert_eq!(parse_range("bytes=0-99"), Some((0, Some(99))));
-        assert_eq!(parse_range("bytes=100-"), Some((100, None)));
-        assert_eq!(parse_range("bytes=-5"), None);
+        let from = |start, end| Some(ByteRange::From { start, end });
+        assert_eq!(parse_range("bytes=0-99"), from(0, Some(99)));
+        assert_eq!(parse_range("bytes=100-"), from(100, None));
+        assert_eq!(parse_range("bytes=-5"), Some(ByteRange::Last(5)));
+        assert_eq!(parse_range("bytes=-"), None);
         assert_eq!(parse_range("bytes=1-2,4-5"), None);
+        assert_eq!(parse_range("bytes=99999999999999999999-"), None);
         assert_eq!(parse_range("items=1-2"), None);
     }
 }

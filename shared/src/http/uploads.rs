@@ -21,20 +21,22 @@ use lambda_http::{Body, Request, Response};
 const DOCKER_UPLOAD_UUID: HeaderName = HeaderName::from_static("docker-upload-uuid");
 const OCI_CHUNK_MAX_LENGTH: HeaderName = HeaderName::from_static("oci-chunk-max-length");
 
-/// POST: `?mount=&from=` links a blob the source repository has (201), else opens a
-/// session; `?digest=` takes the whole blob in the body (201); otherwise a session (202),
+/// POST: `?mount=&from=` links a blob the source repository has (201; `from` may be left
+/// out where the registry allows, see [`Registry::mount_blob`]), else opens a session; `?digest=` takes the whole blob in the body (201); otherwise a session (202),
 /// hashed with `?digest-algorithm=` (sha256 unless it says sha512).
 pub async fn start_upload(registry: &Registry, req: Request) -> Response<Body> {
     let method = req.method().clone();
     let result = async {
         let repo = repository(&req)?;
-        if let (Some(mount), Some(from)) = (query(&req, "mount"), query(&req, "from")) {
+        if let Some(mount) = query(&req, "mount") {
             let digest = digest(&mount)?;
-            let from = RepositoryName::parse(&from)?;
-            if registry.mount_blob(&repo, &digest, &from).await? {
+            let from = query(&req, "from")
+                .map(|from| RepositoryName::parse(&from))
+                .transpose()?;
+            if registry.mount_blob(&repo, &digest, from.as_ref()).await? {
                 return blob_created(&repo, &digest);
             }
-            // The source lacks it: the spec's fallback is a session for a normal upload.
+            // Not mounted: the spec's fallback is a session for a normal upload.
         } else if let Some(value) = query(&req, "digest") {
             let digest = digest(&value)?;
             registry.put_blob(&repo, &digest, upload_body(req)).await?;
