@@ -20,6 +20,7 @@
 
 use axum::Router;
 use axum::body::{Body as AxumBody, Bytes, HttpBody};
+use axum::extract::rejection::RawPathParamsRejection;
 use axum::extract::{RawPathParams, Request as AxumRequest, State};
 use axum::response::Response as AxumResponse;
 use axum::routing::MethodFilter;
@@ -60,7 +61,7 @@ pub const DRAIN_TIME: Duration = Duration::from_secs(10);
 pub const DRAIN_BYTES: u64 = 1024 * 1024 * 1024;
 
 /// How a client over [`ServeOptions::max_uploads`] is told to come back (seconds).
-const UPLOADS_RETRY_AFTER: &str = "5";
+const UPLOADS_RETRY_AFTER: u32 = 5;
 
 /// How registry-local serves connections; `registry-local --help` sets each.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -153,10 +154,22 @@ pub fn router_with(registry: Registry, max_uploads: usize) -> Router {
 /// checks, then its body and handler, then lambda_http → axum.
 async fn serve_one(
     State(shared): State<Arc<Shared>>,
-    params: RawPathParams,
+    params: Result<RawPathParams, RawPathParamsRejection>,
     req: AxumRequest,
     route: Route,
 ) -> AxumResponse {
+    // A path segment that is not UTF-8 once decoded (`%FF`) names nothing: the registry's
+    // error, not axum's text.
+    let params = match params {
+        Ok(params) => params,
+        Err(rejection) => {
+            let e = RegistryError::new(
+                ErrorCode::NameInvalid,
+                format!("the path is not a registry path: {rejection}"),
+            );
+            return into_axum_now(error_response(&e, req.method()));
+        }
+    };
     // The map lambda_http keeps (one value per name), built once.
     let params: HashMap<String, Vec<String>> = params
         .iter()
@@ -209,13 +222,9 @@ fn too_many_uploads(method: &http::Method) -> lambda_http::Response<Body> {
     let e = RegistryError::new(
         ErrorCode::TooManyRequests,
         "too many uploads are in progress: retry later",
-    );
-    let mut response = error_response(&e, method);
-    response.headers_mut().insert(
-        http::header::RETRY_AFTER,
-        http::HeaderValue::from_static(UPLOADS_RETRY_AFTER),
-    );
-    response
+    )
+    .with_retry_after(UPLOADS_RETRY_AFTER);
+    error_response(&e, method)
 }
 
 /// The whole body of a request that carries no blob: `413` over [`MAX_SMALL_BODY`] (from

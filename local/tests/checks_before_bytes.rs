@@ -316,3 +316,40 @@ fn the_server_speaks_http_1_1_only() {
         String::from_utf8_lossy(&reply)
     );
 }
+
+#[test]
+fn bad_paths_and_broken_chunked_bodies_get_the_registrys_400() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &[]);
+    let request = |head: &str, body: &[u8]| {
+        let mut stream = server.connect();
+        send_head(&mut stream, head);
+        stream.write_all(body).unwrap();
+        read_answer(&mut stream).unwrap()
+    };
+    // A path segment that decodes to no UTF-8.
+    let answer = request("GET /v2/acme/%FF/tags/list HTTP/1.1\nHost: x\n\n", b"");
+    assert_eq!(answer.status, 400, "{answer:?}");
+    assert_eq!(answer.header("content-type"), Some("application/json"));
+    assert!(answer.body.contains("NAME_INVALID"), "{}", answer.body);
+    // A chunked body whose chunk size is not hex: a bad request, not a size.
+    let broken = b"zz\r\nabc\r\n0\r\n\r\n";
+    let location = start_upload(&server, "acme/app");
+    let answer = request(
+        &format!("PATCH {location} HTTP/1.1\nHost: x\nTransfer-Encoding: chunked\n\n"),
+        broken,
+    );
+    assert_eq!(answer.status, 400, "{answer:?}");
+    assert!(
+        answer.body.contains("BLOB_UPLOAD_INVALID"),
+        "{}",
+        answer.body
+    );
+    let answer = request(
+        "PUT /v2/acme/app/manifests/t HTTP/1.1\nHost: x\n\
+         Content-Type: application/vnd.oci.image.index.v1+json\nTransfer-Encoding: chunked\n\n",
+        broken,
+    );
+    assert_eq!(answer.status, 400, "{answer:?}");
+    assert_eq!(answer.header("content-type"), Some("application/json"));
+}
