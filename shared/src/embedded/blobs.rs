@@ -47,12 +47,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
-use tokio::io::AsyncWriteExt;
 
 /// The longest upload id or handle accepted (a UUID has 36 characters).
 const MAX_TOKEN_LEN: usize = 64;
 /// The copy buffer of [`BlobStore::complete_parts`].
 const COPY_BUFFER: usize = 1024 * 1024;
+/// A streamed part's writes: this much at a time.
+const WRITE_BUFFER: usize = 1024 * 1024;
+/// Body reads (at most 256 KiB each) waiting for the part's writer thread.
+const WRITE_QUEUE: usize = 8;
 
 /// Blobs as files under one folder, uploads' bytes under another.
 #[derive(Debug)]
@@ -352,39 +355,58 @@ impl BlobStore for FolderBlobs {
             || StoreError::Conflict(format!("the parts {handle:?} of upload {id:?} are gone"));
         // Never create the folder: if it is gone, the upload was cancelled or finished.
         let temp = folder.join(self.inner.temp_name("part"));
-        let mut file = match tokio::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&temp)
-            .await
-        {
-            Ok(file) => file,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Err(gone()),
-            Err(e) => return Err(StoreError::backend(format!("part of {id:?}: {e}"))),
-        };
-        let mut hasher = Sha256::new();
-        let mut size = 0u64;
-        let written = async {
-            while let Some(chunk) = source.next_chunk().await? {
+        // The file is written, and its tag hashed, on a thread of its own while this task
+        // reads the body (and the registry hashes it for the upload): two cores for the two
+        // hashes, and writes of a megabyte rather than one hop to a blocking thread per
+        // network read. What waits between them is bounded by the channel.
+        let (chunks, mut next) = tokio::sync::mpsc::channel::<Bytes>(WRITE_QUEUE);
+        let path = temp.clone();
+        let writer = tokio::task::spawn_blocking(move || -> std::io::Result<(String, u64)> {
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)?;
+            let mut out = std::io::BufWriter::with_capacity(WRITE_BUFFER, file);
+            let mut hasher = Sha256::new();
+            let mut size = 0u64;
+            while let Some(chunk) = next.blocking_recv() {
                 hasher.update(&chunk);
-                file.write_all(&chunk).await?;
+                out.write_all(&chunk)?;
                 size = size.saturating_add(chunk.len() as u64);
             }
-            file.sync_all().await
+            let file = out.into_inner().map_err(|e| e.into_error())?;
+            file.sync_all()?;
+            Ok((hex::encode(hasher.finalize()), size))
+        });
+        let read = async {
+            while let Some(chunk) = source.next_chunk().await? {
+                if chunks.send(chunk).await.is_err() {
+                    // The writer stopped: its error says why.
+                    break;
+                }
+            }
+            Ok::<(), std::io::Error>(())
         }
         .await;
-        drop(file);
-        if let Err(e) = written {
-            let _ = tokio::fs::remove_file(&temp).await;
-            return Err(StoreError::backend(format!(
-                "writing part {number} of upload {id:?}: {e}"
-            )));
-        }
+        drop(chunks);
+        let written = match writer.await {
+            Ok(written) => written,
+            Err(e) => Err(std::io::Error::other(e)),
+        };
+        let (tag, size) = match (read, written) {
+            (Ok(()), Ok(written)) => written,
+            (_, Err(e)) if e.kind() == ErrorKind::NotFound => return Err(gone()),
+            (Err(e), _) | (_, Err(e)) => {
+                let _ = tokio::fs::remove_file(&temp).await;
+                return Err(StoreError::backend(format!(
+                    "writing part {number} of upload {id:?}: {e}"
+                )));
+            }
+        };
         if size == 0 {
             let _ = tokio::fs::remove_file(&temp).await;
             return Ok((String::new(), 0));
         }
-        let tag = hex::encode(hasher.finalize());
         match tokio::fs::rename(&temp, folder.join(part_name(number, &tag))).await {
             Ok(()) => Ok((tag, size)),
             Err(e) => {
