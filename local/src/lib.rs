@@ -351,9 +351,9 @@ pub async fn serve_with(
             },
             () = &mut shutdown => break,
         };
-        let stream = tokio::select! {
+        let (stream, client) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     // Out of file descriptors, or a connection reset before it was
                     // taken: neither ends the server; a pause lets descriptors free up.
@@ -369,9 +369,11 @@ pub async fn serve_with(
         let _ = stream.set_nodelay(true);
         let router = router.clone();
         let idle = options.body_idle_timeout;
+        let client = client.ip().to_string();
         let service = hyper::service::service_fn(move |req| {
             let router = router.clone();
-            async move { Ok::<_, std::convert::Infallible>(answer(router, req, idle).await) }
+            let client = client.clone();
+            async move { Ok::<_, std::convert::Infallible>(answer(router, req, idle, &client).await) }
         });
         let connection = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
         let connection = graceful.watch(connection);
@@ -394,7 +396,15 @@ pub async fn serve_with(
 
 /// One request through the router, its body guarded ([`GuardedBody`]); an answer given
 /// before the body was read whole closes the connection after draining it.
-async fn answer(router: Router, req: http::Request<Incoming>, idle: Duration) -> AxumResponse {
+async fn answer(
+    router: Router,
+    req: http::Request<Incoming>,
+    idle: Duration,
+    client: &str,
+) -> AxumResponse {
+    let started = std::time::Instant::now();
+    let request_id = uuid::Uuid::new_v4().simple().to_string();
+    let (method, uri) = (req.method().clone(), req.uri().clone());
     let expects_continue = req
         .headers()
         .get(http::header::EXPECT)
@@ -449,8 +459,35 @@ async fn answer(router: Router, req: http::Request<Incoming>, idle: Duration) ->
             tokio::spawn(drain_body(incoming));
         }
     }
+    if let Ok(id) = http::HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(REQUEST_ID, id);
+    }
+    // Logged as the answer goes out: a streamed body (a blob GET) goes on after.
+    quayside::http::access::AccessRecord {
+        method: &method,
+        uri: &uri,
+        status: response.status().as_u16(),
+        bytes_in: lock(&state).received,
+        bytes_out: response
+            .headers()
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_default(),
+        duration: started.elapsed(),
+        client: Some(client),
+        principal: response
+            .extensions()
+            .get::<quayside::http::access::Principal>()
+            .and_then(|p| p.0.as_deref()),
+        request_id: &request_id,
+    }
+    .log();
     response
 }
+
+/// The id of the request in registry-local's access log, told to the client.
+const REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
 
 /// Reads and drops what is left of a body, for at most [`DRAIN_TIME`] and [`DRAIN_BYTES`]:
 /// hyper reads a body only while someone takes it, and closing a socket with unread bytes

@@ -74,6 +74,16 @@ struct Args {
     /// Retry-After before their body is read.
     #[arg(long, default_value_t = registry_local::ServeOptions::default().max_uploads, env = "QUAYSIDE_MAX_UPLOADS", value_parser = parse_at_least_one)]
     max_uploads: usize,
+    /// How log lines are written: `text`, or `json` (one object per line, for a log
+    /// collector). One `quayside::access` line per request at `info` (RUST_LOG).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "QUAYSIDE_LOG_FORMAT")]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 /// How long requests in flight at a shutdown (Ctrl-C, SIGTERM) may take to finish: docker
@@ -115,12 +125,14 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
     let mut args = Args::parse();
+    let logs = tracing_subscriber::fmt().with_env_filter(
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+    );
+    match args.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().init(),
+    }
     match args.command.take().unwrap_or(Command::Serve) {
         Command::Provision => provision().await,
         Command::Serve => serve(&args).await,

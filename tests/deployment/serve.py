@@ -508,6 +508,7 @@ def main(argv: list[str]) -> int:
             raise Fatal(f"{e}{hint}") from None
         log_group = f"/aws/lambda/{function_names[lid]}"
         lc = props.get("LoggingConfig") or {}
+        log_format = str(lc.get("LogFormat") or "Text")
         if lc.get("LogGroup"):
             log_group = str(resolver.resolve(lc["LogGroup"], f"{lid} LoggingConfig"))
         memory = int(props.get("MemorySize", 128))
@@ -521,6 +522,8 @@ def main(argv: list[str]) -> int:
             "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
             "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
             "AWS_LAMBDA_LOG_GROUP_NAME": log_group,
+            # As Lambda sets it from LoggingConfig.LogFormat (JSON only when asked).
+            **({"AWS_LAMBDA_LOG_FORMAT": "JSON"} if log_format.upper() == "JSON" else {}),
             "_HANDLER": str(props.get("Handler", "bootstrap")),
             "LAMBDA_TASK_ROOT": str(bin_dir),
             "LAMBDA_RUNTIME_DIR": "/var/runtime",

@@ -9,6 +9,7 @@
 //! declares before its handler runs. The Lambda functions, registry-local and the tests all
 //! go through [`Route::serve`]; the handler functions themselves check nothing.
 
+pub mod access;
 pub mod auth;
 pub mod blobs;
 pub mod lists;
@@ -199,8 +200,35 @@ impl Route {
         registry: &crate::registry::Registry,
         req: Request,
     ) -> Response<Body> {
-        self.serve_with_body(registry, req, |req| async { Ok(req) })
-            .await
+        let started = std::time::Instant::now();
+        let (method, uri) = (req.method().clone(), req.uri().clone());
+        let bytes_in = req.body().len() as u64;
+        let (client, request_id) = match req.request_context_ref() {
+            Some(lambda_http::request::RequestContext::ApiGatewayV2(ctx)) => (
+                ctx.http.source_ip.clone(),
+                ctx.request_id.clone().unwrap_or_default(),
+            ),
+            _ => (None, String::new()),
+        };
+        let response = self
+            .serve_with_body(registry, req, |req| async { Ok(req) })
+            .await;
+        access::AccessRecord {
+            method: &method,
+            uri: &uri,
+            status: response.status().as_u16(),
+            bytes_in,
+            bytes_out: response.body().len() as u64,
+            duration: started.elapsed(),
+            client: client.as_deref(),
+            principal: response
+                .extensions()
+                .get::<access::Principal>()
+                .and_then(|p| p.0.as_deref()),
+            request_id: &request_id,
+        }
+        .log();
+        response
     }
 
     /// [`Route::serve`] for a server that reads bodies from a socket (registry-local): the
@@ -221,10 +249,17 @@ impl Route {
             Ok(req) => req,
             Err(refused) => return refused,
         };
-        match attach(req).await {
+        let principal = access::Principal(
+            req.extensions()
+                .get::<Caller>()
+                .and_then(|caller| caller.subject.clone()),
+        );
+        let mut response = match attach(req).await {
             Ok(req) => (self.handler)(registry, req).await,
             Err(refused) => refused,
-        }
+        };
+        response.extensions_mut().insert(principal);
+        response
     }
 
     /// Whether the route takes blob bytes (uploads): a server streams those to the handler
