@@ -368,7 +368,8 @@ async fn users_robots_and_anonymous_push_and_pull_by_the_rules() {
         .await;
     assert_eq!(access_of(&ci), json!([]));
 
-    // Delete needs `delete`: a pull,push token is refused; alice's delete token works.
+    // Delete needs `delete`: a pull,push token is refused (401: alice holds delete, so
+    // her client is asked for a token that says so); her delete token works.
     let delete = t
         .request_with_token(
             &alice,
@@ -378,7 +379,7 @@ async fn users_robots_and_anonymous_push_and_pull_by_the_rules() {
             b"",
         )
         .await;
-    assert_eq!(delete.status, 403);
+    assert_eq!(delete.status, 401);
     let alice_delete = t.token(ALICE, &["repository:alice/app:delete"]).await;
     let delete = t
         .request_with_token(
@@ -706,8 +707,16 @@ async fn attack_a_pull_token_cannot_push() {
                 &body,
             )
             .await;
-        assert_eq!(answer.status, 403, "{method} {path}");
-        assert_eq!(answer.error_code(), "DENIED", "{method} {path}");
+        // Alice holds push: her client is asked to fetch a token that says so (401, as
+        // distribution answers, which clients act on), and nothing happens meanwhile.
+        assert_eq!(answer.status, 401, "{method} {path}");
+        assert_eq!(answer.error_code(), "UNAUTHORIZED", "{method} {path}");
+        assert!(
+            answer
+                .header("www-authenticate")
+                .is_some_and(|c| c.contains("error=\"insufficient_scope\"")),
+            "{method} {path}"
+        );
     }
     // Nothing changed.
     assert_eq!(
@@ -974,9 +983,9 @@ async fn attack_the_catalog_lists_only_what_the_caller_may_pull() {
     let anonymous = t.token(None, &["registry:catalog:*"]).await;
     assert_eq!(access_of(&anonymous), json!([]));
     assert_eq!(catalog(anonymous).await.status, 403);
-    // A repository token is no catalog token.
+    // A repository token is no catalog token: a user may get one, so 401 asks for it.
     let repo_only = t.token(BOB, &["repository:bob/app:pull"]).await;
-    assert_eq!(catalog(repo_only).await.status, 403);
+    assert_eq!(catalog(repo_only).await.status, 401);
 }
 
 #[tokio::test]
@@ -1480,4 +1489,24 @@ async fn a_refresh_token_dies_with_its_principal_or_its_secret() {
     assert_refresh_refused(&refresh(&t, &bob, &[]).await, "deleted");
     t.add_user("bob", "bob-password").await;
     assert_refresh_refused(&refresh(&t, &bob, &[]).await, "re-created");
+}
+
+#[tokio::test]
+async fn a_mounts_challenge_asks_for_its_source_too() {
+    let t = registry().await;
+    let digest = format!("sha256:{TINY_LAYER0}");
+    let answer = t
+        .request(
+            Method::POST,
+            &format!("/v2/alice/app/blobs/uploads/?mount={digest}&from=bob/base"),
+            &[],
+            b"",
+        )
+        .await;
+    assert_eq!(answer.status, 401);
+    let challenge = answer.header("www-authenticate").unwrap_or_default();
+    assert!(
+        challenge.contains("scope=\"repository:alice/app:pull,push repository:bob/base:pull\""),
+        "{challenge}"
+    );
 }

@@ -446,6 +446,40 @@ impl Auth {
         }
     }
 
+    /// Whether a new token could give `subject` what `needed` asks, though the token it
+    /// showed lacks it: it holds the action, or, for a push, the repository does not exist
+    /// yet (a token request may claim it by a create right). Then the gate asks the client
+    /// to fetch one (`401 insufficient_scope`, which clients act on); else it is `403`.
+    pub async fn could_grant(
+        &self,
+        metadata: &dyn MetadataStore,
+        subject: Option<&str>,
+        needed: &scope::Needed<'_>,
+    ) -> StoreResult<bool> {
+        match needed {
+            scope::Needed::Catalog => Ok(subject.is_some()),
+            scope::Needed::Repository(repo, action) => {
+                let access = self.access.repository_access(repo, subject).await?;
+                let held = held_actions(subject, repo, &access);
+                if held.contains(action) || held.contains(&Action::All) {
+                    return Ok(true);
+                }
+                let Some(name) = subject.filter(|_| *action == Action::Push) else {
+                    return Ok(false);
+                };
+                if access.creator.is_some() || metadata.repository_exists(repo).await? {
+                    return Ok(false);
+                }
+                let principal = match self.access.principal(name).await? {
+                    Some(record) if is_robot_name(name) => Principal::Robot(record),
+                    Some(record) => Principal::User(record),
+                    None => return Ok(false),
+                };
+                Ok(principal.may_create_in(repo.namespace()))
+            }
+        }
+    }
+
     /// What `principal` gets of what it asked: the `access` claim of its token. A push it
     /// may make only through a create right claims the repository first (see the module
     /// doc), if it does not exist and no one claimed it.

@@ -117,6 +117,23 @@ pub(crate) async fn check(
     if let Some(needed) = &needed
         && !scope::allows(&claims.access, needed)
     {
+        let subject = Some(claims.sub.as_str()).filter(|s| !s.is_empty());
+        match auth
+            .could_grant(registry.metadata.as_ref(), subject, needed)
+            .await
+        {
+            // A token for another request (clients cache them): ask for a new one.
+            Ok(true) => {
+                return Err(unauthorized(
+                    auth,
+                    &req,
+                    Some(needed),
+                    Some("insufficient_scope"),
+                ));
+            }
+            Ok(false) => {}
+            Err(e) => return Err(error_response(&RegistryError::internal(e), &method)),
+        }
         tracing::info!(
             target: "quayside::audit",
             action = "access_denied",
@@ -221,10 +238,20 @@ fn challenge(
         quoted(&auth.settings.service)
     );
     if let Some(needed) = needed {
-        value.push_str(&format!(
-            ",scope=\"{}\"",
-            quoted(&scope::challenge_scope(needed))
-        ));
+        let mut scopes = scope::challenge_scope(needed);
+        // A mount reads its source too: ask for both, as distribution does, so that the
+        // client's token lets the mount happen (else it becomes an upload).
+        if req.method() == http::Method::POST
+            && query(req, "mount").is_some()
+            && let Some(from) = query(req, "from").and_then(|f| RepositoryName::parse(&f).ok())
+        {
+            scopes.push(' ');
+            scopes.push_str(&scope::challenge_scope(&Needed::Repository(
+                &from,
+                Action::Pull,
+            )));
+        }
+        value.push_str(&format!(",scope=\"{}\"", quoted(&scopes)));
     }
     if let Some(error) = error {
         value.push_str(&format!(",error=\"{error}\""));
