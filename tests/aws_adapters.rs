@@ -1031,3 +1031,38 @@ async fn a_small_chunked_blob_goes_to_s3_once_and_is_copied_into_place() {
     assert_eq!(status, 200);
     assert!(stored == data, "the blob is the bytes sent");
 }
+
+#[tokio::test]
+async fn small_blobs_are_answered_with_their_bytes_and_large_ones_redirected_to_s3() {
+    // The answer a client reads carries Docker-Content-Digest for a small blob (S3's answer
+    // to a redirect could not); a large one goes to S3 by a presigned URL.
+    let t = aws_registry().await;
+    let small = vec![7u8; 1000];
+    let large = vec![9u8; 1024 * 1024 + 1];
+    for (bytes, inline) in [(&small, true), (&large, false)] {
+        let digest = t.seed_blob("acme/sizes", bytes).await;
+        let got = t.get(&format!("/v2/acme/sizes/blobs/{digest}"), &[]).await;
+        assert_eq!(
+            got.header("docker-content-digest"),
+            Some(digest.to_string().as_str())
+        );
+        if inline {
+            assert_eq!(got.status, 200);
+            assert!(got.body == *bytes);
+        } else {
+            assert_eq!(got.status, 307);
+            assert!(
+                got.header("location")
+                    .is_some_and(|l| l.contains("X-Amz-Signature"))
+            );
+        }
+    }
+    let digest = Digest::sha256(&small);
+    let (status, part) = t
+        .download(
+            &format!("/v2/acme/sizes/blobs/{digest}"),
+            Some("bytes=10-19"),
+        )
+        .await;
+    assert_eq!((status, part), (206, small[10..20].to_vec()));
+}

@@ -124,6 +124,27 @@ impl Registry {
             });
         }
         match self.blobs.fetch(digest, range).await? {
+            Some(BlobBody::Redirect(_)) if size <= self.limits.inline_blob_bytes => {
+                let bytes = self.blobs.get(digest).await?.ok_or_else(|| {
+                    RegistryError::internal(format!("blob {digest} is linked but not stored"))
+                })?;
+                let body = match range {
+                    Some((start, end)) => bytes.slice(
+                        usize::try_from(start)
+                            .unwrap_or(usize::MAX)
+                            .min(bytes.len())
+                            ..usize::try_from(end.saturating_add(1))
+                                .unwrap_or(usize::MAX)
+                                .min(bytes.len()),
+                    ),
+                    None => bytes,
+                };
+                Ok(FetchedBlob {
+                    size,
+                    body: BlobBody::Bytes(body),
+                    range,
+                })
+            }
             Some(body) => Ok(FetchedBlob { size, body, range }),
             None => Err(RegistryError::internal(format!(
                 "blob {digest} is linked to {repo} but not stored"

@@ -52,6 +52,11 @@ pub struct Limits {
     /// short costs only a request (a writer that outlives its claim finds the upload taken
     /// and answers `404`); too long makes a client's retry wait (`416`) for it.
     pub upload_lease: std::time::Duration,
+    /// A blob the store would redirect to (S3) is answered with its bytes when it is no
+    /// larger: a client gets `Docker-Content-Digest` on the answer it reads (the spec
+    /// requires it; S3's answer to a redirect cannot carry it), and saves a round trip on
+    /// configs and small layers. Larger blobs redirect: no layer byte passes through Lambda.
+    pub inline_blob_bytes: u64,
 }
 
 impl Limits {
@@ -63,6 +68,7 @@ impl Limits {
         max_chunk_bytes: 4 * 1024 * 1024,
         max_blob_bytes: 5 * 1024 * 1024 * 1024,
         upload_lease: std::time::Duration::from_secs(60),
+        inline_blob_bytes: 1024 * 1024,
     };
 }
 
