@@ -17,7 +17,7 @@ async fn invoke(t: &TestRegistry, event_file: &str) -> Answer {
         .find(|r| r.path == path && r.methods.iter().any(|m| m.as_str() == method))
         .unwrap_or_else(|| panic!("no function serves {route_key}"));
     let req = lambda_http::request::from_str(&json).expect("lambda_http reads the event");
-    route.serve(&t.registry, req).await.into()
+    route.serve_api_gateway(&t.registry, req).await.into()
 }
 
 #[tokio::test]
@@ -55,6 +55,28 @@ async fn manifest_functions_answer_api_gateway_events() {
     let deleted = invoke(&t, "delete-manifest-by-digest.json").await;
     assert_eq!(deleted.status, 202);
     assert_eq!(invoke(&t, "get-manifest-by-tag.json").await.status, 404);
+}
+
+#[tokio::test]
+async fn tag_parameters_are_answered_in_one_oci_tag_header_through_api_gateway() {
+    // Payload 2.0 answers one value per header name (lambda_http would keep only the first
+    // OCI-Tag): the function joins them, as HTTP allows for a list header.
+    let t = TestRegistry::new().await;
+    t.seed_tiny_blobs("library/tiny").await;
+    let digest = "sha256:2ec2eb59508e4e49066740b26802363fb7015236660a8ab943fdb48ed75da2a4";
+    let mut event: Value =
+        serde_json::from_slice(&fixture("events/put-manifest-base64.json")).unwrap();
+    event["rawPath"] = format!("/v2/library/tiny/manifests/{digest}").into();
+    event["requestContext"]["http"]["path"] = event["rawPath"].clone();
+    event["pathParameters"]["reference"] = digest.into();
+    event["rawQueryString"] = "tag=one&tag=two".into();
+    event["queryStringParameters"] = serde_json::json!({"tag": "one,two"});
+    let req = lambda_http::request::from_str(&event.to_string()).unwrap();
+    let route = quayside::http::route("write-manifest").unwrap();
+    let put: Answer = route.serve_api_gateway(&t.registry, req).await.into();
+    assert_eq!(put.status, 201, "{}", String::from_utf8_lossy(&put.body));
+    assert_eq!(put.headers.get_all("oci-tag").iter().count(), 1);
+    assert_eq!(put.header("oci-tag"), Some("one, two"));
 }
 
 /// Without a configured realm (the template's default), the `401` challenge names the API

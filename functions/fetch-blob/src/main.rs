@@ -11,7 +11,7 @@ async fn main() -> Result<(), Error> {
     let route =
         quayside::http::route("fetch-blob").ok_or("no route fetch-blob in the route table")?;
     run(service_fn(async |req: Request| {
-        Ok::<_, Error>(route.serve(&registry, req).await)
+        Ok::<_, Error>(route.serve_api_gateway(&registry, req).await)
     }))
     .await
 }

@@ -11,7 +11,7 @@ async fn main() -> Result<(), Error> {
     let route =
         quayside::http::route("list-tags").ok_or("no route list-tags in the route table")?;
     run(service_fn(async |req: Request| {
-        Ok::<_, Error>(route.serve(&registry, req).await)
+        Ok::<_, Error>(route.serve_api_gateway(&registry, req).await)
     }))
     .await
 }

@@ -10,7 +10,7 @@ async fn main() -> Result<(), Error> {
     let registry = quayside::backend::from_env().await?;
     let route = quayside::http::route("token").ok_or("no route token in the route table")?;
     run(service_fn(async |req: Request| {
-        Ok::<_, Error>(route.serve(&registry, req).await)
+        Ok::<_, Error>(route.serve_api_gateway(&registry, req).await)
     }))
     .await
 }

@@ -231,6 +231,40 @@ impl Route {
         response
     }
 
+    /// [`Route::serve`] in a Lambda function behind API Gateway's HTTP API: a header with
+    /// several values (`OCI-Tag`, one per tag) is answered as one, its values comma-joined,
+    /// as HTTP allows for list headers. Payload 2.0 has one value per name, and lambda_http
+    /// would keep only the first.
+    pub async fn serve_api_gateway(
+        &self,
+        registry: &crate::registry::Registry,
+        req: Request,
+    ) -> Response<Body> {
+        let mut response = self.serve(registry, req).await;
+        let repeated: Vec<HeaderName> = response
+            .headers()
+            .keys()
+            .filter(|name| {
+                *name != http::header::SET_COOKIE
+                    && response.headers().get_all(*name).iter().count() > 1
+            })
+            .cloned()
+            .collect();
+        for name in repeated {
+            let joined = response
+                .headers()
+                .get_all(&name)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .collect::<Vec<_>>()
+                .join(", ");
+            if let Ok(value) = http::HeaderValue::from_str(&joined) {
+                response.headers_mut().insert(name, value);
+            }
+        }
+        response
+    }
+
     /// [`Route::serve`] for a server that reads bodies from a socket (registry-local): the
     /// checks are decided from the headers alone, and only then does `attach` give the
     /// request its body (or answer instead, e.g. `413`). No body is read for a refused
