@@ -254,6 +254,10 @@ class Harness:
 
 class ApiHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # A request line that does not parse (a TLS ClientHello: docker's `manifest` command
+    # tries https first) still gets a status line, so the client falls back to http as it
+    # does with any HTTP server; http.server's default (HTTP/0.9) answers without one.
+    default_request_version = "HTTP/1.0"
     disable_nagle_algorithm = True
     harness: Harness
     server_version = "quayside-harness"
@@ -493,7 +497,10 @@ def main(argv: list[str]) -> int:
     resolver = Resolver(translated, params, pseudo, refs, atts)
     passthrough = {
         k: v for k, v in os.environ.items()
-        if k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "QUAYSIDE_S3_PATH_STYLE", "RUST_BACKTRACE")
+        if k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "QUAYSIDE_S3_PATH_STYLE", "RUST_BACKTRACE",
+                 # moto on a busy machine answers far slower than AWS: the tests may give
+                 # AWS calls more time than the template's 5 s / 15 s.
+                 "QUAYSIDE_AWS_ATTEMPT_TIMEOUT", "QUAYSIDE_AWS_CALL_TIMEOUT")
         or k.startswith("AWS_ENDPOINT_URL")
     }
     harness = Harness()
