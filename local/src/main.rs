@@ -7,11 +7,15 @@
 //! stream reader of `quayside::aws`. Nothing of the ports' item shapes.
 
 use clap::{Parser, Subcommand, ValueEnum};
+#[cfg(feature = "aws")]
 use quayside::aws::sns::{SnsEvents, find_topic};
+#[cfg(feature = "aws")]
 use quayside::aws::streams::StreamReader;
+#[cfg(feature = "aws")]
 use quayside::aws::{Aws, Settings};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+#[cfg(feature = "aws")]
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -139,6 +143,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 }
 
+/// What `--backend aws` and `provision` answer in a build without them.
+#[cfg(not(feature = "aws"))]
+const NO_AWS: &str = "this registry-local was built without the AWS backend: \
+    cargo run --release -p registry-local --features aws -- …";
+
+#[cfg(not(feature = "aws"))]
+async fn provision() -> Result<(), Box<dyn std::error::Error>> {
+    Err(NO_AWS.into())
+}
+
+#[cfg(feature = "aws")]
 async fn provision() -> Result<(), Box<dyn std::error::Error>> {
     let settings = Settings::from_env()?;
     let aws = Aws::from_env().await;
@@ -158,6 +173,9 @@ async fn serve(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             quayside::backend::open_embedded_with_auth(&args.data_dir, auth.clone())?,
             args.data_dir.display().to_string(),
         ),
+        #[cfg(not(feature = "aws"))]
+        Backend::Aws => return Err(NO_AWS.into()),
+        #[cfg(feature = "aws")]
         Backend::Aws => {
             let settings = Settings::from_env()?;
             let aws = Aws::from_env().await;
@@ -248,6 +266,7 @@ async fn stop_signal() {
 /// which publishes to the topic: what Lambda's event source mapping does on AWS, keeping
 /// its place in the stream in `data_dir/stream-checkpoints/` across restarts. Fails at once
 /// when the table is missing, with the remedy.
+#[cfg(feature = "aws")]
 async fn start_notifier(
     aws: &Aws,
     settings: &Settings,

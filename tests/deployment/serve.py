@@ -132,11 +132,11 @@ def provision(root: Path, release: bool, build: bool, env: dict[str, str]) -> di
     profile = "release" if release else "debug"
     exe = root / "target" / profile / "registry-local"
     if build:
-        cmd = ["cargo", "build", "--locked", "-p", "registry-local"] + (["--release"] if release else [])
+        cmd = ["cargo", "build", "--locked", "-p", "registry-local", "--features", "aws"] + (["--release"] if release else [])
         if subprocess.run(cmd, cwd=root, stdout=subprocess.DEVNULL).returncode != 0:
             raise Fatal("cargo build -p registry-local failed")
     if not exe.exists():
-        raise Fatal(f"{exe} is missing: run without --no-build once, or `cargo build -p registry-local`")
+        raise Fatal(f"{exe} is missing: run without --no-build once, or `cargo build -p registry-local --features aws`")
     out = subprocess.run([str(exe), "provision"], env=env, capture_output=True, text=True)
     if out.returncode != 0:
         raise Fatal(f"registry-local provision failed:\n{out.stderr.strip()}")
@@ -474,7 +474,7 @@ def main(argv: list[str]) -> int:
     if missing:
         raise Fatal(f"missing function binaries (run without --no-build once): {', '.join(missing)}")
     if args.build_only:
-        cmd = ["cargo", "build", "--locked", "-p", "registry-local"] + (["--release"] if args.release else [])
+        cmd = ["cargo", "build", "--locked", "-p", "registry-local", "--features", "aws"] + (["--release"] if args.release else [])
         if subprocess.run(cmd, cwd=root).returncode != 0:
             raise Fatal("cargo build -p registry-local failed")
         log(f"built {len(binaries)} function binaries into {bin_dir} in {time.monotonic() - t_start:.1f} s")

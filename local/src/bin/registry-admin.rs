@@ -142,11 +142,16 @@ async fn open(args: &Args) -> Result<Arc<dyn AccessStore>, Failure> {
                 })?;
             Ok(backend.access)
         }
+        #[cfg(feature = "aws")]
         Backend::Aws => {
             let settings = quayside::aws::Settings::from_env()?;
             let aws = quayside::aws::Aws::from_env().await;
             Ok(quayside::backend::aws_access(&aws, &settings))
         }
+        #[cfg(not(feature = "aws"))]
+        Backend::Aws => Err("this registry-admin was built without the AWS backend: \
+            cargo run -p registry-local --features aws --bin registry-admin -- --backend aws …"
+            .into()),
     }
 }
 
