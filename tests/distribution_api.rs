@@ -325,6 +325,18 @@ async fn end_5_out_of_order_chunk_is_416() {
         (got.status, got.error_code().as_str()),
         (400, "BLOB_UPLOAD_INVALID")
     );
+    // The widest range there is (it once overflowed the handler's arithmetic): a clear
+    // error, and the upload unchanged.
+    for range in [
+        "0-18446744073709551615",
+        "18446744073709551615-18446744073709551615",
+    ] {
+        let got = t
+            .request(Method::PATCH, &location, &[("content-range", range)], b"x")
+            .await;
+        assert!(matches!(got.status, 400 | 416), "{range}: {}", got.status);
+    }
+    assert_eq!(t.get(&location, &[]).await.header("range"), Some("0-9"));
 }
 
 #[tokio::test]
