@@ -1509,4 +1509,35 @@ async fn a_mounts_challenge_asks_for_its_source_too() {
         challenge.contains("scope=\"repository:alice/app:pull,push repository:bob/base:pull\""),
         "{challenge}"
     );
+    // A token for the target only, from a source its owner may read: 401, so that the
+    // client fetches a token naming both and the mount happens (not an upload instead).
+    let push_only = t.token(ALICE, &["repository:alice/app:pull,push"]).await;
+    let answer = t
+        .request_with_token(
+            &push_only,
+            Method::POST,
+            &format!("/v2/alice/app/blobs/uploads/?mount={digest}&from=alice/base"),
+            &[],
+            b"",
+        )
+        .await;
+    assert_eq!(answer.status, 401);
+    assert!(
+        answer
+            .header("www-authenticate")
+            .is_some_and(|c| c.contains("insufficient_scope") && c.contains("alice/base:pull")),
+        "{:?}",
+        answer.header("www-authenticate")
+    );
+    // A source it may not read (bob's, private): an upload instead, nothing revealed.
+    let answer = t
+        .request_with_token(
+            &push_only,
+            Method::POST,
+            &format!("/v2/alice/app/blobs/uploads/?mount={digest}&from=bob/base"),
+            &[],
+            b"",
+        )
+        .await;
+    assert_eq!(answer.status, 202);
 }

@@ -143,6 +143,27 @@ pub(crate) async fn check(
         return Err(denied(auth, &req, needed));
     }
     if access == Access::PushOrMount {
+        // A mount whose source the token cannot read, though a new token could: ask for
+        // one (the challenge names the source too), rather than turn it into an upload.
+        if let Some(from) = unreadable_mount_source(&req, &claims.access) {
+            let subject = Some(claims.sub.as_str()).filter(|s| !s.is_empty());
+            let source = Needed::Repository(&from, Action::Pull);
+            match auth
+                .could_grant(registry.metadata.as_ref(), subject, &source)
+                .await
+            {
+                Ok(true) => {
+                    return Err(unauthorized(
+                        auth,
+                        &req,
+                        needed.as_ref(),
+                        Some("insufficient_scope"),
+                    ));
+                }
+                Ok(false) => {}
+                Err(e) => return Err(error_response(&RegistryError::internal(e), &method)),
+            }
+        }
         req = drop_unreadable_mount(req, &claims.access);
     }
     req.extensions_mut().insert(Caller {
@@ -155,16 +176,17 @@ pub(crate) async fn check(
 /// A mount's source must be pullable by the caller; if not, the request loses `mount` and
 /// `from` and becomes a plain upload. A `from` that is not a valid name is left for the
 /// handler to refuse (`NAME_INVALID`).
+/// The source of a mount (`?mount=&from=`) that `access` does not let the caller pull.
+fn unreadable_mount_source(req: &Request, access: &[ResourceActions]) -> Option<RepositoryName> {
+    query(req, "mount")?;
+    let from = RepositoryName::parse(&query(req, "from")?).ok()?;
+    (!scope::allows(access, &Needed::Repository(&from, Action::Pull))).then_some(from)
+}
+
 fn drop_unreadable_mount(req: Request, access: &[ResourceActions]) -> Request {
-    let (Some(_), Some(from)) = (query(&req, "mount"), query(&req, "from")) else {
+    let Some(from) = unreadable_mount_source(&req, access) else {
         return req;
     };
-    let Ok(from) = RepositoryName::parse(&from) else {
-        return req;
-    };
-    if scope::allows(access, &Needed::Repository(&from, Action::Pull)) {
-        return req;
-    }
     tracing::info!(
         target: "quayside::audit",
         action = "mount_refused",
