@@ -672,6 +672,7 @@ impl Registry {
                 budget: limits,
                 taken: 0,
                 failure: None,
+                whole_part: upload.offset == 0,
             };
             if upload.handle.is_none() {
                 self.begin_parts(repo, upload).await?;
@@ -954,6 +955,8 @@ struct Hashing<'a> {
     budget: Budget,
     taken: u64,
     failure: Option<RegistryError>,
+    /// Whether the hash covers this part's bytes only (it starts the upload).
+    whole_part: bool,
 }
 
 impl Hashing<'_> {
@@ -984,6 +987,15 @@ impl PartSource for Hashing<'_> {
         self.hasher.update(&chunk);
         self.taken = self.taken.saturating_add(chunk.len() as u64);
         Ok(Some(chunk))
+    }
+
+    fn knows_part_sha256(&self) -> bool {
+        self.whole_part && self.hasher.algorithm() == Algorithm::Sha256
+    }
+
+    fn part_sha256(&self) -> Option<String> {
+        self.knows_part_sha256()
+            .then(|| self.hasher.clone().finish().hex().to_string())
     }
 }
 

@@ -397,6 +397,19 @@ pub enum BlobBody {
 pub trait PartSource: Send {
     /// The next bytes, or `None` at the end of the part.
     async fn next_chunk(&mut self) -> std::io::Result<Option<Bytes>>;
+
+    /// Whether [`PartSource::part_sha256`] will know the part's SHA-256 once it has ended
+    /// (the registry's own hash, when the part starts an upload hashed with SHA-256): then
+    /// the store need not hash the bytes a second time.
+    fn knows_part_sha256(&self) -> bool {
+        false
+    }
+
+    /// Once the part has ended: the hex SHA-256 of exactly its bytes, if the source
+    /// computed it on the way.
+    fn part_sha256(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Content-addressed blob bytes.

@@ -359,25 +359,31 @@ impl BlobStore for FolderBlobs {
         // reads the body (and the registry hashes it for the upload): two cores for the two
         // hashes, and writes of a megabyte rather than one hop to a blocking thread per
         // network read. What waits between them is bounded by the channel.
+        // The tag is the part's SHA-256: the registry's own hash when it covers exactly
+        // this part (an upload's first part, the usual one-request layer), else hashed here.
         let (chunks, mut next) = tokio::sync::mpsc::channel::<Bytes>(WRITE_QUEUE);
         let path = temp.clone();
-        let writer = tokio::task::spawn_blocking(move || -> std::io::Result<(String, u64)> {
-            let file = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&path)?;
-            let mut out = std::io::BufWriter::with_capacity(WRITE_BUFFER, file);
-            let mut hasher = Sha256::new();
-            let mut size = 0u64;
-            while let Some(chunk) = next.blocking_recv() {
-                hasher.update(&chunk);
-                out.write_all(&chunk)?;
-                size = size.saturating_add(chunk.len() as u64);
-            }
-            let file = out.into_inner().map_err(|e| e.into_error())?;
-            file.sync_all()?;
-            Ok((hex::encode(hasher.finalize()), size))
-        });
+        let hash_here = !source.knows_part_sha256();
+        let writer =
+            tokio::task::spawn_blocking(move || -> std::io::Result<(Option<String>, u64)> {
+                let file = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&path)?;
+                let mut out = std::io::BufWriter::with_capacity(WRITE_BUFFER, file);
+                let mut hasher = hash_here.then(Sha256::new);
+                let mut size = 0u64;
+                while let Some(chunk) = next.blocking_recv() {
+                    if let Some(hasher) = hasher.as_mut() {
+                        hasher.update(&chunk);
+                    }
+                    out.write_all(&chunk)?;
+                    size = size.saturating_add(chunk.len() as u64);
+                }
+                let file = out.into_inner().map_err(|e| e.into_error())?;
+                file.sync_all()?;
+                Ok((hasher.map(|h| hex::encode(h.finalize())), size))
+            });
         let read = async {
             while let Some(chunk) = source.next_chunk().await? {
                 if chunks.send(chunk).await.is_err() {
@@ -394,7 +400,15 @@ impl BlobStore for FolderBlobs {
             Err(e) => Err(std::io::Error::other(e)),
         };
         let (tag, size) = match (read, written) {
-            (Ok(()), Ok(written)) => written,
+            (Ok(()), Ok((tag, size))) => match tag.or_else(|| source.part_sha256()) {
+                Some(tag) => (tag, size),
+                None => {
+                    let _ = tokio::fs::remove_file(&temp).await;
+                    return Err(StoreError::backend(format!(
+                        "part {number} of upload {id:?} has no SHA-256"
+                    )));
+                }
+            },
             (_, Err(e)) if e.kind() == ErrorKind::NotFound => return Err(gone()),
             (Err(e), _) | (_, Err(e)) => {
                 let _ = tokio::fs::remove_file(&temp).await;
