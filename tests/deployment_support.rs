@@ -249,10 +249,18 @@ impl Deployment {
         let Some(challenge) = first.header("www-authenticate").map(parse_challenge) else {
             return first;
         };
-        let mut scopes: Vec<String> = challenge.scope.into_iter().collect();
+        // A challenge may name several scopes, space-separated (a mount's names its source).
+        let mut scopes: Vec<String> = challenge
+            .scope
+            .iter()
+            .flat_map(|s| s.split_whitespace().map(str::to_string))
+            .collect();
         // A mount's source needs pull in the same token, as docker asks for it.
         if let Some(from) = query_value(&request.path, "from") {
-            scopes.push(format!("repository:{from}:pull"));
+            let source = format!("repository:{from}:pull");
+            if !scopes.contains(&source) {
+                scopes.push(source);
+            }
         }
         for scope in &scopes {
             if let Some(repo) = scope
