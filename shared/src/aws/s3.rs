@@ -550,16 +550,14 @@ impl BlobStore for S3Blobs {
         &self,
         id: &str,
         handle: Option<&str>,
-        pending: Option<&str>,
+        _pending: Option<&str>,
     ) -> StoreResult<()> {
         if let Some(handle) = handle {
             self.abort_if_there(id, handle).await?;
         }
-        if let Some(key) = pending {
-            self.remove_pending(id, key).await?;
-        }
-        // What no state names: one `ListMultipartUploads` and one `ListObjectsV2` of the
-        // upload's own prefix (a cancel, a purge, a failed upload: never a push's path).
+        // The pending bytes, and what no state names: one `ListMultipartUploads` and one
+        // `ListObjectsV2` of the upload's own prefix (a cancel, a purge, a failed upload:
+        // never a push's path), whose objects are the pending ones among others.
         self.abort_unrecorded(id, handle).await?;
         let prefix = upload_key(id, "")?;
         let listed = self
@@ -582,18 +580,9 @@ impl BlobStore for S3Blobs {
 impl S3Blobs {
     /// Aborts the upload's multipart upload `handle`; already completed or aborted is fine.
     async fn abort_if_there(&self, id: &str, handle: &str) -> StoreResult<()> {
-        let result = self
-            .client
-            .abort_multipart_upload()
-            .bucket(&self.bucket)
-            .key(upload_key(id, "blob")?)
-            .upload_id(handle)
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_upload()) => Ok(()),
-            Err(e) => Err(sdk_error("AbortMultipartUpload", e)),
+        match self.abort_multipart(&upload_key(id, "blob")?, handle).await {
+            Err(StoreError::Conflict(_)) => Ok(()),
+            done => done,
         }
     }
 
