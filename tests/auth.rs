@@ -433,6 +433,41 @@ async fn a_create_right_lets_the_first_pusher_create_and_keep_a_repository() {
     );
     let bob = t.token(BOB, &["repository:alice/app:pull,push"]).await;
     assert_eq!(access_of(&bob), json!([]));
+
+    // Names of any depth: the first component decides. Bob creates team/sub/app by his
+    // right on team; alice owns alice/deep/er/app; neither reaches the other's.
+    let bob = t.token(BOB, &["repository:team/sub/app:pull,push"]).await;
+    assert_eq!(
+        push_tiny(&t, &bob, "team/sub/app", "tiny").await.status,
+        201
+    );
+    let alice = t
+        .token(ALICE, &["repository:alice/deep/er/app:pull,push"])
+        .await;
+    assert_eq!(
+        access_of(&alice),
+        json!([{"type": "repository", "name": "alice/deep/er/app", "actions": ["pull", "push"]}])
+    );
+    assert_eq!(
+        push_tiny(&t, &alice, "alice/deep/er/app", "tiny")
+            .await
+            .status,
+        201
+    );
+    let alice = t.token(ALICE, &["repository:team/sub/app:pull"]).await;
+    assert_eq!(access_of(&alice), json!([]));
+    // A name that only starts like a namespace is another namespace.
+    let bob = t.token(BOB, &["repository:teams/app:pull,push"]).await;
+    assert_eq!(access_of(&bob), json!([]));
+    // The catalog lists nested names by what the caller may pull.
+    let catalog = t.token(BOB, &["registry:catalog:*"]).await;
+    let got = t
+        .request_with_token(&catalog, Method::GET, "/v2/_catalog", &[], b"")
+        .await;
+    assert_eq!(
+        got.json(),
+        json!({"repositories": ["team/app", "team/sub/app"]})
+    );
 }
 
 #[tokio::test]
@@ -783,40 +818,50 @@ async fn attack_one_repositorys_token_on_another_including_path_tricks() {
     assert_eq!(get_manifest(&t, &bob, "alice/secret").await.status, 403);
     // Path parameters as a gateway might decode them: every spelling is refused before
     // any lookup, never served.
-    for (namespace, repo) in [
-        ("alice", "shared/../secret"),
-        ("alice", "../secret"),
-        ("alice/shared/..", "secret"),
-        ("alice", "shared%2F..%2Fsecret"),
-        ("alice%2Fsecret", "x"),
-        ("alice", "Secret"),
-        ("Alice", "secret"),
-        ("alice", "SHARED"),
-        ("alice", "shared\0"),
-        ("alice", "shared/"),
-        ("alice", ""),
-        ("..", "secret"),
-        (".", "secret"),
+    for components in [
+        &["alice", "shared/../secret"][..],
+        &["alice", "../secret"],
+        &["alice/shared/..", "secret"],
+        &["alice", "shared", "..", "secret"],
+        &["alice", "shared%2F..%2Fsecret"],
+        &["alice%2Fsecret", "x"],
+        &["alice", "Secret"],
+        &["Alice", "secret"],
+        &["alice", "SHARED"],
+        &["alice", "shared\0"],
+        &["alice", "shared/"],
+        &["alice", ""],
+        &["alice", "", "secret"],
+        &["..", "secret"],
+        &[".", "secret"],
+        &["alice", "shared", "."],
     ] {
-        let answer = serve_with_params(
-            &t,
-            "fetch-manifest",
-            &bob,
-            Method::GET,
-            &[
-                ("namespace", namespace),
-                ("repo", repo),
-                ("reference", "tiny"),
-            ],
-        )
-        .await;
+        let mut params: Vec<(String, &str)> = components
+            .iter()
+            .enumerate()
+            .map(|(k, c)| (format!("name{}", k + 1), *c))
+            .collect();
+        params.push(("reference".to_string(), "tiny"));
+        let params: Vec<(&str, &str)> = params.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        let answer = serve_with_params(&t, "fetch-manifest", &bob, Method::GET, &params).await;
         assert!(
             answer.status == 400 || answer.status == 403,
-            "{namespace:?}/{repo:?}: {}",
+            "{components:?}: {}",
             answer.status
         );
         assert_ne!(answer.body, manifest_fixture(OCI_LAYOUT_MANIFEST));
     }
+    // A nested name is a repository of its own: bob's grant on alice/shared is not one on
+    // alice/shared/sub, nor the other way round.
+    let sub = t
+        .token(BOB, &["repository:alice/shared/sub:pull,push"])
+        .await;
+    assert_eq!(access_of(&sub), json!([]));
+    assert_eq!(get_manifest(&t, &bob, "alice/shared/sub").await.status, 403);
+    assert_eq!(
+        push_tiny(&t, &bob, "alice/shared/sub", "x").await.status,
+        403
+    );
     // A token asked for odd spellings of the name grants nothing at all.
     let odd = t
         .token(
@@ -825,7 +870,9 @@ async fn attack_one_repositorys_token_on_another_including_path_tricks() {
                 "repository:ALICE/secret:pull",
                 "repository:alice/../secret:pull",
                 "repository:alice%2Fsecret:pull",
-                "repository:alice/secret/x:pull",
+                "repository:alice//secret:pull",
+                "repository:alice/secret/:pull",
+                "repository:/alice/secret:pull",
             ],
         )
         .await;

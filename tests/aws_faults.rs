@@ -212,7 +212,10 @@ async fn tidying_that_fails_after_the_blob_is_stored_does_not_fail_the_push() {
 
 #[tokio::test]
 async fn throttling_is_429_and_a_stalled_backend_503_both_with_retry_after() {
-    let (t, proxy) = behind_proxy(Some((Duration::from_millis(300), Duration::from_secs(2)))).await;
+    // The SDK backs off up to 1 s, then up to 2 s, between its three tries: the call's limit
+    // leaves room for both, so a throttled call ends throttled (not timed out) and a stalled
+    // one ends by its tries' timeouts, whatever the random backoffs.
+    let (t, proxy) = behind_proxy(Some((Duration::from_millis(300), Duration::from_secs(6)))).await;
     let data = bytes(2000, 4);
     let digest = Digest::sha256(&data);
     let blob = format!("/v2/acme/app/blobs/{digest}");

@@ -1331,3 +1331,212 @@ async fn the_empty_blob_is_pushed_and_served() {
     assert_eq!(monolithic.status, 201);
     assert_eq!(t.head(&blob_path("acme/other", &empty)).await.status, 200);
 }
+
+/// Pushes a config and a layer (monolithic POSTs), then an image manifest tagged `tag`
+/// naming them, all through `repo`'s own paths; answers the manifest's bytes and digest.
+async fn push_image(t: &TestRegistry, repo: &str, tag: &str) -> (Vec<u8>, Digest) {
+    let config = format!("{{\"architecture\":\"amd64\",\"os\":\"linux\",\"repo\":\"{repo}\"}}");
+    let layer = bytes(3000, repo.len() as u8);
+    let mut descriptors = Vec::new();
+    for (media_type, body) in [
+        (
+            "application/vnd.oci.image.config.v1+json",
+            config.as_bytes(),
+        ),
+        ("application/vnd.oci.image.layer.v1.tar", &layer[..]),
+    ] {
+        let digest = Digest::sha256(body);
+        let got = t
+            .request(
+                Method::POST,
+                &format!("/v2/{repo}/blobs/uploads/?digest={digest}"),
+                &[("content-type", "application/octet-stream")],
+                body,
+            )
+            .await;
+        assert_eq!(
+            got.status,
+            201,
+            "{repo}: {}",
+            String::from_utf8_lossy(&got.body)
+        );
+        assert_eq!(
+            got.header("location"),
+            Some(blob_path(repo, &digest).as_str())
+        );
+        descriptors.push(
+            json!({"mediaType": media_type, "digest": digest.to_string(), "size": body.len()}),
+        );
+    }
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": descriptors[0],
+        "layers": [descriptors[1]],
+    })
+    .to_string()
+    .into_bytes();
+    let got = t
+        .put_manifest(
+            &format!("/v2/{repo}/manifests/{tag}"),
+            OCI_MANIFEST,
+            &manifest,
+        )
+        .await;
+    assert_eq!(
+        got.status,
+        201,
+        "{repo}: {}",
+        String::from_utf8_lossy(&got.body)
+    );
+    let digest = Digest::sha256(&manifest);
+    assert_eq!(
+        got.header("location"),
+        Some(format!("/v2/{repo}/manifests/{digest}").as_str())
+    );
+    (manifest, digest)
+}
+
+/// The spec's names: one component or many (`docker push host/myapp`, `org/team/app`), and
+/// components that spell a route's own words. Every route works at every depth; through
+/// API Gateway (the deployment) up to six components, a seventh gets its `404`.
+#[tokio::test]
+async fn names_of_any_depth() {
+    let t = TestRegistry::new().await;
+    let names = [
+        "myapp",
+        "org/team/app",
+        "a/b/c/d/e/f",
+        "acme/manifests",
+        "acme/blobs/uploads",
+        "acme/tags/list",
+        "acme/referrers",
+    ];
+    let mut pushed = Vec::new();
+    for repo in names {
+        let (manifest, digest) = push_image(&t, repo, "v1").await;
+        for reference in ["v1".to_string(), digest.to_string()] {
+            let got = t
+                .get(
+                    &format!("/v2/{repo}/manifests/{reference}"),
+                    &[OCI_MANIFEST],
+                )
+                .await;
+            assert_eq!((got.status, &got.body), (200, &manifest), "{repo}");
+        }
+        let got = t.get(&format!("/v2/{repo}/tags/list"), &[]).await;
+        assert_eq!(got.json(), json!({"name": repo, "tags": ["v1"]}), "{repo}");
+        let got = t.get(&format!("/v2/{repo}/referrers/{digest}"), &[]).await;
+        assert_eq!(
+            (got.status, got.json()["manifests"].clone()),
+            (200, json!([])),
+            "{repo}"
+        );
+
+        // A chunked upload: its session lives under the name.
+        let data = bytes(100, 7);
+        let blob = Digest::sha256(&data);
+        let session = start(&t, repo).await;
+        assert_eq!(session.status, 202, "{repo}");
+        let location = session.header("location").expect("location").to_string();
+        assert!(
+            location.starts_with(&format!("/v2/{repo}/blobs/uploads/")),
+            "{location}"
+        );
+        let got = t.request(Method::PATCH, &location, &[], &data).await;
+        assert_eq!(got.status, 202, "{repo}");
+        let got = t.get(&location, &[]).await;
+        assert_eq!(
+            (got.status, got.header("range")),
+            (204, Some("0-99")),
+            "{repo}"
+        );
+        let next = got.header("location").unwrap_or(&location).to_string();
+        let got = t
+            .request(Method::PUT, &finishing(&next, &blob), &[], b"")
+            .await;
+        assert_eq!(
+            got.status,
+            201,
+            "{repo}: {}",
+            String::from_utf8_lossy(&got.body)
+        );
+        let (status, body) = t.download(&blob_path(repo, &blob), None).await;
+        assert_eq!((status, body), (200, data), "{repo}");
+        pushed.push((repo, digest, blob));
+    }
+
+    // The catalog lists them all by their full names, in order (the deployment's client
+    // sees what it was granted, from this test and others).
+    let got = t.get("/v2/_catalog", &[]).await;
+    let listed: Vec<String> =
+        serde_json::from_value(got.json()["repositories"].clone()).expect("repositories");
+    let ours: Vec<&str> = listed
+        .iter()
+        .map(String::as_str)
+        .filter(|name| names.contains(name))
+        .collect();
+    let mut sorted: Vec<&str> = names.to_vec();
+    sorted.sort();
+    assert_eq!(ours, sorted);
+    if !t.is_deployment() {
+        assert_eq!(listed.len(), names.len(), "{listed:?}");
+    }
+    for (repo, manifest, blob) in pushed {
+        let got = t.delete(&blob_path(repo, &blob)).await;
+        assert_eq!(got.status, 202, "{repo}");
+        let got = t.delete(&format!("/v2/{repo}/manifests/{manifest}")).await;
+        assert_eq!(got.status, 202, "{repo}");
+        let got = t.get(&format!("/v2/{repo}/manifests/v1"), &[]).await;
+        assert_eq!(got.status, 404, "{repo}");
+    }
+
+    let seven = "a/b/c/d/e/f/g";
+    if t.is_deployment() {
+        let got = t.get(&format!("/v2/{seven}/tags/list"), &[]).await;
+        assert_eq!(
+            got.status, 404,
+            "API Gateway has no route for a seventh component"
+        );
+    } else {
+        push_image(&t, seven, "v1").await;
+        let got = t.get(&format!("/v2/{seven}/tags/list"), &[]).await;
+        assert_eq!(got.json(), json!({"name": seven, "tags": ["v1"]}));
+    }
+}
+
+/// A name outside the grammar is `NAME_INVALID` at any depth, and stores nothing.
+#[tokio::test]
+async fn invalid_names_at_any_depth() {
+    let t = TestRegistry::new().await;
+    for path in [
+        "/v2/Upper/manifests/latest",
+        "/v2/org/Team/app/manifests/latest",
+        "/v2/org/-team/app/manifests/latest",
+        "/v2/org/team__/app/manifests/latest",
+    ] {
+        let got = t.get(path, &[]).await;
+        assert_eq!(
+            (got.status, got.error_code().as_str()),
+            (400, "NAME_INVALID"),
+            "{path}"
+        );
+    }
+    let long = format!("a/{}", "b".repeat(254));
+    let got = t.get(&format!("/v2/{long}/tags/list"), &[]).await;
+    assert_eq!(
+        (got.status, got.error_code().as_str()),
+        (400, "NAME_INVALID")
+    );
+    let got = start(&t, "org/Team/app").await;
+    assert_eq!(
+        (got.status, got.error_code().as_str()),
+        (400, "NAME_INVALID")
+    );
+    if !t.is_deployment() {
+        assert_eq!(
+            t.get("/v2/_catalog", &[]).await.json(),
+            json!({"repositories": []})
+        );
+    }
+}

@@ -23,7 +23,6 @@ use quayside::ports::{
     StoreResult,
 };
 use quayside::registry::Registry;
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -495,17 +494,8 @@ impl TestRegistry {
             return deployment.send(&self.access, request).await;
         }
         let path = req.uri().path().to_string();
-        let route = quayside::http::routes()
-            .into_iter()
-            .find_map(|route| {
-                let params = match_template(route.path, &path)?;
-                route
-                    .methods
-                    .contains(req.method())
-                    .then_some((route, params))
-            })
-            .unwrap_or_else(|| panic!("no route for {} {path}", req.method()));
-        let (route, params) = route;
+        let (route, params) = quayside::http::find_route(req.method(), &path)
+            .unwrap_or_else(|e| panic!("no route for {} {path}: {}", req.method(), e.message));
         route
             .serve(&self.registry, req.with_path_parameters(params))
             .await
@@ -579,24 +569,6 @@ impl TestRegistry {
     pub async fn delete(&self, path: &str) -> Answer {
         self.request(Method::DELETE, path, &[], b"").await
     }
-}
-
-/// Path parameters of `path` under an API Gateway template such as
-/// `/v2/{namespace}/{repo}/manifests/{reference}`, or `None` if it does not match.
-pub fn match_template(template: &str, path: &str) -> Option<HashMap<String, String>> {
-    let mut params = HashMap::new();
-    let mut segments = path.split('/');
-    for part in template.split('/') {
-        let segment = segments.next()?;
-        match part.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
-            Some(name) => {
-                params.insert(name.to_string(), segment.to_string());
-            }
-            None if part == segment => {}
-            None => return None,
-        }
-    }
-    segments.next().is_none().then_some(params)
 }
 
 /// The `iss` and `aud` of a test registry's tokens.

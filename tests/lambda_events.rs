@@ -14,7 +14,10 @@ async fn invoke(t: &TestRegistry, event_file: &str) -> Answer {
     let (method, path) = route_key.split_once(' ').unwrap();
     let route = quayside::http::routes()
         .into_iter()
-        .find(|r| r.path == path && r.methods.iter().any(|m| m.as_str() == method))
+        .find(|r| {
+            r.api_gateway_paths().iter().any(|p| p == path)
+                && r.methods.iter().any(|m| m.as_str() == method)
+        })
         .unwrap_or_else(|| panic!("no function serves {route_key}"));
     let req = lambda_http::request::from_str(&json).expect("lambda_http reads the event");
     route.serve_api_gateway(&t.registry, req).await.into()
@@ -77,6 +80,42 @@ async fn tag_parameters_are_answered_in_one_oci_tag_header_through_api_gateway()
     assert_eq!(put.status, 201, "{}", String::from_utf8_lossy(&put.body));
     assert_eq!(put.headers.get_all("oci-tag").iter().count(), 1);
     assert_eq!(put.header("oci-tag"), Some("one, two"));
+}
+
+/// A name of three components, as API Gateway delivers it: the route of that depth, one path
+/// parameter per component.
+#[tokio::test]
+async fn a_nested_name_arrives_as_one_parameter_per_component() {
+    let t = TestRegistry::new().await;
+    t.seed_tiny_blobs("org/team/app").await;
+    let nested = |file: &str, method: &str| {
+        let mut event: Value = serde_json::from_slice(&fixture(&format!("events/{file}"))).unwrap();
+        let key = format!("{method} /v2/{{name1}}/{{name2}}/{{name3}}/manifests/{{reference}}");
+        event["routeKey"] = key.clone().into();
+        event["requestContext"]["routeKey"] = key.into();
+        event["rawPath"] = "/v2/org/team/app/manifests/latest".into();
+        event["requestContext"]["http"]["path"] = event["rawPath"].clone();
+        event["pathParameters"] = serde_json::json!({"name1": "org", "name2": "team", "name3": "app", "reference": "latest"});
+        lambda_http::request::from_str(&event.to_string()).expect("an event")
+    };
+    let put: Answer = quayside::http::route("write-manifest")
+        .unwrap()
+        .serve_api_gateway(&t.registry, nested("put-manifest-base64.json", "PUT"))
+        .await
+        .into();
+    assert_eq!(put.status, 201, "{}", String::from_utf8_lossy(&put.body));
+    assert!(
+        put.header("location")
+            .unwrap_or_default()
+            .starts_with("/v2/org/team/app/manifests/sha256:")
+    );
+    let get: Answer = quayside::http::route("fetch-manifest")
+        .unwrap()
+        .serve_api_gateway(&t.registry, nested("get-manifest-by-tag.json", "GET"))
+        .await
+        .into();
+    assert_eq!(get.status, 200);
+    assert_eq!(get.body, manifest_fixture("oci-image-manifest.json"));
 }
 
 /// Without a configured realm (the template's default), the `401` challenge names the API

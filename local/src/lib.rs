@@ -20,19 +20,16 @@
 
 use axum::Router;
 use axum::body::{Body as AxumBody, Bytes, HttpBody};
-use axum::extract::rejection::RawPathParamsRejection;
-use axum::extract::{RawPathParams, Request as AxumRequest, State};
+use axum::extract::{Request as AxumRequest, State};
 use axum::response::Response as AxumResponse;
-use axum::routing::MethodFilter;
 use futures_util::TryStreamExt as _;
 use http_body::{Frame, SizeHint};
 use hyper::body::Incoming;
 use lambda_http::{Body, RequestExt};
 use quayside::blobs::UploadBody;
 use quayside::error::{ErrorCode, RegistryError};
-use quayside::http::{FileBody, Route, StreamedBody, error_response, routes};
+use quayside::http::{FileBody, StreamedBody, error_response, find_route};
 use quayside::registry::Registry;
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -105,76 +102,23 @@ pub fn router(registry: Registry) -> Router {
 }
 
 /// The router over `registry`, at most `max_uploads` requests sending blob bytes at once.
+/// The route table matches every path itself ([`find_route`]): axum cannot match a name of
+/// any depth in the middle of a path.
 pub fn router_with(registry: Registry, max_uploads: usize) -> Router {
     let shared = Arc::new(Shared {
         registry,
         uploads: Arc::new(Semaphore::new(max_uploads)),
     });
-    let mut by_path: HashMap<&str, axum::routing::MethodRouter<Arc<Shared>>> = HashMap::new();
-    for route in routes() {
-        for method in route.methods {
-            let Ok(filter) = MethodFilter::try_from(method.clone()) else {
-                continue;
-            };
-            let method_router = by_path
-                .remove(route.path)
-                .unwrap_or_default()
-                .on(filter, move |state, params, req| {
-                    serve_one(state, params, req, route)
-                });
-            by_path.insert(route.path, method_router);
-        }
-    }
-    let mut router = Router::new();
-    for (path, method_router) in by_path {
-        router = router.route(
-            path,
-            method_router.fallback(|req: AxumRequest| async move {
-                let e = RegistryError::new(
-                    ErrorCode::Unsupported,
-                    format!("{} is not supported on {}", req.method(), req.uri().path()),
-                );
-                into_axum_now(error_response(&e, req.method()))
-            }),
-        );
-    }
-    router
-        .fallback(|req: AxumRequest| async move {
-            let e = RegistryError::new(
-                ErrorCode::NameUnknown,
-                format!("no route for {}", req.uri().path()),
-            )
-            .with_status(404);
-            into_axum_now(error_response(&e, req.method()))
-        })
-        .with_state(shared)
+    Router::new().fallback(serve_one).with_state(shared)
 }
 
-/// One request: axum → lambda_http (method, URI, headers, path parameters), the route's
-/// checks, then its body and handler, then lambda_http → axum.
-async fn serve_one(
-    State(shared): State<Arc<Shared>>,
-    params: Result<RawPathParams, RawPathParamsRejection>,
-    req: AxumRequest,
-    route: Route,
-) -> AxumResponse {
-    // A path segment that is not UTF-8 once decoded (`%FF`) names nothing: the registry's
-    // error, not axum's text.
-    let params = match params {
-        Ok(params) => params,
-        Err(rejection) => {
-            let e = RegistryError::new(
-                ErrorCode::NameInvalid,
-                format!("the path is not a registry path: {rejection}"),
-            );
-            return into_axum_now(error_response(&e, req.method()));
-        }
+/// One request: its route, axum → lambda_http (method, URI, headers, path parameters), the
+/// route's checks, then its body and handler, then lambda_http → axum.
+async fn serve_one(State(shared): State<Arc<Shared>>, req: AxumRequest) -> AxumResponse {
+    let (route, params) = match find_route(req.method(), req.uri().path()) {
+        Ok(found) => found,
+        Err(e) => return into_axum_now(error_response(&e, req.method())),
     };
-    // The map lambda_http keeps (one value per name), built once.
-    let params: HashMap<String, Vec<String>> = params
-        .iter()
-        .map(|(k, v)| (k.to_string(), vec![v.to_string()]))
-        .collect();
     let (parts, body) = req.into_parts();
     let method = parts.method.clone();
     let declared = parts

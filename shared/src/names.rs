@@ -10,54 +10,40 @@ use std::fmt;
 /// Longest repository name the registry accepts (distribution's limit).
 const MAX_NAME_LEN: usize = 255;
 
-/// A repository name, `namespace/repo` as in Quay: two components of the spec's grammar
-/// `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`.
+/// A repository name: one or more components of the spec's grammar
+/// `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`, joined by `/`, at most 255 characters in all.
+/// The first component is its namespace: who may create repositories there is decided by it.
+/// Quay's names (`namespace/repo`) are the two-component case.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RepositoryName {
     full: String,
-    split: usize,
 }
 
 impl RepositoryName {
-    pub fn new(namespace: &str, repo: &str) -> Result<Self, RegistryError> {
+    /// Parses `component[/component…]`.
+    pub fn parse(name: &str) -> Result<Self, RegistryError> {
         let invalid = |why: &str| {
             RegistryError::new(
                 ErrorCode::NameInvalid,
-                format!("invalid repository name {namespace}/{repo}: {why}"),
+                format!("invalid repository name {name:?}: {why}"),
             )
         };
-        if !is_component(namespace) || !is_component(repo) {
-            return Err(invalid(
-                "each component must match [a-z0-9]+((\\.|_|__|-+)[a-z0-9]+)*",
-            ));
-        }
-        let full = format!("{namespace}/{repo}");
-        if full.len() > MAX_NAME_LEN {
+        if name.len() > MAX_NAME_LEN {
             return Err(invalid("longer than 255 characters"));
         }
+        if !name.split('/').all(is_component) {
+            return Err(invalid(
+                "each /-separated component must match [a-z0-9]+((\\.|_|__|-+)[a-z0-9]+)*",
+            ));
+        }
         Ok(RepositoryName {
-            split: namespace.len(),
-            full,
+            full: name.to_string(),
         })
     }
 
-    /// Parses `namespace/repo`.
-    pub fn parse(name: &str) -> Result<Self, RegistryError> {
-        match name.split_once('/') {
-            Some((namespace, repo)) => RepositoryName::new(namespace, repo),
-            None => Err(RegistryError::new(
-                ErrorCode::NameInvalid,
-                format!("invalid repository name {name}: must be namespace/repository"),
-            )),
-        }
-    }
-
+    /// The first component: the namespace whose owner may create the repository.
     pub fn namespace(&self) -> &str {
-        &self.full[..self.split]
-    }
-
-    pub fn repo(&self) -> &str {
-        &self.full[self.split + 1..]
+        self.full.split('/').next().unwrap_or_default()
     }
 
     pub fn as_str(&self) -> &str {
@@ -71,8 +57,9 @@ impl fmt::Display for RepositoryName {
     }
 }
 
-/// `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`
-fn is_component(s: &str) -> bool {
+/// `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`: one component of a repository name (and a user's
+/// name, which is the namespace the user owns).
+pub fn is_component(s: &str) -> bool {
     let b = s.as_bytes();
     let alnum = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit();
     let mut i = 0;
@@ -170,22 +157,31 @@ mod tests {
 
     #[test]
     fn repository_names() {
-        let n = RepositoryName::new("library", "ubuntu").unwrap();
-        assert_eq!(
-            (n.namespace(), n.repo(), n.as_str()),
-            ("library", "ubuntu", "library/ubuntu")
-        );
-        for ok in ["a/b", "a.b/c__d", "a-b--c/d_e", "0/9"] {
+        let n = RepositoryName::parse("library/ubuntu").unwrap();
+        assert_eq!((n.namespace(), n.as_str()), ("library", "library/ubuntu"));
+        let nested = RepositoryName::parse("org/team/app").unwrap();
+        assert_eq!(nested.namespace(), "org");
+        assert_eq!(RepositoryName::parse("myapp").unwrap().namespace(), "myapp");
+        for ok in [
+            "a/b",
+            "a.b/c__d",
+            "a-b--c/d_e",
+            "0/9",
+            "a",
+            "a/b/c/d/e/f/g/h",
+        ] {
             assert!(RepositoryName::parse(ok).is_ok(), "{ok}");
         }
         for bad in [
-            "A/b", "a/", "/a", "a/b/c", "a", "a../b", "a/-b", "a/b-", "a/b___c", "a/b.-c",
-            "..%2f/x", "a/ü",
+            "", "A/b", "a/", "/a", "a//b", "a../b", "a/-b", "a/b-", "a/b___c", "a/b.-c", "..%2f/x",
+            "a/\u{fc}", "a/b/", "a/./b", "a/../b",
         ] {
             let e = RepositoryName::parse(bad).unwrap_err();
             assert_eq!(e.code, ErrorCode::NameInvalid, "{bad}");
         }
-        assert!(RepositoryName::new("a", &"b".repeat(254)).is_err());
+        let longest = format!("a/{}", "b".repeat(253));
+        assert!(RepositoryName::parse(&longest).is_ok());
+        assert!(RepositoryName::parse(&format!("{longest}b")).is_err());
     }
 
     #[test]

@@ -61,7 +61,7 @@ class TemplateError(Exception):
 @dataclass
 class Route:
     method: str  # upper case, or ANY
-    path: str  # as declared in the OpenAPI body, e.g. /v2/{namespace}/{repo}/blobs/uploads/
+    path: str  # as declared in the OpenAPI body, e.g. /v2/{name1}/{name2}/blobs/uploads/
     function: str  # logical id of the AWS::Lambda::Function
     payload_version: str = "2.0"
     timeout_ms: int | None = None  # integration timeoutInMillis, if set

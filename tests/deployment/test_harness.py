@@ -101,10 +101,10 @@ class RoutingTests(unittest.TestCase):
         self.router = Router([
             route("GET", "/v2/", "Version"),
             route("GET", "/v2/_catalog", "Catalog"),
-            route("GET", "/v2/{namespace}/{repo}/blobs/{digest}", "FetchBlob"),
-            route("POST", "/v2/{namespace}/{repo}/blobs/uploads/", "Start"),
-            route("GET", "/v2/{namespace}/{repo}/blobs/uploads/{uuid}", "Status"),
-            route("GET", "/v2/{namespace}/{repo}/manifests/{reference}", "Manifest"),
+            route("GET", "/v2/{name1}/{name2}/blobs/{digest}", "FetchBlob"),
+            route("POST", "/v2/{name1}/{name2}/blobs/uploads/", "Start"),
+            route("GET", "/v2/{name1}/{name2}/blobs/uploads/{uuid}", "Status"),
+            route("GET", "/v2/{name1}/{name2}/manifests/{reference}", "Manifest"),
             route("ANY", "/v2/{proxy+}", "Catchall"),
         ])
 
@@ -123,7 +123,7 @@ class RoutingTests(unittest.TestCase):
         self.assertEqual(self.fn("POST", "/v2/a/b/blobs/uploads/"), "Start")
         self.assertEqual(self.fn("POST", "/v2/a/b/blobs/uploads"), "Start")
         self.assertEqual(self.router.match("POST", "/v2/a/b/blobs/uploads/")[0].key,
-                         "POST /v2/{namespace}/{repo}/blobs/uploads")
+                         "POST /v2/{name1}/{name2}/blobs/uploads")
 
     def test_greedy_and_any_come_last(self) -> None:
         self.assertEqual(self.fn("DELETE", "/v2/a/b/manifests/x"), "Catchall")
@@ -136,12 +136,12 @@ class RoutingTests(unittest.TestCase):
         self.assertEqual((status, json.loads(body)), (404, {"message": "Not Found"}))
 
     def test_empty_segment_does_not_match_a_parameter(self) -> None:
-        r = Router([route("GET", "/v2/{namespace}/{repo}/manifests/{reference}")])
+        r = Router([route("GET", "/v2/{name1}/{name2}/manifests/{reference}")])
         self.assertIsNone(r.match("GET", "/v2//b/manifests/x"))
 
     def test_parameters_are_decoded_after_splitting(self) -> None:
         _, params = self.router.match("GET", "/v2/a%2Fb/c/manifests/t%3Ax")
-        self.assertEqual(params, {"namespace": "a/b", "repo": "c", "reference": "t:x"})
+        self.assertEqual(params, {"name1": "a/b", "name2": "c", "reference": "t:x"})
 
 
 class EventTests(unittest.TestCase):
@@ -150,8 +150,8 @@ class EventTests(unittest.TestCase):
             method="PUT", raw_path="/v2/a/b/manifests/v1", raw_query="x=1&x=2&y=%20z",
             headers=[("Host", "127.0.0.1:5000"), ("Accept", "a"), ("Accept", "b"),
                      ("Cookie", "c1=1; c2=2"), ("Content-Type", "application/vnd.oci.image.manifest.v1+json")],
-            body=b'{"k":1}', route=route("PUT", "/v2/{namespace}/{repo}/manifests/{reference}"),
-            path_parameters={"namespace": "a", "repo": "b", "reference": "v1"},
+            body=b'{"k":1}', route=route("PUT", "/v2/{name1}/{name2}/manifests/{reference}"),
+            path_parameters={"name1": "a", "name2": "b", "reference": "v1"},
             source_ip="127.0.0.1", server_port=5000, request_id="rid", now=1_700_000_000.0,
         )
         args.update(kw)
@@ -160,14 +160,14 @@ class EventTests(unittest.TestCase):
     def test_payload_2_0_shape(self) -> None:
         e = self.event()
         self.assertEqual(e["version"], "2.0")
-        self.assertEqual(e["routeKey"], "PUT /v2/{namespace}/{repo}/manifests/{reference}")
+        self.assertEqual(e["routeKey"], "PUT /v2/{name1}/{name2}/manifests/{reference}")
         self.assertEqual(e["rawPath"], "/v2/a/b/manifests/v1")
         self.assertEqual(e["rawQueryString"], "x=1&x=2&y=%20z")
         self.assertEqual(e["queryStringParameters"], {"x": "1,2", "y": " z"})
         self.assertEqual(e["headers"]["accept"], "a,b")
         self.assertNotIn("cookie", e["headers"])
         self.assertEqual(e["cookies"], ["c1=1", "c2=2"])
-        self.assertEqual(e["pathParameters"], {"namespace": "a", "repo": "b", "reference": "v1"})
+        self.assertEqual(e["pathParameters"], {"name1": "a", "name2": "b", "reference": "v1"})
         ctx = e["requestContext"]
         self.assertEqual(ctx["domainName"], "127.0.0.1:5000")
         self.assertEqual(ctx["stage"], "$default")

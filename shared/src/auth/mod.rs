@@ -15,8 +15,8 @@
 //! | anyone, anonymous included | pull a **public** repository |
 //! | a principal granted `read` on a repository | pull it |
 //! | a principal granted `write` or `admin` | pull, push and delete in it |
-//! | user `alice` | everything in namespace `alice` (`admin` on `alice/*`) |
-//! | a principal granted *create* on namespace `team` | push a repository of `team` that does not exist yet: the token service records it as the repository's creator with `admin`, so it keeps its rights once the push has created it (one creator per repository; an existing repository needs a grant) |
+//! | user `alice` | everything in namespace `alice` (`admin` on `alice/*`, at any depth: `alice/team/app` too) |
+//! | a principal granted *create* on namespace `team` | push a repository of `team` (any name whose first component is `team`) that does not exist yet: the token service records it as the repository's creator with `admin`, so it keeps its rights once the push has created it (one creator per repository; an existing repository needs a grant) |
 //! | any signed-in principal (not anonymous) | the catalog (`registry:catalog:*`), which lists only the repositories it may pull |
 //!
 //! # Refresh tokens
@@ -146,7 +146,7 @@ impl AuthSettings {
 /// Whether `name` is a valid user name: a namespace component, so that user `alice` owns
 /// namespace `alice`.
 pub fn is_user_name(name: &str) -> bool {
-    name.len() <= 64 && RepositoryName::new(name, "x").is_ok()
+    name.len() <= 64 && crate::names::is_component(name)
 }
 
 /// Whether `name` is a valid robot name: `namespace+name`, both parts user-name-like.

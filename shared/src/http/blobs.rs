@@ -1,4 +1,4 @@
-//! The blob functions: fetch (GET, HEAD) and delete on `/v2/{namespace}/{repo}/blobs/{digest}`.
+//! The blob functions: fetch (GET, HEAD) and delete on `/v2/{name}/blobs/{digest}`.
 //!
 //! May call: `registry` (its blob operations), domain types, `http` helpers. Nothing of
 //! storage: whether the bytes come back or a redirect to S3 is the blob store's answer.

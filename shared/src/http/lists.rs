@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 const OCI_FILTERS_APPLIED: HeaderName = HeaderName::from_static("oci-filters-applied");
 
-/// `GET /v2/{namespace}/{repo}/tags/list?n=&last=`, with `Link` to the next page.
+/// `GET /v2/{name}/tags/list?n=&last=`, with `Link` to the next page.
 pub async fn list_tags(registry: &Registry, req: Request) -> Response<Body> {
     let method = req.method().clone();
     let result = async {
@@ -61,7 +61,7 @@ pub async fn catalog(registry: &Registry, req: Request) -> Response<Body> {
     respond(&method, result)
 }
 
-/// `GET /v2/{namespace}/{repo}/referrers/{digest}?artifactType=`: an OCI index.
+/// `GET /v2/{name}/referrers/{digest}?artifactType=`: an OCI index.
 pub async fn list_referrers(registry: &Registry, req: Request) -> Response<Body> {
     let method = req.method().clone();
     let result = async {

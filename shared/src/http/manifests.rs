@@ -1,5 +1,5 @@
 //! The three manifest functions: fetch (GET, HEAD), write (PUT), delete (DELETE) on
-//! `/v2/{namespace}/{repo}/manifests/{reference}`.
+//! `/v2/{name}/manifests/{reference}`.
 //!
 //! May call: `registry`, domain types, `http` helpers. Nothing of storage.
 

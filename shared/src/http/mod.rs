@@ -63,7 +63,7 @@ pub(crate) fn respond(
     result.unwrap_or_else(|e| error_response(&e, method))
 }
 
-/// A path parameter of the route (`{namespace}`, `{repo}`, `{reference}`), as API Gateway
+/// A path parameter of the route (`{reference}`, `{digest}`, `{uuid}`), as API Gateway
 /// passes it and registry-local's router sets it.
 pub(crate) fn path_parameter(req: &Request, name: &str) -> Result<String, RegistryError> {
     req.path_parameters_ref()
@@ -103,15 +103,23 @@ pub(crate) fn digest(value: &str) -> Result<crate::digest::Digest, RegistryError
     })
 }
 
-/// The repository named by `{namespace}/{repo}`: the one the gate checked, when it did.
+/// The repository named by the path's `{name1}`…`{nameK}`: the one the gate checked, when
+/// it did.
 pub(crate) fn repository(req: &Request) -> Result<RepositoryName, RegistryError> {
     if let Some(checked) = req.extensions().get::<auth::CheckedRepository>() {
         return Ok(checked.0.clone());
     }
-    RepositoryName::new(
-        &path_parameter(req, "namespace")?,
-        &path_parameter(req, "repo")?,
-    )
+    let params = req.path_parameters_ref();
+    let components: Vec<&str> = (1..)
+        .map_while(|k| params.and_then(|p| p.first(&format!("{NAME_PARAMETER}{k}"))))
+        .collect();
+    if components.is_empty() {
+        return Err(RegistryError::new(
+            crate::error::ErrorCode::NameInvalid,
+            "the request has no repository name in its path",
+        ));
+    }
+    RepositoryName::parse(&components.join("/"))
 }
 
 /// The request body as bytes, however API Gateway delivered it (text, or base64 decoded).
@@ -324,10 +332,120 @@ macro_rules! boxed {
     }};
 }
 
-const MANIFEST_PATH: &str = "/v2/{namespace}/{repo}/manifests/{reference}";
-const BLOB_PATH: &str = "/v2/{namespace}/{repo}/blobs/{digest}";
-const UPLOADS_PATH: &str = "/v2/{namespace}/{repo}/blobs/uploads/";
-const UPLOAD_PATH: &str = "/v2/{namespace}/{repo}/blobs/uploads/{uuid}";
+/// Where a route's path holds a repository name: one or more segments, one per component.
+/// A request's path parameters spell it `{name1}`…`{nameK}`, as API Gateway's routes do.
+const NAME: &str = "{name}";
+const NAME_PARAMETER: &str = "name";
+
+/// The most components a name has through API Gateway: a variable there matches one
+/// segment and none may be greedy in the middle of a path, so each route is declared once
+/// per depth from 1 to this (14 routes × 6 = 84 of the HTTP API's 300). registry-local
+/// serves names of any depth.
+pub const API_GATEWAY_NAME_DEPTH: usize = 6;
+
+const MANIFEST_PATH: &str = "/v2/{name}/manifests/{reference}";
+const BLOB_PATH: &str = "/v2/{name}/blobs/{digest}";
+const UPLOADS_PATH: &str = "/v2/{name}/blobs/uploads/";
+const UPLOAD_PATH: &str = "/v2/{name}/blobs/uploads/{uuid}";
+
+impl Route {
+    /// The API Gateway paths of this route: `{name}` spelled `{name1}/…/{nameK}` for each
+    /// depth K up to [`API_GATEWAY_NAME_DEPTH`]; a path without a name, as it is.
+    pub fn api_gateway_paths(&self) -> Vec<String> {
+        if !self.path.contains(NAME) {
+            return vec![self.path.to_string()];
+        }
+        (1..=API_GATEWAY_NAME_DEPTH)
+            .map(|depth| {
+                let name: Vec<String> = (1..=depth)
+                    .map(|k| format!("{{{NAME_PARAMETER}{k}}}"))
+                    .collect();
+                self.path.replace(NAME, &name.join("/"))
+            })
+            .collect()
+    }
+
+    /// The path parameters of `segments` (a path split at `/`, still percent-encoded) if it
+    /// is this route's path: literal segments equal, each variable one non-empty segment,
+    /// `{name}` all the segments between its neighbours (at least one).
+    fn parameters(&self, segments: &[&str]) -> Option<Vec<(String, String)>> {
+        let template: Vec<&str> = self.path.split('/').collect();
+        let (before, after) = match template.iter().position(|t| *t == NAME) {
+            Some(at) => (&template[..at], &template[at + 1..]),
+            None if template.len() == segments.len() => (&template[..], &template[..0]),
+            None => return None,
+        };
+        let name_len = segments.len().checked_sub(before.len() + after.len())?;
+        if template.contains(&NAME) && name_len == 0 {
+            return None;
+        }
+        let mut params = Vec::new();
+        let fixed = before
+            .iter()
+            .zip(segments)
+            .chain(after.iter().zip(&segments[before.len() + name_len..]));
+        for (pattern, segment) in fixed {
+            match pattern.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
+                Some(_) if segment.is_empty() => return None,
+                Some(variable) => params.push((variable.to_string(), segment.to_string())),
+                None if pattern == segment => {}
+                None => return None,
+            }
+        }
+        for (k, segment) in segments[before.len()..before.len() + name_len]
+            .iter()
+            .enumerate()
+        {
+            params.push((format!("{NAME_PARAMETER}{}", k + 1), segment.to_string()));
+        }
+        Some(params)
+    }
+}
+
+/// The route that serves `method` on `path` (the URI's path, percent-encoded), with its path
+/// parameters decoded. `404 NAME_UNKNOWN` when no route has that path, `405 UNSUPPORTED`
+/// when one has it but not the method, `400 NAME_INVALID` when a parameter is not UTF-8.
+pub fn find_route(
+    method: &Method,
+    path: &str,
+) -> Result<(Route, std::collections::HashMap<String, Vec<String>>), RegistryError> {
+    let segments: Vec<&str> = path.split('/').collect();
+    let mut path_known = false;
+    for route in routes() {
+        let Some(params) = route.parameters(&segments) else {
+            continue;
+        };
+        path_known = true;
+        if !route.methods.contains(method) {
+            continue;
+        }
+        let mut decoded = std::collections::HashMap::new();
+        for (name, raw) in params {
+            let value = percent_encoding::percent_decode_str(&raw)
+                .decode_utf8()
+                .map_err(|_| {
+                    RegistryError::new(
+                        crate::error::ErrorCode::NameInvalid,
+                        format!("the path is not a registry path: {raw:?} is not UTF-8"),
+                    )
+                })?;
+            decoded.insert(name, vec![value.into_owned()]);
+        }
+        return Ok((route, decoded));
+    }
+    Err(if path_known {
+        RegistryError::new(
+            crate::error::ErrorCode::Unsupported,
+            format!("{method} is not supported on {path}"),
+        )
+    } else {
+        RegistryError::new(
+            crate::error::ErrorCode::NameUnknown,
+            format!("no route for {path}"),
+        )
+        .with_status(404)
+    })
+}
 
 /// Every route of the registry.
 pub fn routes() -> Vec<Route> {
@@ -414,7 +532,7 @@ pub fn routes() -> Vec<Route> {
         Route {
             function: "list-tags",
             methods: &[Method::GET],
-            path: "/v2/{namespace}/{repo}/tags/list",
+            path: "/v2/{name}/tags/list",
             access: Access::Repository(Action::Pull),
             handler: boxed!(lists::list_tags),
         },
@@ -428,7 +546,7 @@ pub fn routes() -> Vec<Route> {
         Route {
             function: "list-referrers",
             methods: &[Method::GET],
-            path: "/v2/{namespace}/{repo}/referrers/{digest}",
+            path: "/v2/{name}/referrers/{digest}",
             access: Access::Repository(Action::Pull),
             handler: boxed!(lists::list_referrers),
         },
@@ -457,4 +575,126 @@ pub fn version_check() -> Response<Body> {
         .header(CONTENT_LENGTH, body.len())
         .body(Body::Text(body.to_string()))
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorCode;
+
+    fn found(method: Method, path: &str) -> (&'static str, Vec<(String, String)>) {
+        let (route, params) = find_route(&method, path).unwrap_or_else(|e| panic!("{path}: {e:?}"));
+        let mut params: Vec<(String, String)> = params
+            .into_iter()
+            .map(|(k, mut v)| (k, v.remove(0)))
+            .collect();
+        params.sort();
+        (route.function, params)
+    }
+
+    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn a_name_takes_every_segment_between_the_fixed_ones() {
+        assert_eq!(
+            found(Method::GET, "/v2/myapp/manifests/latest"),
+            (
+                "fetch-manifest",
+                pairs(&[("name1", "myapp"), ("reference", "latest")])
+            )
+        );
+        assert_eq!(
+            found(Method::PATCH, "/v2/org/team/app/blobs/uploads/u1"),
+            (
+                "patch-upload",
+                pairs(&[
+                    ("name1", "org"),
+                    ("name2", "team"),
+                    ("name3", "app"),
+                    ("uuid", "u1")
+                ])
+            )
+        );
+        // Components that spell a route's words are part of the name.
+        assert_eq!(
+            found(Method::POST, "/v2/a/blobs/uploads/blobs/uploads/"),
+            (
+                "start-upload",
+                pairs(&[("name1", "a"), ("name2", "blobs"), ("name3", "uploads")])
+            )
+        );
+        assert_eq!(
+            found(Method::GET, "/v2/a/manifests/tags/list"),
+            (
+                "list-tags",
+                pairs(&[("name1", "a"), ("name2", "manifests")])
+            )
+        );
+        assert_eq!(
+            found(Method::GET, "/v2/a/blobs/uploads/x").0,
+            "upload-status",
+            "an upload's path is not a blob of a/blobs"
+        );
+        let deep: Vec<String> = (0..20).map(|i| format!("c{i}")).collect();
+        let (function, params) = found(Method::GET, &format!("/v2/{}/tags/list", deep.join("/")));
+        assert_eq!((function, params.len()), ("list-tags", 20));
+        // Decoded once, per segment.
+        assert_eq!(
+            found(Method::GET, "/v2/a/b/manifests/sha256%3Aab").1[2],
+            ("reference".to_string(), "sha256:ab".to_string())
+        );
+        assert_eq!(found(Method::GET, "/v2/_catalog").0, "catalog");
+        assert_eq!(found(Method::POST, "/v2/auth").0, "token");
+    }
+
+    #[test]
+    fn other_paths_and_methods_are_the_registrys_errors() {
+        for path in [
+            "/v2/manifests/latest",
+            "/v2/a/b/manifests/",
+            "/v2/a/b/nothing/x",
+            "/v3/a/b/manifests/x",
+            "/v2/a/b/tags/list/x",
+        ] {
+            let e = find_route(&Method::GET, path).map(|_| ()).unwrap_err();
+            assert_eq!(
+                (e.code, e.status()),
+                (ErrorCode::NameUnknown, 404),
+                "{path}"
+            );
+        }
+        let e = find_route(&Method::PATCH, "/v2/a/b/manifests/x")
+            .map(|_| ())
+            .unwrap_err();
+        assert_eq!((e.code, e.status()), (ErrorCode::Unsupported, 405));
+        let e = find_route(&Method::GET, "/v2/a/%FF/manifests/x")
+            .map(|_| ())
+            .unwrap_err();
+        assert_eq!((e.code, e.status()), (ErrorCode::NameInvalid, 400));
+    }
+
+    #[test]
+    fn api_gateway_gets_one_path_per_depth() {
+        let fetch = route("fetch-manifest").expect("route");
+        let paths = fetch.api_gateway_paths();
+        assert_eq!(paths.len(), API_GATEWAY_NAME_DEPTH);
+        assert_eq!(paths[0], "/v2/{name1}/manifests/{reference}");
+        assert_eq!(
+            paths[2],
+            "/v2/{name1}/{name2}/{name3}/manifests/{reference}"
+        );
+        assert_eq!(
+            route("catalog").expect("route").api_gateway_paths(),
+            ["/v2/_catalog"]
+        );
+        // Each depth's path is served by the same route, its parameters those of the path.
+        for path in &paths {
+            let concrete = path.replace('{', "").replace('}', "");
+            assert_eq!(found(Method::HEAD, &concrete).0, "fetch-manifest", "{path}");
+        }
+    }
 }

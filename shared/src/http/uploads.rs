@@ -1,4 +1,4 @@
-//! The upload functions on `/v2/{namespace}/{repo}/blobs/uploads/`: start (POST: a session,
+//! The upload functions on `/v2/{name}/blobs/uploads/`: start (POST: a session,
 //! a monolithic upload with `?digest=`, or a cross-repository mount with `?mount=&from=`),
 //! then per session: PATCH a chunk, PUT to finish, GET its status, DELETE to cancel.
 //!
