@@ -82,6 +82,10 @@ pub fn aws_access(
     ))
 }
 
+/// The upload service's URL, where the deployment has one: start-upload hands the
+/// sessions it opens there (see `http::uploads`).
+pub const UPLOAD_SERVICE_VAR: &str = "QUAYSIDE_UPLOAD_SERVICE_URL";
+
 /// The registry a Lambda function serves: the AWS adapters, with the resources the
 /// template names in `QUAYSIDE_*` variables, credentials and region from Lambda's
 /// environment ([`crate::aws::Aws::from_lambda_env`]), and token authentication always on (`QUAYSIDE_AUTH_*`, see
@@ -92,5 +96,9 @@ pub async fn from_env() -> Result<Registry, StoreError> {
     let auth = crate::auth::AuthSettings::from_env().map_err(StoreError::Backend)?;
     let aws = crate::aws::Aws::from_lambda_env();
     let access = aws_access(&aws, &settings);
-    Ok(open_aws(&aws, &settings).with_auth(crate::auth::Auth::new(access, auth)))
+    let registry = open_aws(&aws, &settings).with_auth(crate::auth::Auth::new(access, auth));
+    Ok(match std::env::var(UPLOAD_SERVICE_VAR) {
+        Ok(url) if !url.trim().is_empty() => registry.with_upload_service(url.trim()),
+        _ => registry,
+    })
 }

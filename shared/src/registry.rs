@@ -36,6 +36,9 @@ pub struct Registry {
     /// Token authentication (`crate::auth`); `None` serves every caller (registry-local
     /// without `--auth`, the handler tests). Every Lambda function has it on.
     pub auth: Option<Arc<crate::auth::Auth>>,
+    /// The upload service's URL (`https://host[:port]`), where the deployment has one: an
+    /// upload session opened here is continued there (`QUAYSIDE_UPLOAD_SERVICE_URL`).
+    pub upload_service: Option<String>,
 }
 
 /// What one request, and one blob, may carry where the registry runs.
@@ -87,12 +90,20 @@ impl Registry {
             events,
             limits: Limits::LAMBDA,
             auth: None,
+            upload_service: None,
         }
     }
 
     /// The same registry, checking a bearer token on every route (see `crate::auth`).
     pub fn with_auth(mut self, auth: crate::auth::Auth) -> Registry {
         self.auth = Some(Arc::new(auth));
+        self
+    }
+
+    /// The same registry, handing the upload sessions it opens to the upload service at
+    /// `url` (its trailing `/` dropped).
+    pub fn with_upload_service(mut self, url: &str) -> Registry {
+        self.upload_service = Some(url.trim_end_matches('/').to_string());
         self
     }
 }

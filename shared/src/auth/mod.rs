@@ -69,6 +69,9 @@ pub struct AuthSettings {
     pub refresh_ttl: Duration,
     /// The clock skew allowed on `exp` and `nbf`.
     pub leeway: Duration,
+    /// How long an upload capability lives: as long as an upload may stay unfinished
+    /// (`QUAYSIDE_UPLOAD_MAX_AGE`), so that a slow push of a large layer keeps its right.
+    pub upload_ttl: Duration,
 }
 
 /// The path of the token service's route.
@@ -98,13 +101,15 @@ impl AuthSettings {
             token_ttl: Self::DEFAULT_TTL,
             refresh_ttl: Self::DEFAULT_REFRESH_TTL,
             leeway: Self::DEFAULT_LEEWAY,
+            upload_ttl: crate::ports::DEFAULT_UPLOAD_MAX_AGE,
         }
     }
 
     /// From `QUAYSIDE_AUTH_REALM` (unset or empty: the API each request came through),
     /// `QUAYSIDE_AUTH_ISSUER`, `QUAYSIDE_AUTH_SERVICE` (both default `quayside`),
     /// `QUAYSIDE_AUTH_TOKEN_SECONDS` (default 300, 60 to 86400) and
-    /// `QUAYSIDE_AUTH_REFRESH_SECONDS` (default 2592000, 30 days; 3600 to 31536000).
+    /// `QUAYSIDE_AUTH_REFRESH_SECONDS` (default 2592000, 30 days; 3600 to 31536000) and
+    /// `QUAYSIDE_UPLOAD_MAX_AGE` (how long an upload capability lives).
     pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<AuthSettings, String> {
         let get = |name: &str| var(name).filter(|v| !v.trim().is_empty());
         let mut settings = AuthSettings::with_realm_per_request();
@@ -134,6 +139,9 @@ impl AuthSettings {
                 .ok_or(format!(
                     "QUAYSIDE_AUTH_REFRESH_SECONDS={seconds:?} is not a number of seconds in 3600..=31536000"
                 ))?;
+        }
+        if let Some(age) = get("QUAYSIDE_UPLOAD_MAX_AGE") {
+            settings.upload_ttl = crate::ports::parse_upload_max_age(&age)?;
         }
         Ok(settings)
     }
@@ -274,6 +282,7 @@ pub struct Auth {
     pub access: Arc<dyn AccessStore>,
     verifier: OnceCell<Arc<Verifier>>,
     refresh_verifier: OnceCell<Arc<Verifier>>,
+    upload_verifier: OnceCell<Arc<Verifier>>,
 }
 
 impl std::fmt::Debug for Auth {
@@ -291,6 +300,7 @@ impl Auth {
             access,
             verifier: OnceCell::new(),
             refresh_verifier: OnceCell::new(),
+            upload_verifier: OnceCell::new(),
         }
     }
 
@@ -327,6 +337,64 @@ impl Auth {
             })
             .await
             .map(Arc::clone)
+    }
+
+    /// A capability for upload session `upload` of `repo`, opened by `subject` (see
+    /// [`token::UploadClaims`]): alive [`AuthSettings::upload_ttl`].
+    pub async fn issue_upload(
+        &self,
+        signer: &dyn Signer,
+        subject: Option<&str>,
+        repo: &RepositoryName,
+        upload: &str,
+    ) -> StoreResult<String> {
+        let now = token::now();
+        let claims = token::UploadClaims {
+            iss: self.settings.issuer.clone(),
+            sub: subject.unwrap_or_default().to_string(),
+            aud: token::upload_audience(&self.settings.service),
+            exp: now.saturating_add(self.settings.upload_ttl.as_secs()),
+            nbf: now,
+            iat: now,
+            jti: token::new_jti(),
+            repository: repo.to_string(),
+            upload: upload.to_string(),
+        };
+        token::sign_upload(signer, &claims).await
+    }
+
+    /// The claims of `capability` if it checks out and is for session `upload` of `repo`.
+    pub async fn check_upload(
+        &self,
+        signer: &dyn Signer,
+        capability: &str,
+        repo: &RepositoryName,
+        upload: &str,
+    ) -> StoreResult<Result<token::UploadClaims, token::InvalidToken>> {
+        let verifier = self
+            .upload_verifier
+            .get_or_try_init(|| async {
+                let jwk = signer.public_jwk().await?;
+                Verifier::for_upload(&jwk, &self.expectations())
+                    .map(Arc::new)
+                    .map_err(StoreError::backend)
+            })
+            .await?;
+        Ok(verifier.verify_upload(capability).and_then(|claims| {
+            if claims.repository != repo.as_str() {
+                Err(token::InvalidToken(format!(
+                    "an upload capability of {}, not {repo}",
+                    claims.repository
+                )))
+            } else if claims.upload != upload {
+                Err(token::InvalidToken(format!(
+                    "an upload capability of session {}, not {upload}",
+                    claims.upload
+                )))
+            } else {
+                Ok(claims)
+            }
+        }))
     }
 
     /// The principal a refresh token stands for, if the token checks out (see
@@ -571,6 +639,23 @@ impl Auth {
 }
 
 impl Registry {
+    /// A capability for upload session `upload` of `repo`, opened by `subject`; `None`
+    /// where tokens are off (a session then needs none).
+    pub async fn upload_capability(
+        &self,
+        subject: Option<&str>,
+        repo: &RepositoryName,
+        upload: &str,
+    ) -> Result<Option<String>, RegistryError> {
+        let Some(auth) = self.auth.as_deref() else {
+            return Ok(None);
+        };
+        auth.issue_upload(self.signer.as_ref(), subject, repo, upload)
+            .await
+            .map(Some)
+            .map_err(RegistryError::from)
+    }
+
     /// The token service: authenticates `credentials`, grants what the caller holds of
     /// `requested`, signs the token. `UNAUTHORIZED` for bad credentials.
     pub async fn issue_token(

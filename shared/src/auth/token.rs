@@ -16,6 +16,13 @@
 //! [`refresh_audience`] of the service, which is never the service itself (the bearer
 //! verifier's only audience).
 //!
+//! # Upload capabilities
+//!
+//! A session handed to the upload service (see `http::uploads`) carries an [`UploadClaims`]
+//! JWT in its URL: typ [`UPLOAD_TYP`], aud [`upload_audience`], bound to one repository and
+//! one session id, alive as long as an upload may be. Neither a bearer nor a refresh token
+//! passes for one, nor it for them, by the same two checks.
+//!
 //! The key also signs schema1 manifests. A manifest's signature can never pass for a
 //! token: a libtrust JWS signs `protected.payload` where `protected` holds no `alg` (the
 //! header check fails first) and the payload has none of `exp`, `iss`, `aud`.
@@ -71,6 +78,35 @@ pub struct RefreshClaims {
     pub sfp: String,
 }
 
+/// The `typ` of an upload capability's header.
+pub const UPLOAD_TYP: &str = "quayside-upload+jwt";
+
+/// An upload capability's `aud`: the upload sessions of `service`, never `service` itself.
+pub fn upload_audience(service: &str) -> String {
+    format!("{service}#upload")
+}
+
+/// An upload capability's claims: one session of one repository, for the principal that
+/// opened it. It travels in the session's URL, so that a client that drops
+/// `Authorization` when the host changes (docker, containerd, crane, on their way to the
+/// upload service) still carries its right to that session, and to nothing else.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadClaims {
+    pub iss: String,
+    /// The principal that opened the session; empty for an anonymous caller.
+    pub sub: String,
+    /// [`upload_audience`] of the service.
+    pub aud: String,
+    pub exp: u64,
+    pub nbf: u64,
+    pub iat: u64,
+    pub jti: String,
+    /// The repository of the session.
+    pub repository: String,
+    /// The session's id.
+    pub upload: String,
+}
+
 /// A fingerprint of a stored argon2id hash (which holds a random salt: every new secret
 /// gives a new one). It says nothing of the secret.
 pub fn secret_fingerprint(secret_hash: &str) -> String {
@@ -105,6 +141,11 @@ pub async fn sign(signer: &dyn Signer, claims: &Claims) -> StoreResult<String> {
 /// Signs `claims` as a refresh token: header `typ` [`REFRESH_TYP`].
 pub async fn sign_refresh(signer: &dyn Signer, claims: &RefreshClaims) -> StoreResult<String> {
     sign_typed(signer, REFRESH_TYP, claims).await
+}
+
+/// Signs `claims` as an upload capability: header `typ` [`UPLOAD_TYP`].
+pub async fn sign_upload(signer: &dyn Signer, claims: &UploadClaims) -> StoreResult<String> {
+    sign_typed(signer, UPLOAD_TYP, claims).await
 }
 
 async fn sign_typed(
@@ -173,6 +214,11 @@ impl Verifier {
         )
     }
 
+    /// A verifier of upload capabilities: audience [`upload_audience`] of the service.
+    pub fn for_upload(jwk: &PublicJwk, expect: &Expectations) -> Result<Verifier, InvalidToken> {
+        Self::of_kind(jwk, expect, &upload_audience(&expect.audience), UPLOAD_TYP)
+    }
+
     fn of_kind(
         jwk: &PublicJwk,
         expect: &Expectations,
@@ -221,6 +267,12 @@ impl Verifier {
             return Err(InvalidToken("a refresh token for no one".into()));
         }
         Ok(claims)
+    }
+
+    /// The claims of an upload capability (on a verifier made by [`Verifier::for_upload`]),
+    /// checked as [`Verifier::verify`] checks a bearer token.
+    pub fn verify_upload(&self, token: &str) -> Result<UploadClaims, InvalidToken> {
+        self.verify_as(token)
     }
 
     fn verify_as<T: serde::de::DeserializeOwned>(&self, token: &str) -> Result<T, InvalidToken> {

@@ -77,6 +77,8 @@ fn is_secret(name: &str) -> bool {
         "credential",
         "auth",
         "key",
+        // An upload session's capability (`_upload`).
+        "upload",
     ]
     .iter()
     .any(|word| name.contains(word))
@@ -98,6 +100,12 @@ mod tests {
                 "/v2/auth?service=quayside&password=hunter2&refresh_token=abc&X-Amz-Signature=s"
             )),
             "/v2/auth?service=quayside&password=REDACTED&refresh_token=REDACTED&X-Amz-Signature=REDACTED"
+        );
+        assert_eq!(
+            loggable_path(&uri(
+                "/v2/a/blobs/uploads/u?_upload=e30.e30.sig&digest=sha256:0"
+            )),
+            "/v2/a/blobs/uploads/u?_upload=REDACTED&digest=sha256:0"
         );
         assert_eq!(loggable_path(&uri("/v2/")), "/v2/");
     }

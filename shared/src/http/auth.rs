@@ -42,7 +42,15 @@ pub enum Access {
     /// Push on the repository of the path; a cross-repository mount also needs pull on
     /// its `from`, else it is dropped and the request opens a plain upload.
     PushOrMount,
+    /// A request on an upload session (`{uuid}` in the path): push on the repository of the
+    /// path, or the session's capability in the query ([`UPLOAD_CAPABILITY`]), which stands
+    /// for the token of whoever opened it (clients drop `Authorization` on another host).
+    UploadSession,
 }
+
+/// The query parameter of an upload session's URL that carries its capability (see
+/// `auth::token::UploadClaims`).
+pub const UPLOAD_CAPABILITY: &str = "_upload";
 
 /// The caller, once its token checked out: in the request's extensions for handlers that
 /// answer differently by caller (the catalog).
@@ -69,10 +77,12 @@ pub(crate) async fn check(
     // The path's repository, parsed once. An invalid name is 400 to anyone: the grammar is
     // public, and no name that fails it is ever granted.
     let repo = match access {
-        Access::Repository(_) | Access::PushOrMount => match super::repository(&req) {
-            Ok(repo) => Some(repo),
-            Err(e) => return Err(error_response(&e, &method)),
-        },
+        Access::Repository(_) | Access::PushOrMount | Access::UploadSession => {
+            match super::repository(&req) {
+                Ok(repo) => Some(repo),
+                Err(e) => return Err(error_response(&e, &method)),
+            }
+        }
         _ => None,
     };
     if let Some(repo) = &repo {
@@ -87,8 +97,14 @@ pub(crate) async fn check(
         (Access::Catalog, _) => Some(Needed::Catalog),
         (Access::Repository(action), Some(repo)) => Some(Needed::Repository(repo, action)),
         (Access::PushOrMount, Some(repo)) => Some(Needed::Repository(repo, Action::Push)),
+        (Access::UploadSession, Some(repo)) => {
+            if let Some(capability) = query(&req, UPLOAD_CAPABILITY) {
+                return with_capability(auth, registry, req, repo, &capability).await;
+            }
+            Some(Needed::Repository(repo, Action::Push))
+        }
         // A repository route always has its name parsed above.
-        (Access::Repository(_) | Access::PushOrMount, None) => {
+        (Access::Repository(_) | Access::PushOrMount | Access::UploadSession, None) => {
             return Err(error_response(
                 &RegistryError::internal("a repository route without a repository"),
                 &method,
@@ -169,6 +185,49 @@ pub(crate) async fn check(
     req.extensions_mut().insert(Caller {
         subject: Some(claims.sub).filter(|s| !s.is_empty()),
         access: claims.access,
+    });
+    Ok(req)
+}
+
+/// An upload session's request that carries a capability: let through as the principal
+/// that opened the session if the capability is for this very session, else `401
+/// invalid_token` (no bearer token is tried instead: a capability that does not check out
+/// is an attempt, not a mistake).
+async fn with_capability(
+    auth: &Auth,
+    registry: &Registry,
+    mut req: Request,
+    repo: &RepositoryName,
+    capability: &str,
+) -> Result<Request, Response<Body>> {
+    let method = req.method().clone();
+    let needed = Needed::Repository(repo, Action::Push);
+    let upload = match super::path_parameter(&req, "uuid") {
+        Ok(upload) => upload,
+        Err(e) => return Err(error_response(&e, &method)),
+    };
+    let claims = match auth
+        .check_upload(registry.signer.as_ref(), capability, repo, &upload)
+        .await
+    {
+        Ok(Ok(claims)) => claims,
+        Ok(Err(e)) => {
+            tracing::info!(target: "quayside::audit", action = "capability_refused", reason = %e);
+            return Err(unauthorized(
+                auth,
+                &req,
+                Some(&needed),
+                Some("invalid_token"),
+            ));
+        }
+        Err(e) => return Err(error_response(&RegistryError::internal(e), &method)),
+    };
+    req.extensions_mut().insert(Caller {
+        subject: Some(claims.sub).filter(|s| !s.is_empty()),
+        access: vec![ResourceActions::repository(
+            repo,
+            &[Action::Pull, Action::Push].into(),
+        )],
     });
     Ok(req)
 }

@@ -503,14 +503,14 @@ pub fn routes() -> Vec<Route> {
             function: "patch-upload",
             methods: &[Method::PATCH],
             path: UPLOAD_PATH,
-            access: Access::Repository(Action::Push),
+            access: Access::UploadSession,
             handler: boxed!(uploads::patch_upload),
         },
         Route {
             function: "finish-upload",
             methods: &[Method::PUT],
             path: UPLOAD_PATH,
-            access: Access::Repository(Action::Push),
+            access: Access::UploadSession,
             handler: boxed!(uploads::finish_upload),
         },
         Route {
@@ -518,7 +518,7 @@ pub fn routes() -> Vec<Route> {
             methods: &[Method::GET],
             path: UPLOAD_PATH,
             // Part of a push (the session's owner asks), not a read or a delete of content.
-            access: Access::Repository(Action::Push),
+            access: Access::UploadSession,
             handler: boxed!(uploads::upload_status),
         },
         Route {
@@ -526,7 +526,7 @@ pub fn routes() -> Vec<Route> {
             methods: &[Method::DELETE],
             path: UPLOAD_PATH,
             // Part of a push (the session's owner asks), not a read or a delete of content.
-            access: Access::Repository(Action::Push),
+            access: Access::UploadSession,
             handler: boxed!(uploads::cancel_upload),
         },
         Route {

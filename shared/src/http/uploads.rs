@@ -5,6 +5,7 @@
 //! May call: `registry` (its blob operations), domain types, `http` helpers. Nothing of
 //! storage.
 
+use super::auth::{Caller, UPLOAD_CAPABILITY};
 use super::{
     DOCKER_CONTENT_DIGEST, StreamedBody, body_bytes, digest, header, path_parameter, query,
     repository, respond, response,
@@ -57,7 +58,23 @@ pub async fn start_upload(registry: &Registry, req: Request) -> Response<Body> {
             })?,
         };
         let status = registry.start_upload(&repo, algorithm).await?;
-        session(registry, &repo, &status, StatusCode::ACCEPTED)
+        let location = match &registry.upload_service {
+            Some(service) => {
+                let subject = req
+                    .extensions()
+                    .get::<Caller>()
+                    .and_then(|caller| caller.subject.as_deref());
+                let capability = registry
+                    .upload_capability(subject, &repo, &status.id)
+                    .await?;
+                format!(
+                    "{service}{}",
+                    session_path(&repo, &status.id, capability.as_deref())
+                )
+            }
+            None => session_path(&repo, &status.id, None),
+        };
+        session(registry, location, &status, StatusCode::ACCEPTED)
     }
     .await;
     respond(&method, result)
@@ -70,12 +87,13 @@ pub async fn patch_upload(registry: &Registry, req: Request) -> Response<Body> {
         let repo = repository(&req)?;
         let id = path_parameter(&req, "uuid")?;
         let start = content_range(&req)?;
+        let location = continued_at(&req, &repo, &id);
         let body = upload_body(req);
         check_range_length(start, &body)?;
         let status = registry
             .append_upload(&repo, &id, start.map(|(s, _)| s), body)
             .await?;
-        session(registry, &repo, &status, StatusCode::ACCEPTED)
+        session(registry, location, &status, StatusCode::ACCEPTED)
     }
     .await;
     respond(&method, result)
@@ -115,7 +133,12 @@ pub async fn upload_status(registry: &Registry, req: Request) -> Response<Body> 
         let repo = repository(&req)?;
         let id = path_parameter(&req, "uuid")?;
         let status = registry.upload_status(&repo, &id).await?;
-        session(registry, &repo, &status, StatusCode::NO_CONTENT)
+        session(
+            registry,
+            continued_at(&req, &repo, &id),
+            &status,
+            StatusCode::NO_CONTENT,
+        )
     }
     .await;
     respond(&method, result)
@@ -196,17 +219,36 @@ fn check_range_length(range: Option<(u64, u64)>, body: &UploadBody) -> Result<()
     ))
 }
 
+/// A session's path, with its capability if it has one.
+fn session_path(repo: &RepositoryName, id: &str, capability: Option<&str>) -> String {
+    let path = format!("/v2/{repo}/blobs/uploads/{id}");
+    match capability {
+        Some(capability) => {
+            let capability: String =
+                form_urlencoded::byte_serialize(capability.as_bytes()).collect();
+            format!("{path}?{UPLOAD_CAPABILITY}={capability}")
+        }
+        None => path,
+    }
+}
+
+/// Where the session of `req` continues: on this host, with the capability the request
+/// came with (the gate checked it), so that the client's next request carries it again.
+fn continued_at(req: &Request, repo: &RepositoryName, id: &str) -> String {
+    session_path(repo, id, query(req, UPLOAD_CAPABILITY).as_deref())
+}
+
 /// 202/204 of a session: `Location`, `Range`, `Docker-Upload-UUID`, the chunk limit.
 fn session(
     registry: &Registry,
-    repo: &RepositoryName,
+    location: String,
     status: &UploadStatus,
     code: StatusCode,
 ) -> Result<Response<Body>, RegistryError> {
     // `Range` is inclusive: an empty upload reports 0-0, as distribution does.
     let end = status.offset.saturating_sub(1);
     let builder: Builder = response(code)
-        .header(LOCATION, format!("/v2/{repo}/blobs/uploads/{}", status.id))
+        .header(LOCATION, location)
         .header(RANGE, format!("0-{end}"))
         .header(DOCKER_UPLOAD_UUID, &status.id)
         .header(OCI_CHUNK_MAX_LENGTH, registry.limits.max_chunk_bytes);
