@@ -14,7 +14,10 @@ const SERVICE: &str = "https://uploads.registry.test";
 /// A registry with tokens on and an upload service; alice may push to alice/*.
 async fn registry() -> TestRegistry {
     let mut t = TestRegistry::with_auth().await;
-    t.registry = t.registry.clone().with_upload_service(&format!("{SERVICE}/"));
+    t.registry = t
+        .registry
+        .clone()
+        .with_upload_service(&format!("{SERVICE}/"));
     t.add_user("alice", "alice-password").await;
     t
 }
@@ -75,11 +78,16 @@ async fn a_session_continues_on_the_service_with_its_capability_alone() {
     let location = open(&t, "alice/app").await;
 
     // No Authorization (docker, containerd, crane): the capability is the right.
-    let got = t.request(Method::PATCH, &location, &[], &data[..1000]).await;
+    let got = t
+        .request(Method::PATCH, &location, &[], &data[..1000])
+        .await;
     assert_eq!(got.status, 202, "{}", String::from_utf8_lossy(&got.body));
     let next = got.header("location").expect("a location").to_string();
     assert_eq!(capability_of(&next), capability_of(&location), "{next}");
-    assert!(next.starts_with("/v2/alice/app/blobs/uploads/"), "relative: {next}");
+    assert!(
+        next.starts_with("/v2/alice/app/blobs/uploads/"),
+        "relative: {next}"
+    );
     let got = t.get(&next, &[]).await;
     assert_eq!((got.status, got.header("range")), (204, Some("0-999")));
 
@@ -107,7 +115,10 @@ async fn a_session_continues_on_the_service_with_its_capability_alone() {
 
     // A cancel with the capability alone.
     let location = open(&t, "alice/app").await;
-    assert_eq!(t.request(Method::DELETE, &location, &[], b"").await.status, 204);
+    assert_eq!(
+        t.request(Method::DELETE, &location, &[], b"").await.status,
+        204
+    );
     assert_eq!(t.get(&location, &[]).await.status, 404);
 }
 
@@ -227,7 +238,13 @@ async fn without_the_service_sessions_stay_here() {
     t.add_user("alice", "alice-password").await;
     let token = t.token(ALICE, &["repository:alice/app:pull,push"]).await;
     let got = t
-        .request_with_token(&token, Method::POST, "/v2/alice/app/blobs/uploads/", &[], b"")
+        .request_with_token(
+            &token,
+            Method::POST,
+            "/v2/alice/app/blobs/uploads/",
+            &[],
+            b"",
+        )
         .await;
     assert_eq!(got.status, 202);
     let location = got.header("location").expect("a location");

@@ -76,6 +76,12 @@ pub struct ServeOptions {
     /// Requests sending blob bytes (PATCH, PUT and POST of an upload) at once at most;
     /// more get `429 TOOMANYREQUESTS` with `Retry-After`, before their body is read.
     pub max_uploads: usize,
+    /// The functions whose routes are served (the upload service's sessions); `None`:
+    /// every route. Another route's path gets `404 NAME_UNKNOWN`.
+    pub only: Option<&'static [&'static str]>,
+    /// A path answered `200` to `GET` without storage or token (a load balancer's health
+    /// check), if any.
+    pub health: Option<&'static str>,
 }
 
 impl Default for ServeOptions {
@@ -85,29 +91,35 @@ impl Default for ServeOptions {
             body_idle_timeout: Duration::from_secs(60),
             max_connections: 512,
             max_uploads: 32,
+            only: None,
+            health: None,
         }
     }
 }
 
-/// What every request's handler shares: the registry and the upload slots.
+/// What every request's handler shares: the registry, the upload slots, what is served.
 struct Shared {
     registry: Registry,
     uploads: Arc<Semaphore>,
+    only: Option<&'static [&'static str]>,
+    health: Option<&'static str>,
 }
 
 /// The router over `registry`: the same routes, methods and handlers as the Lambda API,
 /// with the default upload limit.
 pub fn router(registry: Registry) -> Router {
-    router_with(registry, ServeOptions::default().max_uploads)
+    router_with(registry, ServeOptions::default())
 }
 
-/// The router over `registry`, at most `max_uploads` requests sending blob bytes at once.
-/// The route table matches every path itself ([`find_route`]): axum cannot match a name of
-/// any depth in the middle of a path.
-pub fn router_with(registry: Registry, max_uploads: usize) -> Router {
+/// The router over `registry`, with the upload limit and routes of `options`. The route
+/// table matches every path itself ([`find_route`]): axum cannot match a name of any depth
+/// in the middle of a path.
+pub fn router_with(registry: Registry, options: ServeOptions) -> Router {
     let shared = Arc::new(Shared {
         registry,
-        uploads: Arc::new(Semaphore::new(max_uploads)),
+        uploads: Arc::new(Semaphore::new(options.max_uploads)),
+        only: options.only,
+        health: options.health,
     });
     Router::new().fallback(serve_one).with_state(shared)
 }
@@ -115,10 +127,24 @@ pub fn router_with(registry: Registry, max_uploads: usize) -> Router {
 /// One request: its route, axum → lambda_http (method, URI, headers, path parameters), the
 /// route's checks, then its body and handler, then lambda_http → axum.
 async fn serve_one(State(shared): State<Arc<Shared>>, req: AxumRequest) -> AxumResponse {
+    if shared.health == Some(req.uri().path()) && req.method() == http::Method::GET {
+        return AxumResponse::new(AxumBody::from("ok\n"));
+    }
     let (route, params) = match find_route(req.method(), req.uri().path()) {
         Ok(found) => found,
         Err(e) => return into_axum_now(error_response(&e, req.method())),
     };
+    if shared
+        .only
+        .is_some_and(|only| !only.contains(&route.function))
+    {
+        let e = RegistryError::new(
+            ErrorCode::NameUnknown,
+            format!("{} {} is not served here", req.method(), req.uri().path()),
+        )
+        .with_status(404);
+        return into_axum_now(error_response(&e, req.method()));
+    }
     let (parts, body) = req.into_parts();
     let method = parts.method.clone();
     let declared = parts
@@ -275,7 +301,7 @@ pub async fn serve_with(
     shutdown: impl Future<Output = ()>,
     grace: Duration,
 ) -> std::io::Result<()> {
-    let router = router_with(registry, options.max_uploads);
+    let router = router_with(registry, options);
     let connections = Arc::new(Semaphore::new(options.max_connections));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut builder = hyper::server::conn::http1::Builder::new();
@@ -571,4 +597,31 @@ impl HttpBody for GuardedBody {
             .map(|b| b.size_hint())
             .unwrap_or_default()
     }
+}
+
+/// A timeout as the command lines take it: `30s`, `2m`, more than zero.
+pub fn parse_timeout(text: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(text.trim()) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        Ok(_) => Err("a timeout must be more than zero".into()),
+        Err(e) => Err(format!("{text:?}: {e} (e.g. 30s, 2m)")),
+    }
+}
+
+/// Ctrl-C or SIGTERM (docker stop, systemd, a test harness).
+pub async fn stop_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            // Without a handler, SIGTERM keeps its default: the process ends at once.
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+    tracing::info!("stopping: no new connections; requests in flight may finish");
 }

@@ -65,11 +65,11 @@ struct Args {
     upload_max_age: Duration,
     /// A request's headers must arrive within this (`30s`, `2m`): a client that trickles
     /// them (slow-loris), or a keep-alive connection idle this long, is closed.
-    #[arg(long, default_value = "30s", env = "QUAYSIDE_HEADER_TIMEOUT", value_parser = parse_timeout)]
+    #[arg(long, default_value = "30s", env = "QUAYSIDE_HEADER_TIMEOUT", value_parser = registry_local::parse_timeout)]
     header_timeout: Duration,
     /// A request body that sends no byte for this long is dropped (`60s`); an upload keeps
     /// what it stored, and the client may resume.
-    #[arg(long, default_value = "60s", env = "QUAYSIDE_BODY_IDLE_TIMEOUT", value_parser = parse_timeout)]
+    #[arg(long, default_value = "60s", env = "QUAYSIDE_BODY_IDLE_TIMEOUT", value_parser = registry_local::parse_timeout)]
     body_idle_timeout: Duration,
     /// Open connections at most; more wait in the listen backlog until one closes.
     #[arg(long, default_value_t = registry_local::ServeOptions::default().max_connections, env = "QUAYSIDE_MAX_CONNECTIONS", value_parser = parse_at_least_one)]
@@ -78,6 +78,11 @@ struct Args {
     /// Retry-After before their body is read.
     #[arg(long, default_value_t = registry_local::ServeOptions::default().max_uploads, env = "QUAYSIDE_MAX_UPLOADS", value_parser = parse_at_least_one)]
     max_uploads: usize,
+    /// Hand the upload sessions this registry opens to the upload service at this URL
+    /// (`upload-service` over the same AWS backend, and --auth on both): a session's
+    /// `Location` is there, with a capability for it.
+    #[arg(long, env = "QUAYSIDE_UPLOAD_SERVICE_URL")]
+    upload_service: Option<String>,
     /// How log lines are written: `text`, or `json` (one object per line, for a log
     /// collector). One `quayside::access` line per request at `info` (RUST_LOG).
     #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "QUAYSIDE_LOG_FORMAT")]
@@ -98,14 +103,6 @@ fn parse_at_least_one(text: &str) -> Result<usize, String> {
     match text.trim().parse::<usize>() {
         Ok(n) if n >= 1 => Ok(n),
         _ => Err(format!("{text:?}: a whole number of at least 1")),
-    }
-}
-
-fn parse_timeout(text: &str) -> Result<Duration, String> {
-    match humantime::parse_duration(text.trim()) {
-        Ok(d) if !d.is_zero() => Ok(d),
-        Ok(_) => Err("a timeout must be more than zero".into()),
-        Err(e) => Err(format!("{text:?}: {e} (e.g. 30s, 2m)")),
     }
 }
 
@@ -195,7 +192,10 @@ async fn serve(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             (registry, location)
         }
     };
-    let mut registry = registry;
+    let mut registry = match &args.upload_service {
+        Some(url) => registry.with_upload_service(url),
+        None => registry,
+    };
     registry.limits.max_blob_bytes = match args.backend {
         Backend::Embedded => args.max_blob_bytes,
         Backend::Aws => args.max_blob_bytes.min(registry.limits.max_blob_bytes),
@@ -239,27 +239,17 @@ async fn serve(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         body_idle_timeout: args.body_idle_timeout,
         max_connections: args.max_connections,
         max_uploads: args.max_uploads,
+        ..registry_local::ServeOptions::default()
     };
-    registry_local::serve_with(listener, registry, options, stop_signal(), SHUTDOWN_GRACE).await?;
+    registry_local::serve_with(
+        listener,
+        registry,
+        options,
+        registry_local::stop_signal(),
+        SHUTDOWN_GRACE,
+    )
+    .await?;
     Ok(())
-}
-
-/// Ctrl-C or SIGTERM (docker stop, systemd, a test harness).
-async fn stop_signal() {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            // Without a handler, SIGTERM keeps its default: the process ends at once.
-            Err(_) => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = terminate => {}
-    }
-    tracing::info!("stopping: no new connections; requests in flight may finish");
 }
 
 /// Reads the table's stream in the background and hands it to the notify-push handler,

@@ -1,0 +1,439 @@
+//! The upload service as a deployment runs it, at moto (which `tests/run` starts): the
+//! registry (registry-local --backend aws --auth, standing in for the Lambda API) hands a
+//! session to `upload-service`; the client sends the layer there with the capability alone
+//! (no Authorization, as docker does on another host); the task is killed mid-body, another
+//! continues the session from its `Range`; the blob is then served by the registry, byte
+//! for byte. Also: what the service does not serve, its health check, and its memory with
+//! uploads in flight. Fails (never skips) without moto.
+
+use std::io::Write;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+const MIB: usize = 1024 * 1024;
+const PASSWORD: &str = "upload-service-test-password";
+
+/// Resource names of this test only.
+fn names() -> Vec<(&'static str, String)> {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let name = format!("qs-upl-{}-{nanos}", std::process::id());
+    vec![
+        ("QUAYSIDE_TABLE", name.clone()),
+        ("QUAYSIDE_BUCKET", name.clone()),
+        ("QUAYSIDE_KMS_KEY", format!("alias/{name}")),
+        ("QUAYSIDE_TOPIC", name),
+    ]
+}
+
+fn command(binary: &str, env: &[(&'static str, String)]) -> Command {
+    assert!(
+        std::env::var("AWS_ENDPOINT_URL").is_ok_and(|v| !v.is_empty()),
+        "AWS_ENDPOINT_URL is not set: this test needs moto's server; run tests/run"
+    );
+    let mut command = Command::new(binary);
+    command.envs(env.iter().map(|(k, v)| (*k, v.as_str())));
+    command
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A process on a port, its log in a file; dropping it kills it (SIGKILL).
+struct Process {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl Process {
+    fn start(mut command: Command, port: u16, log: PathBuf) -> Process {
+        let child = command
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("starts");
+        let process = Process { child, port, log };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "did not listen: {}",
+                process.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        process
+    }
+
+    fn base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The peak resident memory of the process so far, from `/proc`.
+    fn peak_rss_bytes(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("/proc status");
+        let kib: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmHWM");
+        kib * 1024
+    }
+
+    fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The deployment in small: resources at moto, the user `ci`, the registry and one upload
+/// service task.
+struct Deployment {
+    env: Vec<(&'static str, String)>,
+    dir: tempfile::TempDir,
+    registry: Process,
+}
+
+impl Deployment {
+    fn start() -> (Deployment, Process) {
+        let env = names();
+        let dir = tempfile::tempdir().unwrap();
+        let provisioned = command(env!("CARGO_BIN_EXE_registry-local"), &env)
+            .arg("provision")
+            .output()
+            .expect("provision runs");
+        assert!(
+            provisioned.status.success(),
+            "{}",
+            String::from_utf8_lossy(&provisioned.stderr)
+        );
+        let mut add = command(env!("CARGO_BIN_EXE_registry-admin"), &env)
+            .args(["--backend", "aws", "user", "add", "ci"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("registry-admin runs");
+        add.stdin
+            .take()
+            .unwrap()
+            .write_all(format!("{PASSWORD}\n").as_bytes())
+            .unwrap();
+        assert!(add.wait().unwrap().success(), "user add");
+        let service = Self::service(&env, dir.path(), "first");
+        let port = free_port();
+        let mut registry = command(env!("CARGO_BIN_EXE_registry-local"), &env);
+        registry
+            .args([
+                "--backend",
+                "aws",
+                "--auth",
+                "--addr",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .args(["--upload-service", &service.base()])
+            .arg("--data-dir")
+            .arg(dir.path());
+        let registry = Process::start(registry, port, dir.path().join("registry.log"));
+        (Deployment { env, dir, registry }, service)
+    }
+
+    /// An upload-service task over the same resources; a dead writer's claim lapses in 2 s.
+    fn service(env: &[(&'static str, String)], dir: &Path, run: &str) -> Process {
+        let port = free_port();
+        let mut service = command(env!("CARGO_BIN_EXE_upload-service"), env);
+        service
+            .args([
+                "--addr",
+                &format!("127.0.0.1:{port}"),
+                "--upload-lease",
+                "2s",
+            ])
+            .env("RUST_LOG", "info");
+        Process::start(service, port, dir.join(format!("upload-service-{run}.log")))
+    }
+
+    fn another_service(&self, run: &str) -> Process {
+        Self::service(&self.env, self.dir.path(), run)
+    }
+
+    fn token(&self, scope: &str) -> String {
+        use base64::Engine as _;
+        let basic = base64::engine::general_purpose::STANDARD.encode(format!("ci:{PASSWORD}"));
+        let (status, _, body) = request(
+            "GET",
+            &format!(
+                "{}/v2/auth?service=quayside&scope={scope}",
+                self.registry.base()
+            ),
+            &[("authorization", &format!("Basic {basic}"))],
+            b"",
+        );
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        json["token"].as_str().unwrap().to_string()
+    }
+
+    /// Opens a session of `repo`: its URL on the service.
+    fn open(&self, repo: &str, service: &Process) -> String {
+        let token = self.token(&format!("repository:{repo}:pull,push"));
+        let (status, headers, body) = request(
+            "POST",
+            &format!("{}/v2/{repo}/blobs/uploads/", self.registry.base()),
+            &[("authorization", &format!("Bearer {token}"))],
+            b"",
+        );
+        assert_eq!(status, 202, "{}", String::from_utf8_lossy(&body));
+        let location = header(&headers, "location").expect("a location");
+        assert!(
+            location.starts_with(&format!("{}/v2/{repo}/blobs/uploads/", service.base()))
+                && location.contains("?_upload="),
+            "{location}"
+        );
+        location
+    }
+}
+
+/// One HTTP/1.1 request (no redirects followed): status, headers, body.
+fn request(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .build()
+        .into();
+    let mut builder = http::Request::builder().method(method).uri(url);
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    let mut response = agent
+        .run(builder.body(body.to_vec()).unwrap())
+        .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+    let status = response.status().as_u16();
+    let headers = response
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_string()))
+        .collect();
+    let body = response
+        .body_mut()
+        .with_config()
+        .limit(u64::MAX)
+        .read_to_vec()
+        .unwrap_or_default();
+    (status, headers, body)
+}
+
+fn header(headers: &[(String, String)], name: &str) -> Option<String> {
+    headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.clone())
+}
+
+/// `url` moved onto `service`'s host (what a load balancer in front of several tasks does).
+fn on(service: &Process, url: &str) -> String {
+    let path = url
+        .split_once("/v2/")
+        .map(|(_, p)| p)
+        .expect("a registry URL");
+    format!("{}/v2/{path}", service.base())
+}
+
+/// The bytes stored so far: the end of `Range` plus one.
+fn stored(url: &str) -> usize {
+    let (status, headers, _) = request("GET", url, &[], b"");
+    assert_eq!(status, 204);
+    let range = header(&headers, "range").expect("a range");
+    let end: usize = range.trim_start_matches("0-").parse().unwrap();
+    if end == 0 { 0 } else { end + 1 }
+}
+
+fn layer(len: usize) -> Vec<u8> {
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect()
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)))
+}
+
+#[test]
+fn a_session_moves_to_another_task_after_a_crash_and_its_blob_is_served() {
+    let (deployment, first) = Deployment::start();
+    let data = layer(40 * MIB);
+    let digest = sha256(&data);
+    let session = deployment.open("ci/app", &first);
+
+    // The first task takes the body as it comes, without Authorization, and dies in the
+    // middle of it, once two S3 parts are recorded.
+    let target = session.strip_prefix(&first.base()).unwrap().to_string();
+    let mut socket = TcpStream::connect(("127.0.0.1", first.port)).unwrap();
+    write!(
+        socket,
+        "PATCH {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n",
+        data.len()
+    )
+    .unwrap();
+    socket.write_all(&data[..20 * MIB]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while stored(&session) < 16 * MIB {
+        assert!(
+            Instant::now() < deadline,
+            "no part recorded: {}",
+            first.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    first.kill();
+    drop(socket);
+
+    // Another task: the session stands where the dead one last recorded it.
+    let second = deployment.another_service("second");
+    let url = on(&second, &session);
+    let offset = stored(&url);
+    assert!((16 * MIB..=20 * MIB).contains(&offset), "{offset}");
+    // The dead writer's claim lapses (2 s without progress), then the rest goes on.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let next = loop {
+        let range = format!("{offset}-{}", data.len() - 1);
+        let (status, headers, body) = request(
+            "PATCH",
+            &url,
+            &[
+                ("content-range", &range),
+                ("content-type", "application/octet-stream"),
+            ],
+            &data[offset..],
+        );
+        if status == 202 {
+            assert_eq!(
+                header(&headers, "range"),
+                Some(format!("0-{}", data.len() - 1))
+            );
+            break header(&headers, "location").expect("a location");
+        }
+        assert_eq!(status, 416, "{}", String::from_utf8_lossy(&body));
+        assert!(Instant::now() < deadline, "the claim never lapsed");
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert!(
+        next.starts_with("/v2/ci/app/blobs/uploads/") && next.contains("?_upload="),
+        "{next}"
+    );
+    let (status, _, body) = request(
+        "PUT",
+        &format!("{}{next}&digest={digest}", second.base()),
+        &[],
+        b"",
+    );
+    assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
+
+    // The registry serves it: a redirect to S3, and there the very bytes.
+    let token = deployment.token("repository:ci/app:pull");
+    let (status, headers, _) = request(
+        "GET",
+        &format!("{}/v2/ci/app/blobs/{digest}", deployment.registry.base()),
+        &[("authorization", &format!("Bearer {token}"))],
+        b"",
+    );
+    assert_eq!(status, 307);
+    let (status, _, body) = request("GET", &header(&headers, "location").unwrap(), &[], b"");
+    assert_eq!(status, 200);
+    assert!(body == data, "the blob's bytes differ from the layer's");
+}
+
+#[test]
+fn the_service_serves_sessions_and_its_health_check_only() {
+    let (deployment, service) = Deployment::start();
+    let (status, _, body) = request("GET", &format!("{}/health", service.base()), &[], b"");
+    assert_eq!((status, body.as_slice()), (200, &b"ok\n"[..]));
+    let token = deployment.token("repository:ci/app:pull,push");
+    let bearer = format!("Bearer {token}");
+    for (method, path) in [
+        ("GET", "/v2/"),
+        ("GET", "/v2/ci/app/tags/list"),
+        ("POST", "/v2/ci/app/blobs/uploads/"),
+        ("GET", "/v2/ci/app/manifests/latest"),
+        ("GET", "/v2/auth"),
+    ] {
+        let (status, _, body) = request(
+            method,
+            &format!("{}{path}", service.base()),
+            &[("authorization", &bearer)],
+            b"",
+        );
+        assert_eq!(status, 404, "{method} {path}");
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(json["errors"][0]["code"], "NAME_UNKNOWN", "{method} {path}");
+    }
+    // A session's request without its capability needs a token, as on the registry.
+    let session = deployment.open("ci/app", &service);
+    let bare = session.split_once('?').unwrap().0;
+    let (status, _, _) = request("GET", bare, &[], b"");
+    assert_eq!(status, 401);
+    let (status, _, _) = request("GET", bare, &[("authorization", &bearer)], b"");
+    assert_eq!(status, 204);
+}
+
+/// Four layers streamed at once: the task's memory stays near its buffers (8 MiB S3 parts
+/// per upload), whatever the layers' size.
+#[test]
+fn uploads_in_flight_hold_bounded_memory() {
+    let (deployment, service) = Deployment::start();
+    let sessions: Vec<String> = (0..4)
+        .map(|_| deployment.open("ci/big", &service))
+        .collect();
+    let layers: Vec<Vec<u8>> = (0..4).map(|i| layer(48 * MIB + i)).collect();
+    std::thread::scope(|scope| {
+        for (session, data) in sessions.iter().zip(&layers) {
+            scope.spawn(move || {
+                let digest = sha256(data);
+                let (status, _, body) =
+                    request("PUT", &format!("{session}&digest={digest}"), &[], data);
+                assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
+            });
+        }
+    });
+    let peak = service.peak_rss_bytes();
+    eprintln!("upload-service peak RSS with 4 × 48 MiB in flight: {} MiB", peak / MIB as u64);
+    // 4 × 48 MiB went through; each upload holds a part buffer and the hasher's state.
+    assert!(
+        peak < 120 * MIB as u64,
+        "peak RSS {} MiB",
+        peak / MIB as u64
+    );
+}
