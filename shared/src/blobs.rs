@@ -1047,7 +1047,8 @@ fn chunk_too_large(size: u64, max: u64) -> RegistryError {
         ErrorCode::SizeInvalid,
         format!(
             "the request carries {size} bytes or more; one request may carry at most {max} \
-             here (OCI-Chunk-Max-Length): send the blob in chunks"
+             here (OCI-Chunk-Max-Length): send the blob in chunks of at most that. A Lambda \
+             deployment takes whole layers through its upload service (README, Large layers)"
         ),
     )
     .with_status(413)
