@@ -170,10 +170,12 @@ impl Deployment {
     }
 
     /// The body bytes the upload functions (`start-upload`, `patch-upload`, `finish-upload`)
-    /// took in answers they accepted, from the harness's invocation lines: the bytes clients
-    /// uploaded as blobs (a mount uploads none).
+    /// and the upload service took in answers they accepted, from the harness's invocation
+    /// lines and the service tasks' access logs: the bytes clients uploaded as blobs (a
+    /// mount uploads none).
     pub fn upload_bytes_received(&self) -> u64 {
-        self.log()
+        let functions: u64 = self
+            .log()
             .lines()
             .filter_map(|line| {
                 let field = |name: &str| {
@@ -185,7 +187,35 @@ impl Deployment {
                 let upload = ["start-upload", "patch-upload", "finish-upload"].contains(&function);
                 (upload && ok).then(|| field("bytes_in")?.parse::<u64>().ok())?
             })
-            .sum()
+            .sum();
+        let service: u64 = std::fs::read_dir(self.state.path().join("logs"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|entry| {
+                entry
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with("upload-service-")
+            })
+            .flat_map(|entry| {
+                std::fs::read_to_string(entry.path())
+                    .unwrap_or_default()
+                    .lines()
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+            })
+            .filter_map(|line| {
+                let record: serde_json::Value = serde_json::from_str(&line).ok()?;
+                let fields = &record["fields"];
+                let ok = record["target"] == "quayside::access"
+                    && fields["status"]
+                        .as_u64()
+                        .is_some_and(|s| (200..300).contains(&s));
+                ok.then(|| fields["bytes_in"].as_u64())?
+            })
+            .sum();
+        functions + service
     }
 
     /// [`CLIENT_USER`], made as a user makes one: `registry-admin --backend aws user add`.
@@ -242,7 +272,12 @@ impl Deployment {
         request: OwnedRequest,
     ) -> super::Answer {
         let server = self.server().await;
-        let first = http_send(&server.addr, &request).await;
+        // An absolute URL goes to its own host (the upload service), as a client sends it.
+        let addr = request
+            .authority
+            .clone()
+            .unwrap_or_else(|| server.addr.clone());
+        let first = http_send(&addr, &request).await;
         if self.explicit() || first.status != 401 {
             return first;
         }
@@ -273,7 +308,7 @@ impl Deployment {
         }
         let cached = self.tokens.lock().expect("tokens").get(&scopes).cloned();
         if let Some(token) = cached {
-            let answer = http_send(&server.addr, &with_bearer(&request, &token)).await;
+            let answer = http_send(&addr, &with_bearer(&request, &token)).await;
             if answer.status != 401 {
                 return answer;
             }
@@ -283,7 +318,7 @@ impl Deployment {
             .lock()
             .expect("tokens")
             .insert(scopes, token.clone());
-        http_send(&server.addr, &with_bearer(&request, &token)).await
+        http_send(&addr, &with_bearer(&request, &token)).await
     }
 
     /// A token for `scopes` from the token route, as [`CLIENT_USER`].
@@ -297,6 +332,7 @@ impl Deployment {
         let basic = base64::engine::general_purpose::STANDARD
             .encode(format!("{CLIENT_USER}:{}", self.password));
         let request = OwnedRequest {
+            authority: None,
             method: Method::GET,
             path: format!("/v2/auth?{query}"),
             headers: vec![("authorization".into(), format!("Basic {basic}"))],
@@ -391,6 +427,9 @@ fn with_bearer(request: &OwnedRequest, token: &str) -> OwnedRequest {
 #[derive(Clone, Debug)]
 pub struct OwnedRequest {
     pub method: Method,
+    /// The host and port of an absolute URL (an upload session on the upload service's
+    /// load balancer); `None`: the API's.
+    pub authority: Option<String>,
     /// Path and query.
     pub path: String,
     pub headers: Vec<(String, String)>,

@@ -6,6 +6,16 @@ use quayside::digest::Digest;
 use quayside_tests::*;
 use serde_json::{Value, json};
 
+/// A session's `Location` as a path: a deployment's upload service names its own host and
+/// carries the session's capability in the query.
+fn path_of(location: &str) -> &str {
+    let path = location
+        .split_once("://")
+        .and_then(|(_, rest)| rest.find('/').map(|at| &rest[at..]))
+        .unwrap_or(location);
+    path.split('?').next().unwrap_or(path)
+}
+
 fn blob_path(repo: &str, digest: &Digest) -> String {
     format!("/v2/{repo}/blobs/{digest}")
 }
@@ -104,7 +114,19 @@ async fn end_4a_post_opens_a_session() {
     assert_eq!(got.status, 202);
     let location = got.header("location").unwrap();
     let uuid = got.header("docker-upload-uuid").unwrap();
-    assert_eq!(location, format!("/v2/acme/app/blobs/uploads/{uuid}"));
+    assert_eq!(
+        path_of(location),
+        format!("/v2/acme/app/blobs/uploads/{uuid}")
+    );
+    if t.is_deployment() {
+        // Handed to the upload service: its host, with the session's capability.
+        assert!(
+            location.starts_with("http://") && location.contains("?_upload="),
+            "{location}"
+        );
+    } else {
+        assert_eq!(location, path_of(location));
+    }
     assert_eq!(got.header("range"), Some("0-0"));
     assert_eq!(
         got.header("oci-chunk-max-length"),
@@ -114,7 +136,18 @@ async fn end_4a_post_opens_a_session() {
     let status = t.get(location, &[]).await;
     assert_eq!(status.status, 204);
     assert_eq!(status.header("range"), Some("0-0"));
-    assert_eq!(status.header("location"), Some(location));
+    assert_eq!(
+        status.header("location").map(path_of),
+        Some(path_of(location))
+    );
+    if t.is_deployment() {
+        // The service's answers keep the capability, on its own host (a relative URL).
+        assert!(
+            status
+                .header("location")
+                .is_some_and(|l| l.contains("?_upload="))
+        );
+    }
 
     // A body without ?digest= is refused, not silently dropped.
     let got = t
@@ -214,7 +247,7 @@ async fn end_5_and_6_chunked_upload_across_a_part_boundary() {
     let got = t
         .request(
             Method::PUT,
-            &format!("{location}?digest={digest}"),
+            &finishing(&location, &digest),
             &[(
                 "content-range",
                 &format!("{}-{}", 2 * chunk, data.len() - 1),
@@ -257,12 +290,7 @@ async fn end_5_patch_without_content_range_then_empty_put() {
     assert_eq!((got.status, got.header("range")), (202, Some("0-4999")));
     let location = got.header("location").unwrap().to_string();
     let got = t
-        .request(
-            Method::PUT,
-            &format!("{location}?digest={digest}"),
-            &[],
-            b"",
-        )
+        .request(Method::PUT, &finishing(&location, &digest), &[], b"")
         .await;
     assert_eq!(got.status, 201);
     assert_eq!(
@@ -351,7 +379,7 @@ async fn end_6_wrong_digest_is_digest_invalid_and_drops_the_upload() {
     t.request(Method::PATCH, &location, &[], &data).await;
     let wrong = Digest::sha256(b"not these bytes");
     let got = t
-        .request(Method::PUT, &format!("{location}?digest={wrong}"), &[], b"")
+        .request(Method::PUT, &finishing(&location, &wrong), &[], b"")
         .await;
     assert_eq!(
         (got.status, got.error_code().as_str()),
@@ -435,12 +463,7 @@ async fn sha512_blobs_with_or_without_digest_algorithm() {
     assert_eq!(got.status, 202);
     let location = patch_all(&t, got.header("location").unwrap().into(), &large, chunk).await;
     let got = t
-        .request(
-            Method::PUT,
-            &format!("{location}?digest={digest}"),
-            &[],
-            b"",
-        )
+        .request(Method::PUT, &finishing(&location, &digest), &[], b"")
         .await;
     assert_eq!(got.status, 201, "{}", String::from_utf8_lossy(&got.body));
     get_back(digest, large.clone(), "digest-algorithm=sha512").await;
@@ -454,7 +477,7 @@ async fn sha512_blobs_with_or_without_digest_algorithm() {
     let location = patch_all(&t, location, &small, 60).await;
     let wrong = sha512.digest(b"not these bytes");
     let got = t
-        .request(Method::PUT, &format!("{location}?digest={wrong}"), &[], b"")
+        .request(Method::PUT, &finishing(&location, &wrong), &[], b"")
         .await;
     assert_eq!(
         (got.status, got.error_code().as_str()),
@@ -469,12 +492,7 @@ async fn sha512_blobs_with_or_without_digest_algorithm() {
     let location = patch_all(&t, location, &small, 60).await;
     let digest = sha512.digest(&small);
     let got = t
-        .request(
-            Method::PUT,
-            &format!("{location}?digest={digest}"),
-            &[],
-            b"",
-        )
+        .request(Method::PUT, &finishing(&location, &digest), &[], b"")
         .await;
     assert_eq!(got.status, 201, "{}", String::from_utf8_lossy(&got.body));
     get_back(digest, small, "sha512 without digest-algorithm").await;
@@ -488,12 +506,7 @@ async fn sha512_blobs_with_or_without_digest_algorithm() {
     let location = patch_all(&t, location, &large, chunk).await;
     let digest = sha512.digest(&large);
     let got = t
-        .request(
-            Method::PUT,
-            &format!("{location}?digest={digest}"),
-            &[],
-            b"",
-        )
+        .request(Method::PUT, &finishing(&location, &digest), &[], b"")
         .await;
     if t.aws.is_some() {
         assert_eq!(
@@ -534,18 +547,30 @@ async fn a_request_over_the_chunk_limit_gets_a_clear_413() {
         .unwrap()
         .to_string();
     let too_big = bytes(4 * 1024 * 1024 + 1, 8);
-    let got = t.request(Method::PATCH, &location, &[], &too_big).await;
+    // On the deployment the session is the upload service's: sent to the API (Lambda)
+    // instead, the chunk meets Lambda's limit.
+    let on_lambda = match location.split_once("://") {
+        Some((_, rest)) => rest[rest.find('/').unwrap_or(0)..].to_string(),
+        None => location.clone(),
+    };
+    let got = t.request(Method::PATCH, &on_lambda, &[], &too_big).await;
     assert_eq!(
         (got.status, got.error_code().as_str()),
         (413, "SIZE_INVALID")
     );
-    assert!(
-        got.json()["errors"][0]["message"]
-            .as_str()
-            .unwrap()
-            .contains("OCI-Chunk-Max-Length")
-    );
+    let message = got.json()["errors"][0]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(message.contains("OCI-Chunk-Max-Length"), "{message}");
+    assert!(message.contains("upload service"), "{message}");
     assert_eq!(t.get(&location, &[]).await.header("range"), Some("0-0"));
+    if t.is_deployment() {
+        // The upload service takes the whole chunk.
+        let got = t.request(Method::PATCH, &location, &[], &too_big).await;
+        assert_eq!(got.status, 202, "{}", String::from_utf8_lossy(&got.body));
+        assert_eq!(got.header("range"), Some("0-4194304"));
+    }
 }
 
 #[tokio::test]
@@ -1440,7 +1465,7 @@ async fn names_of_any_depth() {
         assert_eq!(session.status, 202, "{repo}");
         let location = session.header("location").expect("location").to_string();
         assert!(
-            location.starts_with(&format!("/v2/{repo}/blobs/uploads/")),
+            path_of(&location).starts_with(&format!("/v2/{repo}/blobs/uploads/")),
             "{location}"
         );
         let got = t.request(Method::PATCH, &location, &[], &data).await;

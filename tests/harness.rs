@@ -478,6 +478,7 @@ impl TestRegistry {
         if let Some(deployment) = &self.deployment {
             let (parts, body) = req.into_parts();
             let request = deployment_support::OwnedRequest {
+                authority: parts.uri.authority().map(|a| a.to_string()),
                 method: parts.method,
                 path: parts
                     .uri

@@ -83,10 +83,22 @@ struct Args {
     /// `Location` is there, with a capability for it.
     #[arg(long, env = "QUAYSIDE_UPLOAD_SERVICE_URL")]
     upload_service: Option<String>,
+    /// Over the AWS backend, whether this process publishes the table's events to the
+    /// topic: `auto` does when `provision` made the table (tagged quayside:events=
+    /// registry-local), not for a deployed stack's, whose notify-push publishes them.
+    #[arg(long, value_enum, default_value_t = PublishEvents::Auto, env = "QUAYSIDE_PUBLISH_EVENTS")]
+    publish_events: PublishEvents,
     /// How log lines are written: `text`, or `json` (one object per line, for a log
     /// collector). One `quayside::access` line per request at `info` (RUST_LOG).
     #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "QUAYSIDE_LOG_FORMAT")]
     log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum PublishEvents {
+    Auto,
+    Always,
+    Never,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -176,7 +188,29 @@ async fn serve(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         Backend::Aws => {
             let settings = Settings::from_env()?;
             let aws = Aws::from_env().await;
-            start_notifier(&aws, &settings, &args.data_dir).await?;
+            let publish = match args.publish_events {
+                PublishEvents::Always => true,
+                PublishEvents::Never => false,
+                PublishEvents::Auto => quayside::aws::provision::publishes_own_events(
+                    &aws,
+                    &settings.table,
+                )
+                .await
+                .map_err(|e| {
+                    format!(
+                        "the AWS backend is not ready ({e}); run `registry-local provision` first"
+                    )
+                })?,
+            };
+            if publish {
+                start_notifier(&aws, &settings, &args.data_dir).await?;
+            } else {
+                tracing::info!(
+                    table = %settings.table,
+                    "not publishing the table's events: its stack's notify-push does \
+                     (the table is not tagged quayside:events=registry-local; --publish-events always overrides)"
+                );
+            }
             let location = format!(
                 "table {}, bucket {}, key {}",
                 settings.table, settings.bucket, settings.key_id

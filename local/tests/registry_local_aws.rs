@@ -10,7 +10,7 @@ use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 const INDEX: &str = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[],"annotations":{"from":"registry-local"}}"#;
@@ -73,8 +73,9 @@ impl Server {
             .args(["--backend", "aws", "--addr", &format!("127.0.0.1:{port}")])
             .arg("--data-dir")
             .arg(data_dir)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
+            // Log lines go to standard output, a panic to standard error: both in the log.
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(std::fs::OpenOptions::new().append(true).open(&log).unwrap())
             .spawn()
             .expect("registry-local starts");
         let server = Server { child, port, log };
@@ -386,4 +387,46 @@ async fn write_without_registry_local(env: &[(&'static str, String)], tag: &str)
         tokio::spawn(async move { axum::serve(listener, registry_local::router(registry)).await });
     push(&base, tag).await;
     serving.abort();
+}
+
+/// Pointed at a deployed stack's table (one `provision` did not make: no
+/// quayside:events=registry-local tag), registry-local publishes nothing: the stack's
+/// notify-push does, and subscribers would get every event twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stacks_table_gets_no_second_publisher() {
+    let env = names();
+    let topic_name = env[3].1.clone();
+    provision(&env);
+    // The stack's table, as CloudFormation makes it: without the tag.
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+    let arn = dynamodb
+        .describe_table()
+        .table_name(&env[0].1)
+        .send()
+        .await
+        .unwrap()
+        .table
+        .and_then(|t| t.table_arn)
+        .unwrap();
+    dynamodb
+        .untag_resource()
+        .resource_arn(arn)
+        .tag_keys("quayside:events")
+        .send()
+        .await
+        .unwrap();
+    let mut queue = Queue::subscribe(&topic_name).await;
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(&env, data.path(), "stack");
+    push(&server.base(), "stacked").await;
+    for _ in 0..5 {
+        queue.receive().await;
+    }
+    assert!(queue.received.is_empty(), "published: {:?}", queue.received);
+    assert!(
+        server.log().contains("not publishing the table's events"),
+        "{}",
+        server.log()
+    );
 }

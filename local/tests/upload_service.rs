@@ -429,7 +429,10 @@ fn uploads_in_flight_hold_bounded_memory() {
         }
     });
     let peak = service.peak_rss_bytes();
-    eprintln!("upload-service peak RSS with 4 × 48 MiB in flight: {} MiB", peak / MIB as u64);
+    eprintln!(
+        "upload-service peak RSS with 4 × 48 MiB in flight: {} MiB",
+        peak / MIB as u64
+    );
     // 4 × 48 MiB went through; each upload holds a part buffer and the hasher's state.
     assert!(
         peak < 120 * MIB as u64,

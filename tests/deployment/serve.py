@@ -13,6 +13,10 @@ the AWS endpoint in AWS_ENDPOINT_URL (moto in the tests), until killed.
 - Provisions the table, bucket, key and topic with `registry-local provision` (its default
   names, or QUAYSIDE_TABLE / _BUCKET / _KMS_KEY / _TOPIC) and resolves each Ref/GetAtt of the
   functions' environments to them; anything it does not emulate stops it at start.
+- Runs each ECS service the template creates (the upload service) as processes of its binary
+  with the container's resolved environment, behind its load balancer (a local proxy whose
+  address stands for the balancer's DNS name), as tasks.py describes; their logs go to
+  STATE_DIR/logs/<binary>-<n>.log.
 - Runs notify-push on the table's stream as its event source mapping does (streams.py), with a
   checkpoint per shard in STATE_DIR/checkpoints.json.
 - Logs one line per invocation on stderr; the functions' own output goes to
@@ -43,6 +47,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import apigw  # noqa: E402
+import runtime  # noqa: E402
 from apigw import (  # noqa: E402
     API_MAX_REQUEST_BYTES,
     API_TIMEOUT_SECONDS,
@@ -59,6 +64,7 @@ from resolve import Resolver, Unresolvable, function_environment, parameter_valu
 from runtime import FunctionSpec, Pool, read_chunked  # noqa: E402
 from sam_template import function_builds, lambda_functions, translate  # noqa: E402
 from streams import Checkpoints, EventSourceMapping  # noqa: E402
+from tasks import LoadBalancer, free_port, service_specs, wait_listening  # noqa: E402
 
 ROOT = HERE.parent.parent
 ACCOUNT = "123456789012"
@@ -503,6 +509,32 @@ def main(argv: list[str]) -> int:
                  "QUAYSIDE_AWS_ATTEMPT_TIMEOUT", "QUAYSIDE_AWS_CALL_TIMEOUT")
         or k.startswith("AWS_ENDPOINT_URL")
     }
+    # 3b. The ECS services (the upload service), behind their load balancers: before the
+    # functions, whose environment may name a balancer's address.
+    balancers: dict[str, LoadBalancer] = {}
+    tasks: list[subprocess.Popen] = []
+    for svc in service_specs(translated, resolver):
+        exe = root / "target" / profile / svc.binary
+        if not exe.exists():
+            raise Fatal(f"{exe} is missing: run without --no-build once, or `cargo build -p registry-local --features aws`")
+        lb = balancers.setdefault(svc.load_balancer, LoadBalancer(host))
+        atts[(svc.load_balancer, "DNSName")] = f"127.0.0.1:{lb.port}"
+        for n in range(1, svc.desired + 1):
+            port = free_port()
+            env = dict(svc.environment)
+            env.update(passthrough)
+            env.update({"QUAYSIDE_ADDR": f"127.0.0.1:{port}", "AWS_REGION": region, "AWS_DEFAULT_REGION": region})
+            log_path = state_dir / "logs" / f"{svc.binary}-{n}.log"
+            task = runtime.popen(
+                [str(exe)], env=env, stdin=subprocess.DEVNULL, stdout=open(log_path, "ab", buffering=0),
+                stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=runtime.PREEXEC,
+            )
+            tasks.append(task)
+            wait_listening(port, lambda task=task: task.poll() is None, log_path)
+            lb.backends.append(port)
+        lb.start()
+        log(f"{svc.logical_id}: {svc.desired} task(s) of {svc.binary} behind {svc.load_balancer} on 127.0.0.1:{lb.port}")
+
     harness = Harness()
     for lid, fn in lambdas.items():
         props = fn.get("Properties") or {}
@@ -642,6 +674,10 @@ def main(argv: list[str]) -> int:
             esm.stop_event.set()
         for pool in harness.pools.values():
             pool.close()
+        for lb in balancers.values():
+            lb.stop()
+        for task in tasks:
+            task.terminate()
         for esm in esms:
             esm.stop()
         server.server_close()
@@ -650,8 +686,6 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    import runtime
-
     runtime.PREEXEC = _pdeathsig
     try:
         sys.exit(main(sys.argv[1:]))

@@ -3,7 +3,8 @@
 //!
 //! The level comes from `AWS_LAMBDA_LOG_LEVEL` (Lambda's logging controls) or else
 //! `RUST_LOG`, as `target=level` directives (`info`, `warn,quayside::audit=info`); the
-//! format is JSON when `AWS_LAMBDA_LOG_FORMAT` is `JSON`, text otherwise. This is what
+//! format is JSON when `AWS_LAMBDA_LOG_FORMAT` is `JSON` (or, in the upload service's
+//! container, `QUAYSIDE_LOG_FORMAT` is `json`), text otherwise. This is what
 //! lambda_http's `init_default_subscriber` does, without its `EnvFilter`: that one pulls in
 //! the regex engine for span and field filters no function uses (part of the 3 MB that
 //! this and `Aws::from_lambda_env` took off each binary, BENCHMARKS.md).
@@ -30,7 +31,9 @@ fn filter(directives: Option<&str>) -> Targets {
 pub fn init() {
     let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
     let directives = var("AWS_LAMBDA_LOG_LEVEL").or_else(|| var("RUST_LOG"));
-    let json = var("AWS_LAMBDA_LOG_FORMAT").is_some_and(|f| f.eq_ignore_ascii_case("json"));
+    let json = ["AWS_LAMBDA_LOG_FORMAT", "QUAYSIDE_LOG_FORMAT"]
+        .iter()
+        .any(|name| var(name).is_some_and(|f| f.eq_ignore_ascii_case("json")));
     let logs = tracing_subscriber::registry().with(filter(directives.as_deref()));
     let layer = tracing_subscriber::fmt::layer().without_time();
     let _ = if json {

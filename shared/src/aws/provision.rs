@@ -8,6 +8,10 @@
 //! nor more of the item shapes than the key schema and the attributes the table declares.
 //!
 //! Every step is idempotent: what exists is kept as it is, so running it twice is harmless.
+//!
+//! A table made here is tagged [`EVENTS_TAG`]: its events are registry-local's to publish
+//! (a deployed stack's table has no such tag: its notify-push publishes them, and
+//! registry-local pointed at it must not publish them a second time).
 
 use super::dynamodb::{CATALOG_INDEX, TTL_ATTRIBUTE};
 use super::{Aws, Settings, sdk_error};
@@ -15,7 +19,7 @@ use crate::ports::{StoreError, StoreResult};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
     PointInTimeRecoverySpecification, Projection, ProjectionType, ScalarAttributeType,
-    StreamSpecification, StreamViewType, TableStatus, TimeToLiveSpecification,
+    StreamSpecification, StreamViewType, TableStatus, Tag, TimeToLiveSpecification,
 };
 use aws_sdk_kms::types::{KeySpec, KeyUsageType};
 use aws_sdk_s3::types::{
@@ -25,6 +29,35 @@ use aws_sdk_s3::types::{
     ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration, ServerSideEncryptionRule,
 };
 use std::time::Duration;
+
+/// The tag (key, value) of a table whose events registry-local publishes: one
+/// [`provision`] created.
+pub const EVENTS_TAG: (&str, &str) = ("quayside:events", "registry-local");
+
+/// Whether the table's events are registry-local's to publish: it carries [`EVENTS_TAG`].
+/// An error when the table is missing.
+pub async fn publishes_own_events(aws: &Aws, table: &str) -> StoreResult<bool> {
+    let client = aws.dynamodb();
+    let described = client
+        .describe_table()
+        .table_name(table)
+        .send()
+        .await
+        .map_err(|e| sdk_error("DescribeTable", e))?;
+    let Some(arn) = described.table.and_then(|t| t.table_arn) else {
+        return Err(StoreError::backend(format!("table {table} has no ARN")));
+    };
+    let tags = client
+        .list_tags_of_resource()
+        .resource_arn(arn)
+        .send()
+        .await
+        .map_err(|e| sdk_error("ListTagsOfResource", e))?;
+    Ok(tags
+        .tags()
+        .iter()
+        .any(|t| (t.key(), t.value()) == EVENTS_TAG))
+}
 
 /// What [`provision`] made or found.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -102,6 +135,13 @@ async fn table(aws: &Aws, name: &str) -> StoreResult<Option<String>> {
             StreamSpecification::builder()
                 .stream_enabled(true)
                 .stream_view_type(StreamViewType::NewAndOldImages)
+                .build()
+                .map_err(build_error)?,
+        )
+        .tags(
+            Tag::builder()
+                .key(EVENTS_TAG.0)
+                .value(EVENTS_TAG.1)
                 .build()
                 .map_err(build_error)?,
         )
