@@ -181,34 +181,48 @@ fn over_the_upload_limit_a_request_gets_429_before_its_body_is_read() {
         ),
     );
     sending.write_all(&vec![1u8; MIB as usize]).unwrap();
-    // Whether the server has taken the first request's slot yet is not known here: ask
-    // until it has (a real client would honour Retry-After).
-    let refused = {
-        let mut answer = None;
+    // Which of two requests the server takes first is not known here (on a loaded machine
+    // the second's head may be read first): ask until one of them is refused, and go on
+    // with the other as the holder (a real client would honour Retry-After).
+    let waiting = |e: &std::io::Error| {
+        matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        )
+    };
+    let (refused, mut holder, rest, free) = 'asked: {
         for _ in 0..100 {
-            let mut stream = server.connect();
+            let mut probe = server.connect();
             send_head(
-                &mut stream,
+                &mut probe,
                 &format!("PATCH {second} HTTP/1.1\nHost: x\nContent-Length: {MIB}\n\n"),
             );
-            let got = read_answer(&mut stream).unwrap();
-            if got.status == 429 {
-                answer = Some(got);
-                break;
+            match read_answer(&mut probe) {
+                Ok(got) if got.status == 429 => break 'asked (got, sending, MIB, second),
+                Ok(got) => panic!("a request waiting for its slot got {got:?}"),
+                // The probe holds the slot: the first request is the one refused, if its
+                // head was read by now.
+                Err(e) if waiting(&e) => match read_answer(&mut sending) {
+                    Ok(got) if got.status == 429 => break 'asked (got, probe, MIB, first),
+                    Ok(got) => panic!("a request waiting for its slot got {got:?}"),
+                    Err(e) if waiting(&e) => {}
+                    Err(e) => panic!("{e}"),
+                },
+                Err(e) => panic!("{e}"),
             }
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
-        answer.expect("a second upload got 429")
+        panic!("neither request was refused");
     };
     assert!(refused.body.contains("TOOMANYREQUESTS"), "{}", refused.body);
     assert!(refused.header("retry-after").is_some());
     assert_eq!(refused.header("connection"), Some("close"));
-    // The first finishes; the slot is free again.
-    sending.write_all(&vec![1u8; MIB as usize]).unwrap();
-    let done = read_answer(&mut sending).unwrap();
+    // The holder finishes; the slot is free again for the other session.
+    holder.write_all(&vec![1u8; rest as usize]).unwrap();
+    let done = read_answer(&mut holder).unwrap();
     assert_eq!(done.status, 202, "{done:?}");
     let patch = agent()
-        .patch(&format!("{}{second}", server.base))
+        .patch(&format!("{}{free}", server.base))
         .send(&[2u8; 100][..])
         .unwrap();
     assert_eq!(patch.status(), 202);
