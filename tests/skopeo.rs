@@ -330,3 +330,28 @@ async fn a_blob_over_one_part_and_a_second_repository_that_mounts() {
         Some(layer_size.to_string().as_str())
     );
 }
+
+/// A real layer's size: 300 MiB in one PATCH, as skopeo sends it. On the deployment it goes
+/// through the upload service (Lambda takes 4 MiB); it comes back byte for byte.
+#[tokio::test]
+async fn a_300_mib_layer_goes_in_and_comes_back_byte_identical() {
+    let t = TestRegistry::new().await;
+    let addr = serve(&t).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let (layout, layer, layer_size, _) = big_layout(tmp.path(), 300 * 1024 * 1024);
+    let written = t.blob_bytes_written().await;
+    skopeo(args(&[
+        "copy",
+        "--dest-tls-verify=false",
+        &format!("oci:{layout}:big"),
+        &format!("docker://{addr}/e2e/huge:v1"),
+    ]))
+    .await;
+    assert!(
+        t.blob_bytes_written().await - written >= layer_size,
+        "the layer's bytes were taken in (on the deployment, by the upload service)"
+    );
+    let out = pull_dir(&addr, "e2e/huge:v1", tmp.path(), "huge-out").await;
+    assert_eq!(sha256_file(&out.join(layer.hex())), layer.to_string());
+    assert_blobs_intact(&out);
+}
