@@ -102,6 +102,11 @@ async fn a_session_continues_on_the_service_with_its_capability_alone() {
         .request(Method::PUT, &finishing(&next, &digest), &[], b"")
         .await;
     assert_eq!(got.status, 201, "{}", String::from_utf8_lossy(&got.body));
+    // The blob's URL is the registry's (the API that opened the session), not the service's.
+    assert_eq!(
+        got.header("location"),
+        Some(format!("https://localhost/v2/alice/app/blobs/{digest}").as_str())
+    );
     let got = t
         .request_with_token(
             &token,
@@ -147,6 +152,7 @@ async fn forged_expired_and_other_sessions_capabilities_store_nothing() {
         jti: token::new_jti(),
         repository: repository.into(),
         upload: upload.into(),
+        registry: String::new(),
     };
     let expired = token::sign_upload(signer, &claims(token::now() - 3600, "alice/app", &id))
         .await

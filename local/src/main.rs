@@ -230,6 +230,15 @@ async fn serve(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         Some(url) => registry.with_upload_service(url),
         None => registry,
     };
+    // Where the upload service sends clients back once a blob is stored: this address (or
+    // the realm's host, which --realm sets when clients reach it by another name).
+    registry.public_url = Some(match auth.as_ref().and_then(|a| a.realm.as_deref()) {
+        Some(realm) => realm
+            .strip_suffix(quayside::auth::TOKEN_PATH)
+            .unwrap_or(realm)
+            .to_string(),
+        None => format!("http://{}", args.addr),
+    });
     registry.limits.max_blob_bytes = match args.backend {
         Backend::Embedded => args.max_blob_bytes,
         Backend::Aws => args.max_blob_bytes.min(registry.limits.max_blob_bytes),

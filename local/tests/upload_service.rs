@@ -354,13 +354,21 @@ fn a_session_moves_to_another_task_after_a_crash_and_its_blob_is_served() {
         next.starts_with("/v2/ci/app/blobs/uploads/") && next.contains("?_upload="),
         "{next}"
     );
-    let (status, _, body) = request(
+    let (status, headers, body) = request(
         "PUT",
         &format!("{}{next}&digest={digest}", second.base()),
         &[],
         b"",
     );
     assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
+    // The blob's URL is on the registry, not on the service.
+    assert_eq!(
+        header(&headers, "location"),
+        Some(format!(
+            "{}/v2/ci/app/blobs/{digest}",
+            deployment.registry.base()
+        ))
+    );
 
     // The registry serves it: a redirect to S3, and there the very bytes.
     let token = deployment.token("repository:ci/app:pull");

@@ -39,6 +39,9 @@ pub struct Registry {
     /// The upload service's URL (`https://host[:port]`), where the deployment has one: an
     /// upload session opened here is continued there (`QUAYSIDE_UPLOAD_SERVICE_URL`).
     pub upload_service: Option<String>,
+    /// The URL clients reach this registry's API at (`http://host:port`), where it is
+    /// fixed (registry-local); `None`: each request's, as API Gateway's event tells it.
+    pub public_url: Option<String>,
 }
 
 /// What one request, and one blob, may carry where the registry runs.
@@ -91,6 +94,7 @@ impl Registry {
             limits: Limits::LAMBDA,
             auth: None,
             upload_service: None,
+            public_url: None,
         }
     }
 

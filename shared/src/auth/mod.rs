@@ -347,6 +347,7 @@ impl Auth {
         subject: Option<&str>,
         repo: &RepositoryName,
         upload: &str,
+        registry: &str,
     ) -> StoreResult<String> {
         let now = token::now();
         let claims = token::UploadClaims {
@@ -359,6 +360,7 @@ impl Auth {
             jti: token::new_jti(),
             repository: repo.to_string(),
             upload: upload.to_string(),
+            registry: registry.to_string(),
         };
         token::sign_upload(signer, &claims).await
     }
@@ -639,18 +641,19 @@ impl Auth {
 }
 
 impl Registry {
-    /// A capability for upload session `upload` of `repo`, opened by `subject`; `None`
-    /// where tokens are off (a session then needs none).
+    /// A capability for upload session `upload` of `repo`, opened by `subject` through the
+    /// API at `registry`; `None` where tokens are off (a session then needs none).
     pub async fn upload_capability(
         &self,
         subject: Option<&str>,
         repo: &RepositoryName,
         upload: &str,
+        registry: &str,
     ) -> Result<Option<String>, RegistryError> {
         let Some(auth) = self.auth.as_deref() else {
             return Ok(None);
         };
-        auth.issue_upload(self.signer.as_ref(), subject, repo, upload)
+        auth.issue_upload(self.signer.as_ref(), subject, repo, upload, registry)
             .await
             .map(Some)
             .map_err(RegistryError::from)

@@ -105,6 +105,10 @@ pub struct UploadClaims {
     pub repository: String,
     /// The session's id.
     pub upload: String,
+    /// The URL of the registry's API that opened the session (`https://host[/stage]`):
+    /// where the service sends the client once the blob is stored.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub registry: String,
 }
 
 /// A fingerprint of a stored argon2id hash (which holds a random salt: every new secret

@@ -48,6 +48,11 @@ pub enum Access {
     UploadSession,
 }
 
+/// The URL of the registry's API that opened a session, from its capability: where a
+/// session continued on the upload service sends the client when the blob is stored.
+#[derive(Clone, Debug)]
+pub(crate) struct RegistryOrigin(pub String);
+
 /// The query parameter of an upload session's URL that carries its capability (see
 /// `auth::token::UploadClaims`).
 pub const UPLOAD_CAPABILITY: &str = "_upload";
@@ -222,6 +227,10 @@ async fn with_capability(
         }
         Err(e) => return Err(error_response(&RegistryError::internal(e), &method)),
     };
+    if !claims.registry.is_empty() {
+        req.extensions_mut()
+            .insert(RegistryOrigin(claims.registry.clone()));
+    }
     req.extensions_mut().insert(Caller {
         subject: Some(claims.sub).filter(|s| !s.is_empty()),
         access: vec![ResourceActions::repository(
@@ -341,14 +350,19 @@ fn challenge(
 }
 
 /// The token service's URL for a challenge: the configured realm, else this API's own
-/// `<scheme>://<domain>[/<stage>]/v2/auth`, from what API Gateway puts in the event
-/// (`requestContext.domainName` and `stage`, the scheme from `X-Forwarded-Proto`) or, outside
-/// API Gateway, the `Host` header. A deployment cannot write its API's URL into its
-/// functions' environment: the API names the functions, so that is a circular dependency.
+/// [`api_base`] and `/v2/auth`.
 fn realm(auth: &Auth, req: &Request) -> String {
-    if let Some(realm) = &auth.settings.realm {
-        return realm.clone();
+    match &auth.settings.realm {
+        Some(realm) => realm.clone(),
+        None => format!("{}{TOKEN_PATH}", api_base(req)),
     }
+}
+
+/// This API's own URL, `<scheme>://<domain>[/<stage>]`, from what API Gateway puts in the
+/// event (`requestContext.domainName` and `stage`, the scheme from `X-Forwarded-Proto`) or,
+/// outside API Gateway, the `Host` header. A deployment cannot write its API's URL into its
+/// functions' environment: the API names the functions, so that is a circular dependency.
+pub(crate) fn api_base(req: &Request) -> String {
     let (domain, stage) = match req.request_context_ref() {
         Some(RequestContext::ApiGatewayV2(ctx)) => (ctx.domain_name.clone(), ctx.stage.clone()),
         _ => (None, None),
@@ -380,7 +394,7 @@ fn realm(auth: &Auth, req: &Request) -> String {
             )
         })
         .unwrap_or_default();
-    format!("{scheme}://{host}{stage}{TOKEN_PATH}")
+    format!("{scheme}://{host}{stage}")
 }
 
 /// distribution's detail of an auth error: the access the request needs.

@@ -5,7 +5,7 @@
 //! May call: `registry` (its blob operations), domain types, `http` helpers. Nothing of
 //! storage.
 
-use super::auth::{Caller, UPLOAD_CAPABILITY};
+use super::auth::{Caller, RegistryOrigin, UPLOAD_CAPABILITY, api_base};
 use super::{
     DOCKER_CONTENT_DIGEST, StreamedBody, body_bytes, digest, header, path_parameter, query,
     repository, respond, response,
@@ -35,13 +35,13 @@ pub async fn start_upload(registry: &Registry, req: Request) -> Response<Body> {
                 .map(|from| RepositoryName::parse(&from))
                 .transpose()?;
             if registry.mount_blob(&repo, &digest, from.as_ref()).await? {
-                return blob_created(&repo, &digest);
+                return blob_created("", &repo, &digest);
             }
             // Not mounted: the spec's fallback is a session for a normal upload.
         } else if let Some(value) = query(&req, "digest") {
             let digest = digest(&value)?;
             registry.put_blob(&repo, &digest, upload_body(req)).await?;
-            return blob_created(&repo, &digest);
+            return blob_created("", &repo, &digest);
         } else if has_body(&req) {
             return Err(RegistryError::new(
                 ErrorCode::BlobUploadInvalid,
@@ -60,12 +60,16 @@ pub async fn start_upload(registry: &Registry, req: Request) -> Response<Body> {
         let status = registry.start_upload(&repo, algorithm).await?;
         let location = match &registry.upload_service {
             Some(service) => {
+                let origin = registry
+                    .public_url
+                    .clone()
+                    .unwrap_or_else(|| api_base(&req));
                 let subject = req
                     .extensions()
                     .get::<Caller>()
                     .and_then(|caller| caller.subject.as_deref());
                 let capability = registry
-                    .upload_capability(subject, &repo, &status.id)
+                    .upload_capability(subject, &repo, &status.id, &origin)
                     .await?;
                 format!(
                     "{service}{}",
@@ -115,12 +119,17 @@ pub async fn finish_upload(registry: &Registry, req: Request) -> Response<Body> 
         };
         let digest = super::digest(&digest)?;
         let start = content_range(&req)?;
+        // On the upload service, the blob's URL is the registry's own.
+        let origin = req
+            .extensions()
+            .get::<RegistryOrigin>()
+            .map(|o| o.0.clone());
         let body = upload_body(req);
         check_range_length(start, &body)?;
         registry
             .finish_upload(&repo, &id, &digest, start.map(|(s, _)| s), body)
             .await?;
-        blob_created(&repo, &digest)
+        blob_created(origin.as_deref().unwrap_or_default(), &repo, &digest)
     }
     .await;
     respond(&method, result)
@@ -260,13 +269,14 @@ fn session(
     builder.body(Body::Empty).map_err(RegistryError::internal)
 }
 
-/// 201 of a stored or mounted blob.
+/// 201 of a stored or mounted blob, its URL on this host or under `base`.
 fn blob_created(
+    base: &str,
     repo: &RepositoryName,
     digest: &crate::digest::Digest,
 ) -> Result<Response<Body>, RegistryError> {
     response(StatusCode::CREATED)
-        .header(LOCATION, format!("/v2/{repo}/blobs/{digest}"))
+        .header(LOCATION, format!("{base}/v2/{repo}/blobs/{digest}"))
         .header(DOCKER_CONTENT_DIGEST, digest.to_string())
         .header(CONTENT_LENGTH, 0)
         .body(Body::Empty)
