@@ -57,9 +57,10 @@ struct Process {
 
 impl Process {
     fn start(mut command: Command, port: u16, log: PathBuf) -> Process {
+        // Log lines go to standard output, a panic to standard error: both in the log.
         let child = command
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(std::fs::OpenOptions::new().append(true).open(&log).unwrap())
             .spawn()
             .expect("starts");
         let process = Process { child, port, log };
@@ -447,4 +448,56 @@ fn uploads_in_flight_hold_bounded_memory() {
         "peak RSS {} MiB",
         peak / MIB as u64
     );
+}
+
+/// A task being replaced (SIGTERM: ECS, after the load balancer stopped sending it new
+/// requests) lets the upload in flight finish, then exits.
+#[test]
+fn sigterm_drains_the_upload_in_flight() {
+    let (deployment, service) = Deployment::start();
+    let data = layer(12 * MIB);
+    let digest = sha256(&data);
+    let session = deployment.open("ci/drain", &service);
+    let target = session.strip_prefix(&service.base()).unwrap().to_string();
+    let mut socket = TcpStream::connect(("127.0.0.1", service.port)).unwrap();
+    write!(
+        socket,
+        "PUT {target}&digest={digest} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\n\r\n",
+        data.len()
+    )
+    .unwrap();
+    socket.write_all(&data[..MIB]).unwrap();
+    // The request is under way: stop the task.
+    let pid = service.child.id().to_string();
+    let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(killed.success());
+    std::thread::sleep(Duration::from_millis(500));
+    // New connections are no longer taken; the one in flight is.
+    socket.write_all(&data[MIB..]).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = std::io::Read::read(&mut socket, &mut buf).unwrap();
+        assert!(n > 0, "closed without an answer: {}", service.log());
+        answer.extend_from_slice(&buf[..n]);
+    }
+    let head = String::from_utf8_lossy(&answer);
+    assert!(
+        head.starts_with("HTTP/1.1 201"),
+        "{head}\n{}",
+        service.log()
+    );
+    let mut service = service;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while service.child.try_wait().unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "still running after its upload finished"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(service.log().contains("stopping"), "{}", service.log());
 }
