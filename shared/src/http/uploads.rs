@@ -58,26 +58,7 @@ pub async fn start_upload(registry: &Registry, req: Request) -> Response<Body> {
             })?,
         };
         let status = registry.start_upload(&repo, algorithm).await?;
-        let location = match &registry.upload_service {
-            Some(service) => {
-                let origin = registry
-                    .public_url
-                    .clone()
-                    .unwrap_or_else(|| api_base(&req));
-                let subject = req
-                    .extensions()
-                    .get::<Caller>()
-                    .and_then(|caller| caller.subject.as_deref());
-                let capability = registry
-                    .upload_capability(subject, &repo, &status.id, &origin)
-                    .await?;
-                format!(
-                    "{service}{}",
-                    session_path(&repo, &status.id, capability.as_deref())
-                )
-            }
-            None => session_path(&repo, &status.id, None),
-        };
+        let location = opened_at(registry, &req, &repo, &status.id).await?;
         session(registry, location, &status, StatusCode::ACCEPTED)
     }
     .await;
@@ -239,6 +220,32 @@ fn session_path(repo: &RepositoryName, id: &str, capability: Option<&str>) -> St
         }
         None => path,
     }
+}
+
+/// Where a session just opened continues: on the upload service where the deployment has
+/// one, with a capability for it that names the caller and this API (where the service
+/// sends the client once the blob is stored); else on this host.
+async fn opened_at(
+    registry: &Registry,
+    req: &Request,
+    repo: &RepositoryName,
+    id: &str,
+) -> Result<String, RegistryError> {
+    let Some(service) = &registry.upload_service else {
+        return Ok(session_path(repo, id, None));
+    };
+    let origin = registry.public_url.clone().unwrap_or_else(|| api_base(req));
+    let subject = req
+        .extensions()
+        .get::<Caller>()
+        .and_then(|caller| caller.subject.as_deref());
+    let capability = registry
+        .upload_capability(subject, repo, id, &origin)
+        .await?;
+    Ok(format!(
+        "{service}{}",
+        session_path(repo, id, capability.as_deref())
+    ))
 }
 
 /// Where the session of `req` continues: on this host, with the capability the request
