@@ -259,3 +259,40 @@ async fn without_the_service_sessions_stay_here() {
         "{location}"
     );
 }
+
+/// oras refuses an upload Location on another host than the registry's (oras-go's guard):
+/// its sessions stay on the registry's own host, with no capability.
+#[tokio::test]
+async fn orass_sessions_stay_on_the_registrys_host() {
+    let t = registry().await;
+    let token = t.token(ALICE, &["repository:alice/app:pull,push"]).await;
+    let got = t
+        .request_with_token(
+            &token,
+            Method::POST,
+            "/v2/alice/app/blobs/uploads/",
+            &[("user-agent", "oras/1.3.3")],
+            b"",
+        )
+        .await;
+    assert_eq!(got.status, 202);
+    let location = got.header("location").expect("a location");
+    assert!(
+        location.starts_with("/v2/alice/app/blobs/uploads/") && !location.contains('?'),
+        "{location}"
+    );
+    // Another client's session still goes to the service.
+    let got = t
+        .request_with_token(
+            &token,
+            Method::POST,
+            "/v2/alice/app/blobs/uploads/",
+            &[("user-agent", "crane/v0.21.9 go-containerregistry/v0.21.9")],
+            b"",
+        )
+        .await;
+    assert!(
+        got.header("location")
+            .is_some_and(|l| l.starts_with(SERVICE))
+    );
+}

@@ -231,7 +231,11 @@ async fn opened_at(
     repo: &RepositoryName,
     id: &str,
 ) -> Result<String, RegistryError> {
-    let Some(service) = &registry.upload_service else {
+    let Some(service) = registry
+        .upload_service
+        .as_ref()
+        .filter(|_| !refuses_another_host(req))
+    else {
         return Ok(session_path(repo, id, None));
     };
     let origin = registry.public_url.clone().unwrap_or_else(|| api_base(req));
@@ -246,6 +250,15 @@ async fn opened_at(
         "{service}{}",
         session_path(repo, id, capability.as_deref())
     ))
+}
+
+/// Whether the client refuses an upload `Location` on another host than the registry's:
+/// oras (oras-go: "blob upload Location … is on a different host than the registry", a
+/// guard against sending credentials elsewhere). Its sessions stay on the API, 4 MiB per
+/// request on Lambda (README, "Request size on Lambda, and large layers").
+fn refuses_another_host(req: &Request) -> bool {
+    header(req, http::header::USER_AGENT)
+        .is_some_and(|agent| agent.starts_with("oras/") || agent.starts_with("oras-go"))
 }
 
 /// Where the session of `req` continues: on this host, with the capability the request
