@@ -191,8 +191,12 @@ fn over_the_upload_limit_a_request_gets_429_before_its_body_is_read() {
         )
     };
     let (refused, mut holder, rest, free) = 'asked: {
+        // Short reads: a request holding the slot waits for its body, and says nothing.
+        let short = Some(std::time::Duration::from_secs(2));
+        sending.set_read_timeout(short).unwrap();
         for _ in 0..100 {
             let mut probe = server.connect();
+            probe.set_read_timeout(short).unwrap();
             send_head(
                 &mut probe,
                 &format!("PATCH {second} HTTP/1.1\nHost: x\nContent-Length: {MIB}\n\n"),
@@ -214,6 +218,9 @@ fn over_the_upload_limit_a_request_gets_429_before_its_body_is_read() {
         }
         panic!("neither request was refused");
     };
+    holder
+        .set_read_timeout(Some(std::time::Duration::from_secs(60)))
+        .unwrap();
     assert!(refused.body.contains("TOOMANYREQUESTS"), "{}", refused.body);
     assert!(refused.header("retry-after").is_some());
     assert_eq!(refused.header("connection"), Some("close"));
