@@ -33,6 +33,7 @@ const HEALTH_PATH: &str = "/health";
 
 #[derive(Parser)]
 #[command(
+    name = "upload-service",
     version,
     about = "quayside's upload sessions over S3 and DynamoDB, for a deployment's load balancer"
 )]
