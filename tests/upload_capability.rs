@@ -266,15 +266,17 @@ async fn without_the_service_sessions_stay_here() {
 async fn orass_sessions_stay_on_the_registrys_host() {
     let t = registry().await;
     let token = t.token(ALICE, &["repository:alice/app:pull,push"]).await;
-    let got = t
-        .request_with_token(
+    let open_as = async |agent: &str| {
+        t.request_with_token(
             &token,
             Method::POST,
             "/v2/alice/app/blobs/uploads/",
-            &[("user-agent", "oras/1.3.3")],
+            &[("user-agent", agent)],
             b"",
         )
-        .await;
+        .await
+    };
+    let got = open_as("oras/1.3.3").await;
     assert_eq!(got.status, 202);
     let location = got.header("location").expect("a location");
     assert!(
@@ -282,15 +284,7 @@ async fn orass_sessions_stay_on_the_registrys_host() {
         "{location}"
     );
     // Another client's session still goes to the service.
-    let got = t
-        .request_with_token(
-            &token,
-            Method::POST,
-            "/v2/alice/app/blobs/uploads/",
-            &[("user-agent", "crane/v0.21.9 go-containerregistry/v0.21.9")],
-            b"",
-        )
-        .await;
+    let got = open_as("crane/v0.21.9 go-containerregistry/v0.21.9").await;
     assert!(
         got.header("location")
             .is_some_and(|l| l.starts_with(SERVICE))

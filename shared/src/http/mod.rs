@@ -409,9 +409,11 @@ pub fn find_route(
     method: &Method,
     path: &str,
 ) -> Result<(Route, std::collections::HashMap<String, Vec<String>>), RegistryError> {
+    // The table, built once per process: registry-local looks up every request in it.
+    static TABLE: std::sync::LazyLock<Vec<Route>> = std::sync::LazyLock::new(routes);
     let segments: Vec<&str> = path.split('/').collect();
     let mut path_known = false;
-    for route in routes() {
+    for &route in TABLE.iter() {
         let Some(params) = route.parameters(&segments) else {
             continue;
         };
