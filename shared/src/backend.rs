@@ -102,3 +102,18 @@ pub async fn from_env() -> Result<Registry, StoreError> {
         _ => registry,
     })
 }
+
+/// The whole `main` of an API function: logging, the registry of [`from_env`] built once
+/// per container, then every invocation served by the route `route_name` of
+/// [`crate::http::routes`] (its gate checks the caller before the handler runs).
+#[cfg(feature = "dynamodb")]
+pub async fn run_lambda_route(route_name: &str) -> Result<(), lambda_http::Error> {
+    crate::aws::logging::init();
+    let registry = from_env().await?;
+    let route = crate::http::route(route_name)
+        .ok_or_else(|| format!("no route {route_name} in the route table"))?;
+    let serve = async |req: lambda_http::Request| {
+        Ok::<_, lambda_http::Error>(route.serve_api_gateway(&registry, req).await)
+    };
+    lambda_http::run(lambda_http::service_fn(serve)).await
+}

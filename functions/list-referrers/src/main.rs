@@ -1,17 +1,7 @@
-//! The list-referrers Lambda function (GET /v2/{namespace}/{repo}/referrers/{digest}): builds the registry once per container,
-//! token checks on, then serves every request through its route of
-//! [`quayside::http::routes`], whose gate checks the caller before the handler runs.
-
-use lambda_http::{Error, Request, run, service_fn};
+//! The list-referrers Lambda function, GET /v2/{name}/referrers/{digest}: its route of
+//! [`quayside::http::routes`], served by [`quayside::backend::run_lambda_route`].
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {
-    quayside::aws::logging::init();
-    let registry = quayside::backend::from_env().await?;
-    let route = quayside::http::route("list-referrers")
-        .ok_or("no route list-referrers in the route table")?;
-    run(service_fn(async |req: Request| {
-        Ok::<_, Error>(route.serve_api_gateway(&registry, req).await)
-    }))
-    .await
+async fn main() -> Result<(), lambda_http::Error> {
+    quayside::backend::run_lambda_route("list-referrers").await
 }

@@ -1,17 +1,7 @@
-//! The start-upload Lambda function (POST /v2/{namespace}/{repo}/blobs/uploads/): builds the registry once per container,
-//! token checks on, then serves every request through its route of
-//! [`quayside::http::routes`], whose gate checks the caller before the handler runs.
-
-use lambda_http::{Error, Request, run, service_fn};
+//! The start-upload Lambda function, POST /v2/{name}/blobs/uploads/: its route of
+//! [`quayside::http::routes`], served by [`quayside::backend::run_lambda_route`].
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {
-    quayside::aws::logging::init();
-    let registry = quayside::backend::from_env().await?;
-    let route =
-        quayside::http::route("start-upload").ok_or("no route start-upload in the route table")?;
-    run(service_fn(async |req: Request| {
-        Ok::<_, Error>(route.serve_api_gateway(&registry, req).await)
-    }))
-    .await
+async fn main() -> Result<(), lambda_http::Error> {
+    quayside::backend::run_lambda_route("start-upload").await
 }

@@ -453,6 +453,7 @@ mod config {
 
     /// A response body that broke off while it was read: the service may answer the
     /// next try.
+    #[cfg(feature = "s3")]
     pub(crate) fn broken_body(context: &str, e: impl std::error::Error) -> StoreError {
         StoreError::Unavailable(error_chain(context, &e))
     }
