@@ -1243,7 +1243,8 @@ async fn upload_row_exists(t: &TestRegistry, repo: &str, id: &str) -> bool {
 }
 
 /// An upload left for longer than the greatest age (its start written in the past through
-/// the store) goes, with its parts and pending bytes; one started since stays, and
+/// the store) is unknown to clients at once, and a purge removes it with its parts and
+/// pending bytes; one started since stays, and
 /// finishes. In a blob folder, temporary files and upload folders a crash left go once they
 /// are as old; younger ones stay.
 #[tokio::test]
@@ -1294,6 +1295,15 @@ async fn stale_uploads_are_purged_with_their_bytes_and_fresh_ones_kept() {
         }
     }
 
+    // Past the age, an upload is gone to clients before any purge removes it.
+    for location in [&big, &small] {
+        let got = t.get(location, &[]).await;
+        assert_eq!(
+            (got.status, got.error_code().as_str()),
+            (404, "BLOB_UPLOAD_UNKNOWN"),
+            "a stale upload before the purge"
+        );
+    }
     let purged = t
         .registry
         .purge_uploads(std::time::Duration::from_secs(24 * 3600))

@@ -29,6 +29,7 @@ use std::sync::{Arc, Mutex};
 
 #[path = "aws_support.rs"]
 pub mod aws_support;
+pub mod contract;
 #[path = "deployment_support.rs"]
 pub mod deployment_support;
 #[path = "faults.rs"]

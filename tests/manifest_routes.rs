@@ -1,5 +1,5 @@
 //! The manifest routes through their handlers: every status and error code of the seed's
-//! behaviour (as corrected in DESIGN.md), with manifests made by real clients.
+//! behaviour (as corrected in docs/seed.md), with manifests made by real clients.
 
 use http::Method;
 use quayside::digest::Digest;
@@ -340,7 +340,9 @@ async fn schema1_push_synthesizes_images_and_the_tag_names_the_leaf() {
     );
 
     let repo = quayside::names::RepositoryName::parse("acme/app").unwrap();
-    let chain = t.registry.metadata.image_chain(&repo, &leaf).await.unwrap();
+    let chain = quayside::registry::image_chain(t.registry.metadata.as_ref(), &repo, &leaf)
+        .await
+        .unwrap();
     let ids: Vec<&str> = chain.iter().map(|i| i.docker_id.as_str()).collect();
     assert_eq!(
         ids,
@@ -375,9 +377,7 @@ async fn schema1_push_synthesizes_images_and_the_tag_names_the_leaf() {
         201
     );
     assert_eq!(
-        t.registry
-            .metadata
-            .image_chain(&repo, &top)
+        quayside::registry::image_chain(t.registry.metadata.as_ref(), &repo, &top)
             .await
             .unwrap()
             .len(),

@@ -246,6 +246,7 @@ async fn serve(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     // A request streams a whole chunk into the folder before it records it: its claim must
     // outlast a long, slow one (Lambda's limits assume a function's 29 s).
     registry.limits.upload_lease = std::time::Duration::from_secs(15 * 60);
+    registry.limits.upload_max_age = args.upload_max_age;
     registry.limits.max_chunk_bytes = args
         .max_chunk_bytes
         .unwrap_or(args.max_blob_bytes)

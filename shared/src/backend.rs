@@ -58,16 +58,21 @@ pub fn open_aws(aws: &crate::aws::Aws, settings: &crate::aws::Settings) -> Regis
     #[cfg(not(feature = "kms"))]
     let signer: Arc<dyn Signer> = Arc::new(crate::aws::NotLinked("the signer (KMS)"));
 
-    Registry::new(
-        Arc::new(crate::aws::dynamodb::DynamoMetadata::new(
-            aws.dynamodb(),
-            &settings.table,
-            Arc::clone(&blobs),
-        )),
+    let metadata = crate::aws::dynamodb::DynamoMetadata::new(
+        aws.dynamodb(),
+        &settings.table,
+        Arc::clone(&blobs),
+    );
+    let upload_max_age = metadata.upload_max_age();
+    let mut registry = Registry::new(
+        Arc::new(metadata),
         blobs,
         signer,
         Arc::new(crate::aws::LogEvents),
-    )
+    );
+    // The uploads' TTL and the registry's rule count the same age.
+    registry.limits.upload_max_age = upload_max_age;
+    registry
 }
 
 /// The users, robots and grants of the AWS backend: items in the registry's table.

@@ -31,7 +31,7 @@ use crate::digest::{Algorithm, Digest, Hasher};
 use crate::error::{ErrorCode, RegistryError, Result};
 use crate::manifest::schema1_builder::{EMPTY_LAYER_BLOB, EMPTY_LAYER_DIGEST};
 use crate::names::RepositoryName;
-use crate::ports::{BlobBody, Part, PartSource, StoreError, Upload};
+use crate::ports::{BlobBody, Part, PartSource, StoreError, Upload, started_before};
 use crate::registry::Registry;
 use bytes::{Bytes, BytesMut};
 use serde_json::json;
@@ -545,10 +545,13 @@ impl Registry {
         if uuid::Uuid::parse_str(id).is_err() {
             return Err(upload_unknown(id));
         }
-        self.metadata
-            .upload(repo, id)
-            .await?
-            .ok_or_else(|| upload_unknown(id))
+        let cutoff = SystemTime::now().checked_sub(self.limits.upload_max_age);
+        match self.metadata.upload(repo, id).await? {
+            Some(upload) if !cutoff.is_some_and(|cutoff| started_before(&upload, cutoff)) => {
+                Ok(upload)
+            }
+            _ => Err(upload_unknown(id)),
+        }
     }
 
     /// Makes this request the upload's one writer: `416` if the chunk does not start where

@@ -145,9 +145,9 @@ pub trait MetadataStore: Send + Sync {
     /// Which of the asked blobs, manifests and images the repository has: one batched read.
     async fn lookup(&self, repo: &RepositoryName, lookup: &Lookup) -> StoreResult<Found>;
 
-    /// The v1 image `leaf` and its ancestors, leaf first. Empty when `leaf` is unknown;
-    /// stops where a parent is missing.
-    async fn image_chain(&self, repo: &RepositoryName, leaf: &str) -> StoreResult<Vec<V1Image>>;
+    /// The repository's v1 image `id`, if stored (its chain is walked by
+    /// [`crate::registry::image_chain`]).
+    async fn image(&self, repo: &RepositoryName, id: &str) -> StoreResult<Option<V1Image>>;
 
     /// Writes a push atomically: all of it or none of it.
     async fn commit_push(&self, repo: &RepositoryName, push: &Push) -> StoreResult<()>;
@@ -268,6 +268,14 @@ pub trait MetadataStore: Send + Sync {
         let _ = cutoff;
         Err(not_implemented("uploads_started_before"))
     }
+}
+
+/// What deleting a manifest does to a tag naming it, in every store: a schema1 tag whose v1
+/// image is stored stays, without a manifest (the next `GET` by tag builds one from the
+/// image chain, as the seed did: docs/seed.md); any other tag goes, and so does a schema1
+/// tag whose image is missing, for which nothing could be built.
+pub fn tag_outlives_its_manifest(v1_image: Option<&str>, image_stored: bool) -> bool {
+    v1_image.is_some() && image_stored
 }
 
 /// Whether an upload's `started` (RFC 3339) is before `cutoff`; a time that does not parse

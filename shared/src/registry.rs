@@ -1,5 +1,5 @@
 //! The registry's manifest operations: the seed's routes, checks and errors, as corrected in
-//! DESIGN.md, over the storage ports.
+//! docs/seed.md, over the storage ports.
 //!
 //! May call: the domain modules and the `ports` traits. Must not know HTTP (the `http`
 //! module calls this), nor any backend's item shapes, nor AWS.
@@ -63,6 +63,10 @@ pub struct Limits {
     /// requires it; S3's answer to a redirect cannot carry it), and saves a round trip on
     /// configs and small layers. Larger blobs redirect: no layer byte passes through Lambda.
     pub inline_blob_bytes: u64,
+    /// An upload older than this (from its start) is gone: every read of it answers
+    /// `BLOB_UPLOAD_UNKNOWN`, whether or not its record and bytes were removed yet (a purge,
+    /// DynamoDB's TTL and S3's lifecycle rules remove them later).
+    pub upload_max_age: std::time::Duration,
 }
 
 impl Limits {
@@ -75,6 +79,7 @@ impl Limits {
         max_blob_bytes: 5 * 1024 * 1024 * 1024,
         upload_lease: std::time::Duration::from_secs(60),
         inline_blob_bytes: 1024 * 1024,
+        upload_max_age: crate::ports::DEFAULT_UPLOAD_MAX_AGE,
     };
 }
 
@@ -593,7 +598,7 @@ impl Registry {
         tag: &Tag,
         leaf: &str,
     ) -> Result<StoredManifest> {
-        let chain = self.metadata.image_chain(repo, leaf).await?;
+        let chain = image_chain(self.metadata.as_ref(), repo, leaf).await?;
         let complete = chain.last().is_some_and(|base| base.parent.is_none());
         if !complete {
             tracing::warn!(repository = %repo, %tag, leaf, "v1 image chain is incomplete");
@@ -690,4 +695,29 @@ fn blob_unknown(code: ErrorCode, digest: &Digest) -> RegistryError {
         format!("blob {digest} is not in the repository; push it first"),
     )
     .with_detail(json!({ "digest": digest.to_string() }))
+}
+
+/// The v1 image `leaf` of `repo` and its ancestors, leaf first: one read per image. Empty
+/// when `leaf` is unknown; stops where a parent is missing. Parents come from
+/// client-supplied v1 JSON, so a cycle is possible: the walk stops at the first id seen
+/// twice.
+pub async fn image_chain(
+    metadata: &dyn MetadataStore,
+    repo: &RepositoryName,
+    leaf: &str,
+) -> crate::ports::StoreResult<Vec<V1Image>> {
+    let mut chain: Vec<V1Image> = Vec::new();
+    let mut seen = HashSet::new();
+    let mut next = Some(leaf.to_string());
+    while let Some(id) = next {
+        if !seen.insert(id.clone()) {
+            break;
+        }
+        let Some(image) = metadata.image(repo, &id).await? else {
+            break;
+        };
+        next = image.parent.clone();
+        chain.push(image);
+    }
+    Ok(chain)
 }

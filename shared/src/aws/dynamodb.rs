@@ -61,8 +61,9 @@
 //! ([`DEFAULT_UPLOAD_MAX_AGE`], or `QUAYSIDE_UPLOAD_MAX_AGE`), counted from its start and
 //! never pushed back by a write, so that it goes with the bucket's lifecycle rules, which
 //! count the same days from each object's creation. DynamoDB deletes expired items lazily
-//! (within days), so a read treats an item past its `expires_at` as gone: an upload ends at
-//! its age exactly, and costs nothing to remove. [`MetadataStore::uploads_started_before`]
+//! (within days); the registry treats an upload past its age as gone from then
+//! (`Limits::upload_max_age`), so an upload ends at its age exactly, and costs nothing to
+//! remove. [`MetadataStore::uploads_started_before`]
 //! (registry-local's hourly purge, which removes their bytes at once too) is a `Scan`: the
 //! Lambda deployment never runs it, TTL and the lifecycle rules being free and enough.
 //!
@@ -76,7 +77,7 @@ use crate::names::{RepositoryName, Tag};
 use crate::ports::{
     BlobStore, DEFAULT_UPLOAD_MAX_AGE, DeletedManifest, Found, Lookup, MetadataStore, Page,
     PageRequest, Push, Referrer, RegistryEvent, StoreError, StoreResult, StoredManifest, TagTarget,
-    Upload, V1Image, started_before, upload_max_age_from_env,
+    Upload, V1Image, started_before, tag_outlives_its_manifest, upload_max_age_from_env,
 };
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
@@ -181,6 +182,10 @@ impl DynamoMetadata {
     }
 
     /// The same store, with uploads living `age` from their start.
+    pub fn upload_max_age(&self) -> Duration {
+        self.upload_max_age
+    }
+
     pub fn with_upload_max_age(mut self, age: Duration) -> Self {
         self.upload_max_age = age;
         self
@@ -492,8 +497,7 @@ impl DynamoMetadata {
         let key = Self::key(repo, tag_sk(tag));
         let condition = "#digest = :digest";
         Ok(match v1_image {
-            // Images are never deleted, so a tag's v1 image is still stored: keep the tag,
-            // served from its image chain from now on.
+            // A tag that outlives its manifest: served from its image chain from now on.
             Some(_) => TransactWriteItem::builder()
                 .update(
                     Update::builder()
@@ -676,12 +680,26 @@ impl DynamoMetadata {
         let tag_writes = required_n(&manifest, "tag_writes").ok();
         let subject = optional_s(&manifest, "subject").map(str::to_string);
         let pointing = self.tags_pointing_at(repo, digest).await?;
+        // Images are never deleted: one read of theirs holds for the transaction below.
+        let v1_images: Vec<String> = pointing.iter().filter_map(|(_, v1)| v1.clone()).collect();
+        let stored = match v1_images.is_empty() {
+            true => HashMap::new(),
+            false => {
+                let lookup = Lookup {
+                    images: v1_images,
+                    ..Lookup::default()
+                };
+                self.lookup(repo, &lookup).await?.images
+            }
+        };
 
         let mut deleted = DeletedManifest::default();
         let mut detach = Vec::new();
         for (tag, v1) in &pointing {
-            detach.push(self.detach_tag(repo, tag, v1.as_deref(), digest)?);
-            if v1.is_some() {
+            let v1 = v1.as_deref();
+            let kept = tag_outlives_its_manifest(v1, v1.is_some_and(|id| stored.contains_key(id)));
+            detach.push(self.detach_tag(repo, tag, v1.filter(|_| kept), digest)?);
+            if kept {
                 deleted.kept_tags.push(tag.clone());
             } else {
                 deleted.removed_tags.push(tag.clone());
@@ -910,26 +928,11 @@ impl MetadataStore for DynamoMetadata {
         Ok(found)
     }
 
-    async fn image_chain(&self, repo: &RepositoryName, leaf: &str) -> StoreResult<Vec<V1Image>> {
-        let mut chain = Vec::new();
-        // Parents come from client-supplied v1 JSON: stop at the first id seen twice.
-        let mut seen = HashSet::new();
-        let mut next = Some(leaf.to_string());
-        while let Some(id) = next {
-            if !seen.insert(id.clone()) {
-                break;
-            }
-            let Some(item) = self
-                .get_item(Self::key(repo, image_sk(&id)), "GetItem image")
-                .await?
-            else {
-                break;
-            };
-            let image = image_of(&item)?;
-            next = image.parent.clone();
-            chain.push(image);
-        }
-        Ok(chain)
+    async fn image(&self, repo: &RepositoryName, id: &str) -> StoreResult<Option<V1Image>> {
+        self.get_item(Self::key(repo, image_sk(id)), "GetItem image")
+            .await?
+            .map(|item| image_of(&item))
+            .transpose()
     }
 
     async fn commit_push(&self, repo: &RepositoryName, push: &Push) -> StoreResult<()> {
@@ -1267,8 +1270,8 @@ impl MetadataStore for DynamoMetadata {
             .get_item(Self::key(repo, upload_sk(id)), "GetItem upload")
             .await?
         {
-            Some(item) if !expired(&item) => upload_of(&item).map(Some),
-            _ => Ok(None),
+            Some(item) => upload_of(&item).map(Some),
+            None => Ok(None),
         }
     }
 
@@ -1354,13 +1357,6 @@ fn upload_of(item: &Item) -> StoreResult<Upload> {
 }
 
 /// Whether an item's TTL has passed (DynamoDB deletes it lazily).
-fn expired(item: &Item) -> bool {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    required_n(item, TTL_ATTRIBUTE).is_ok_and(|at| at <= now)
-}
-
 fn tag_sk(tag: &Tag) -> String {
     format!("TAG#{tag}")
 }

@@ -1,0 +1,795 @@
+//! The contract of [`MetadataStore`]: what every adapter promises, run unchanged against
+//! each (the embedded redb store, DynamoDB at moto) by `tests/contract.rs`, as CNCF
+//! distribution runs one storage test suite on every driver. A case takes a fresh, empty
+//! store; the repository names and ids it uses are its own.
+//!
+//! May call: the port and its value types. Must not know an adapter.
+
+use bytes::Bytes;
+use quayside::digest::Digest;
+use quayside::names::{RepositoryName, Tag};
+use quayside::ports::{
+    DeletedManifest, Lookup, MetadataStore, Page, PageRequest, Push, Referrer, RegistryEvent,
+    StoreError, StoredManifest, TagTarget, Upload, V1Image,
+};
+use quayside::registry::image_chain;
+use std::collections::{HashMap, HashSet};
+
+/// One `#[tokio::test]` per case of this suite, each on a store from `$open` (an async
+/// function returning the store and whatever must live as long as it).
+#[macro_export]
+macro_rules! metadata_contract {
+    ($open:path) => {
+        $crate::metadata_contract!(@cases $open;
+            push_then_read_by_tag_and_digest,
+            lookup_finds_only_what_the_repository_has,
+            delete_manifest_keeps_schema1_tags_and_removes_plain_ones,
+            delete_manifest_removes_its_referrer_entry,
+            schema1_tag_without_surviving_image_is_removed,
+            attach_generated_manifest_succeeds_once_then_conflicts_without_writing,
+            image_chain_is_leaf_first_and_survives_cycles,
+            existing_images_are_not_overwritten,
+            pushing_a_tag_again_overwrites_it,
+            delete_tag_removes_only_the_tag,
+            prefixes_do_not_leak_between_similar_repositories,
+            tags_are_paged_in_ascii_order,
+            tags_of_empty_unknown_and_similarly_named_repositories,
+            a_schema1_tag_kept_without_its_manifest_is_listed,
+            repositories_are_paged_in_ascii_order,
+            blob_link_and_unlink,
+            uploads_are_created_read_updated_and_deleted,
+            uploads_started_before_a_time_are_listed_across_repositories,
+            update_upload_conflicts_without_writing
+        );
+    };
+    (@cases $open:path; $($case:ident),+ $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $case() {
+                let (store, _keep) = $open().await;
+                $crate::contract::metadata::$case(store.as_ref()).await;
+            }
+        )+
+    };
+}
+
+pub fn repo() -> RepositoryName {
+    RepositoryName::parse("library/app").unwrap()
+}
+
+pub fn tag(s: &str) -> Tag {
+    Tag::parse(s).unwrap()
+}
+
+pub fn manifest(body: &str) -> StoredManifest {
+    StoredManifest {
+        digest: Digest::sha256(body.as_bytes()),
+        media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+        body: Bytes::from(body.to_string()),
+    }
+}
+
+pub fn image(id: &str, parent: Option<&str>) -> V1Image {
+    V1Image {
+        docker_id: id.into(),
+        parent: parent.map(str::to_string),
+        blob: Digest::sha256(id.as_bytes()),
+        created: None,
+        comment: None,
+        command: None,
+        v1_json: format!(r#"{{"id":"{id}"}}"#),
+    }
+}
+
+pub fn push(m: &StoredManifest, t: Option<&str>) -> Push {
+    Push {
+        manifest: m.clone(),
+        tags: t.map(tag).into_iter().collect(),
+        tag_v1_image: None,
+        images: vec![],
+        referrer: None,
+        event: event(),
+    }
+}
+
+pub fn event() -> RegistryEvent {
+    RegistryEvent {
+        event: "test".into(),
+        repository: "acme/app".into(),
+        namespace: "acme".into(),
+        updated_tags: vec![],
+        digest: None,
+        media_type: None,
+        time: "2026-01-01T00:00:00Z".into(),
+    }
+}
+
+/// A schema1 push by tag: images `base` <- `leaf`, the tag naming `leaf`.
+pub fn schema1_push(m: &StoredManifest, t: &str) -> Push {
+    Push {
+        tag_v1_image: Some("leaf".into()),
+        images: vec![image("base", None), image("leaf", Some("base"))],
+        ..push(m, Some(t))
+    }
+}
+
+pub fn names(names: &[&str]) -> Vec<String> {
+    names.iter().map(|n| n.to_string()).collect()
+}
+
+pub fn page(limit: usize, last: Option<&str>) -> PageRequest {
+    PageRequest {
+        limit,
+        last: last.map(str::to_string),
+    }
+}
+
+/// Every tag of `repo` in one page, or `None` if the repository does not exist.
+pub async fn all_tags(store: &dyn MetadataStore, repo: &RepositoryName) -> Option<Vec<String>> {
+    let page = store.tags(repo, &page(usize::MAX, None)).await.unwrap()?;
+    assert!(!page.more);
+    Some(page.names)
+}
+
+pub fn upload(id: &str, offset: u64) -> Upload {
+    Upload {
+        id: id.into(),
+        offset,
+        hash_state: vec![1, 2, 3],
+        pending: offset,
+        pending_key: None,
+        handle: None,
+        parts: vec![],
+        started: "2026-01-01T00:00:00Z".into(),
+        // The tests read as if writers conditioned on the offset.
+        version: offset,
+        writer: None,
+        lease_until: 0,
+    }
+}
+
+pub async fn push_then_read_by_tag_and_digest(store: &dyn MetadataStore) {
+    let m = manifest("one");
+    assert!(!store.repository_exists(&repo()).await.unwrap());
+    store
+        .commit_push(&repo(), &push(&m, Some("latest")))
+        .await
+        .unwrap();
+
+    assert!(store.repository_exists(&repo()).await.unwrap());
+    let target = store.tag(&repo(), &tag("latest")).await.unwrap().unwrap();
+    assert_eq!(
+        target,
+        TagTarget {
+            manifest: Some(m.clone()),
+            v1_image: None
+        }
+    );
+    assert_eq!(
+        store.manifest(&repo(), &m.digest).await.unwrap(),
+        Some(m.clone())
+    );
+    assert_eq!(store.tag(&repo(), &tag("other")).await.unwrap(), None);
+    let elsewhere = RepositoryName::parse("library/app2").unwrap();
+    assert_eq!(store.manifest(&elsewhere, &m.digest).await.unwrap(), None);
+    assert_eq!(all_tags(store, &repo()).await, Some(names(&["latest"])));
+    assert_eq!(all_tags(store, &elsewhere).await, None);
+}
+
+pub async fn lookup_finds_only_what_the_repository_has(store: &dyn MetadataStore) {
+    let other = RepositoryName::parse("library/other").unwrap();
+    let (b1, b2, b3) = (
+        Digest::sha256(b"b1"),
+        Digest::sha256(b"b2"),
+        Digest::sha256(b"b3"),
+    );
+    store.link_blob(&repo(), &b1, 2).await.unwrap();
+    store.link_blob(&other, &b2, 2).await.unwrap();
+    let m = manifest("m");
+    store
+        .commit_push(&repo(), &schema1_push(&m, "v1"))
+        .await
+        .unwrap();
+
+    let found = store
+        .lookup(
+            &repo(),
+            &Lookup {
+                blobs: vec![b1.clone(), b2.clone(), b3],
+                manifests: vec![m.digest.clone(), manifest("nope").digest],
+                images: vec!["leaf".into(), "ghost".into()],
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(found.blobs, HashSet::from([b1]));
+    assert_eq!(found.manifests, HashSet::from([m.digest.clone()]));
+    assert_eq!(
+        found.images,
+        HashMap::from([("leaf".to_string(), image("leaf", Some("base")))])
+    );
+    let found = store
+        .lookup(
+            &other,
+            &Lookup {
+                blobs: vec![b2.clone()],
+                images: vec!["leaf".into()],
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(found.blobs, HashSet::from([b2]));
+    assert!(found.images.is_empty());
+}
+
+pub async fn delete_manifest_keeps_schema1_tags_and_removes_plain_ones(store: &dyn MetadataStore) {
+    let m = manifest("schema1");
+    store
+        .commit_push(&repo(), &schema1_push(&m, "old"))
+        .await
+        .unwrap();
+    store
+        .commit_push(&repo(), &push(&m, Some("plain")))
+        .await
+        .unwrap();
+    let untouched = manifest("other");
+    store
+        .commit_push(&repo(), &push(&untouched, Some("keepme")))
+        .await
+        .unwrap();
+
+    let deleted = store
+        .delete_manifest(&repo(), &m.digest, &event())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        deleted,
+        DeletedManifest {
+            removed_tags: vec![tag("plain")],
+            kept_tags: vec![tag("old")]
+        }
+    );
+    assert_eq!(store.manifest(&repo(), &m.digest).await.unwrap(), None);
+    let kept = store.tag(&repo(), &tag("old")).await.unwrap().unwrap();
+    assert_eq!(
+        kept,
+        TagTarget {
+            manifest: None,
+            v1_image: Some("leaf".into())
+        }
+    );
+    assert_eq!(store.tag(&repo(), &tag("plain")).await.unwrap(), None);
+    assert!(store.tag(&repo(), &tag("keepme")).await.unwrap().is_some());
+    // Unknown now.
+    assert_eq!(
+        store
+            .delete_manifest(&repo(), &m.digest, &event())
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+pub async fn delete_manifest_removes_its_referrer_entry(store: &dyn MetadataStore) {
+    let subject = manifest("subject");
+    store
+        .commit_push(&repo(), &push(&subject, Some("latest")))
+        .await
+        .unwrap();
+    let sig = manifest("signature");
+    let referrer = Referrer {
+        subject: subject.digest.clone(),
+        digest: sig.digest.clone(),
+        media_type: sig.media_type.clone(),
+        size: sig.body.len() as u64,
+        artifact_type: Some("application/example".into()),
+        annotations: None,
+    };
+    let p = Push {
+        referrer: Some(referrer.clone()),
+        ..push(&sig, None)
+    };
+    store.commit_push(&repo(), &p).await.unwrap();
+    assert_eq!(
+        store.referrers(&repo(), &subject.digest).await.unwrap(),
+        vec![referrer]
+    );
+
+    let deleted = store
+        .delete_manifest(&repo(), &sig.digest, &event())
+        .await
+        .unwrap();
+    assert_eq!(deleted, Some(DeletedManifest::default()));
+    assert!(
+        store
+            .referrers(&repo(), &subject.digest)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+pub async fn schema1_tag_without_surviving_image_is_removed(store: &dyn MetadataStore) {
+    let m = manifest("s1");
+    // The tag names a v1 image that was never stored: nothing to rebuild from.
+    let p = Push {
+        tag_v1_image: Some("missing".into()),
+        ..push(&m, Some("t"))
+    };
+    store.commit_push(&repo(), &p).await.unwrap();
+    let deleted = store
+        .delete_manifest(&repo(), &m.digest, &event())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(deleted.removed_tags, vec![tag("t")]);
+    assert!(deleted.kept_tags.is_empty());
+}
+
+pub async fn attach_generated_manifest_succeeds_once_then_conflicts_without_writing(
+    store: &dyn MetadataStore,
+) {
+    let m = manifest("pushed");
+    store
+        .commit_push(&repo(), &schema1_push(&m, "old"))
+        .await
+        .unwrap();
+    store
+        .delete_manifest(&repo(), &m.digest, &event())
+        .await
+        .unwrap()
+        .unwrap();
+
+    // Wrong v1 image: conflict, nothing written.
+    let wrong = manifest("generated-wrong");
+    let err = store
+        .attach_generated_manifest(&repo(), &tag("old"), "base", &wrong)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+    assert_eq!(store.manifest(&repo(), &wrong.digest).await.unwrap(), None);
+
+    // Unknown tag: conflict too.
+    let err = store
+        .attach_generated_manifest(&repo(), &tag("nope"), "leaf", &wrong)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)));
+    assert_eq!(store.tag(&repo(), &tag("nope")).await.unwrap(), None);
+
+    let generated = manifest("generated");
+    store
+        .attach_generated_manifest(&repo(), &tag("old"), "leaf", &generated)
+        .await
+        .unwrap();
+    let target = store.tag(&repo(), &tag("old")).await.unwrap().unwrap();
+    assert_eq!(
+        target,
+        TagTarget {
+            manifest: Some(generated.clone()),
+            v1_image: Some("leaf".into())
+        }
+    );
+
+    // The tag has a manifest now: a second attach conflicts and changes nothing.
+    let again = manifest("generated-again");
+    let err = store
+        .attach_generated_manifest(&repo(), &tag("old"), "leaf", &again)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)));
+    assert_eq!(store.manifest(&repo(), &again.digest).await.unwrap(), None);
+    assert_eq!(
+        store.tag(&repo(), &tag("old")).await.unwrap().unwrap(),
+        target
+    );
+}
+
+pub async fn image_chain_is_leaf_first_and_survives_cycles(store: &dyn MetadataStore) {
+    let p = Push {
+        images: vec![
+            image("a", None),
+            image("b", Some("a")),
+            image("c", Some("b")),
+        ],
+        ..push(&manifest("chain"), None)
+    };
+    store.commit_push(&repo(), &p).await.unwrap();
+    let ids = |chain: Vec<V1Image>| chain.into_iter().map(|i| i.docker_id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(image_chain(store, &repo(), "c").await.unwrap()),
+        ["c", "b", "a"]
+    );
+    assert!(image_chain(store, &repo(), "zz").await.unwrap().is_empty());
+
+    // A missing parent ends the chain.
+    let p = Push {
+        images: vec![image("orphan", Some("gone"))],
+        ..push(&manifest("o"), None)
+    };
+    store.commit_push(&repo(), &p).await.unwrap();
+    assert_eq!(
+        ids(image_chain(store, &repo(), "orphan").await.unwrap()),
+        ["orphan"]
+    );
+
+    // x -> y -> x: each image once, then stop.
+    let p = Push {
+        images: vec![image("x", Some("y")), image("y", Some("x"))],
+        ..push(&manifest("cycle"), None)
+    };
+    store.commit_push(&repo(), &p).await.unwrap();
+    assert_eq!(
+        ids(image_chain(store, &repo(), "x").await.unwrap()),
+        ["x", "y"]
+    );
+}
+
+pub async fn existing_images_are_not_overwritten(store: &dyn MetadataStore) {
+    let first = image("a", None);
+    let p = Push {
+        images: vec![first.clone()],
+        ..push(&manifest("1"), None)
+    };
+    store.commit_push(&repo(), &p).await.unwrap();
+    let changed = V1Image {
+        comment: Some("changed".into()),
+        ..first.clone()
+    };
+    let p = Push {
+        images: vec![changed],
+        ..push(&manifest("2"), None)
+    };
+    store.commit_push(&repo(), &p).await.unwrap();
+    assert_eq!(image_chain(store, &repo(), "a").await.unwrap(), vec![first]);
+}
+
+pub async fn pushing_a_tag_again_overwrites_it(store: &dyn MetadataStore) {
+    let (first, second) = (manifest("first"), manifest("second"));
+    store
+        .commit_push(&repo(), &schema1_push(&first, "latest"))
+        .await
+        .unwrap();
+    store
+        .commit_push(&repo(), &push(&second, Some("latest")))
+        .await
+        .unwrap();
+    let target = store.tag(&repo(), &tag("latest")).await.unwrap().unwrap();
+    assert_eq!(
+        target,
+        TagTarget {
+            manifest: Some(second),
+            v1_image: None
+        }
+    );
+    // The first manifest stays reachable by digest.
+    assert_eq!(
+        store.manifest(&repo(), &first.digest).await.unwrap(),
+        Some(first)
+    );
+}
+
+pub async fn delete_tag_removes_only_the_tag(store: &dyn MetadataStore) {
+    let m = manifest("m");
+    store
+        .commit_push(&repo(), &push(&m, Some("a")))
+        .await
+        .unwrap();
+    store
+        .commit_push(&repo(), &push(&m, Some("b")))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .delete_tag(&repo(), &tag("a"), &event())
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .delete_tag(&repo(), &tag("a"), &event())
+            .await
+            .unwrap()
+    );
+    assert_eq!(all_tags(store, &repo()).await, Some(names(&["b"])));
+    assert_eq!(store.manifest(&repo(), &m.digest).await.unwrap(), Some(m));
+}
+
+pub async fn prefixes_do_not_leak_between_similar_repositories(store: &dyn MetadataStore) {
+    let longer = RepositoryName::parse("library/app-x").unwrap();
+    let m = manifest("m");
+    store
+        .commit_push(&repo(), &push(&m, Some("mine")))
+        .await
+        .unwrap();
+    store
+        .commit_push(&longer, &push(&m, Some("theirs")))
+        .await
+        .unwrap();
+    assert_eq!(all_tags(store, &repo()).await, Some(names(&["mine"])));
+    let deleted = store
+        .delete_manifest(&repo(), &m.digest, &event())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(deleted.removed_tags, vec![tag("mine")]);
+    assert!(store.tag(&longer, &tag("theirs")).await.unwrap().is_some());
+}
+
+pub async fn tags_are_paged_in_ascii_order(store: &dyn MetadataStore) {
+    let m = manifest("m");
+    // Pushed out of order; `B` sorts before `a` in ASCII.
+    for t in ["c", "a", "B", "b", "a.1", "d"] {
+        store
+            .commit_push(&repo(), &push(&m, Some(t)))
+            .await
+            .unwrap();
+    }
+    let expect = |names_: &[&str], more| {
+        Some(Page {
+            names: names(names_),
+            more,
+        })
+    };
+    let tags = |limit, last| async move { store.tags(&repo(), &page(limit, last)).await.unwrap() };
+    assert_eq!(tags(2, None).await, expect(&["B", "a"], true));
+    assert_eq!(tags(2, Some("a")).await, expect(&["a.1", "b"], true));
+    assert_eq!(tags(2, Some("b")).await, expect(&["c", "d"], false));
+    assert_eq!(
+        tags(10, None).await,
+        expect(&["B", "a", "a.1", "b", "c", "d"], false)
+    );
+    // Exactly the rest: no more, though the page is full.
+    assert_eq!(tags(3, Some("a.1")).await, expect(&["b", "c", "d"], false));
+    // `last` need not be a tag: the page starts after where it would sort.
+    assert_eq!(tags(2, Some("a0")).await, expect(&["b", "c"], true));
+    assert_eq!(tags(2, Some("d")).await, expect(&[], false));
+    assert_eq!(tags(2, Some("zzz")).await, expect(&[], false));
+    // A limit of 0 lists nothing but still says whether anything follows.
+    assert_eq!(tags(0, Some("c")).await, expect(&[], true));
+    assert_eq!(tags(0, Some("d")).await, expect(&[], false));
+}
+
+pub async fn tags_of_empty_unknown_and_similarly_named_repositories(store: &dyn MetadataStore) {
+    let unknown = RepositoryName::parse("library/nope").unwrap();
+    assert_eq!(store.tags(&unknown, &page(10, None)).await.unwrap(), None);
+
+    // A repository with a blob but no tag exists, with no tags.
+    store
+        .link_blob(&repo(), &Digest::sha256(b"x"), 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.tags(&repo(), &page(10, None)).await.unwrap(),
+        Some(Page::default())
+    );
+
+    // Names that share a prefix with `library/app` (or it with them) are not it.
+    let m = manifest("m");
+    for (name, t) in [
+        ("library/app-x", "x"),
+        ("library/app_x", "under"),
+        ("library/app0", "zero"),
+        ("library/ap", "ap"),
+    ] {
+        let other = RepositoryName::parse(name).unwrap();
+        store.commit_push(&other, &push(&m, Some(t))).await.unwrap();
+    }
+    assert_eq!(
+        store.tags(&repo(), &page(10, None)).await.unwrap(),
+        Some(Page::default())
+    );
+    store
+        .commit_push(&repo(), &push(&m, Some("mine")))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.tags(&repo(), &page(1, None)).await.unwrap(),
+        Some(Page {
+            names: names(&["mine"]),
+            more: false
+        })
+    );
+    assert_eq!(
+        all_tags(store, &RepositoryName::parse("library/app-x").unwrap()).await,
+        Some(names(&["x"]))
+    );
+}
+
+pub async fn a_schema1_tag_kept_without_its_manifest_is_listed(store: &dyn MetadataStore) {
+    let m = manifest("s1");
+    store
+        .commit_push(&repo(), &schema1_push(&m, "old"))
+        .await
+        .unwrap();
+    store
+        .delete_manifest(&repo(), &m.digest, &event())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(all_tags(store, &repo()).await, Some(names(&["old"])));
+}
+
+pub async fn repositories_are_paged_in_ascii_order(store: &dyn MetadataStore) {
+    let repos = |limit, last| async move { store.repositories(&page(limit, last)).await.unwrap() };
+    assert_eq!(repos(10, None).await, Page::default());
+    for name in ["library/app-x", "library/app", "acme/b", "library/app_x"] {
+        let name = RepositoryName::parse(name).unwrap();
+        store
+            .link_blob(&name, &Digest::sha256(b"x"), 1)
+            .await
+            .unwrap();
+    }
+    let expect = |names_: &[&str], more| Page {
+        names: names(names_),
+        more,
+    };
+    assert_eq!(
+        repos(10, None).await,
+        expect(
+            &["acme/b", "library/app", "library/app-x", "library/app_x"],
+            false
+        )
+    );
+    assert_eq!(
+        repos(2, None).await,
+        expect(&["acme/b", "library/app"], true)
+    );
+    assert_eq!(
+        repos(2, Some("library/app")).await,
+        expect(&["library/app-x", "library/app_x"], false)
+    );
+    assert_eq!(
+        repos(1, Some("library/app-x")).await,
+        expect(&["library/app_x"], false)
+    );
+    assert_eq!(repos(5, Some("library/app_x")).await, expect(&[], false));
+    assert_eq!(repos(1, Some("a")).await, expect(&["acme/b"], true));
+}
+
+pub async fn blob_link_and_unlink(store: &dyn MetadataStore) {
+    let other = RepositoryName::parse("library/app-x").unwrap();
+    let blob = Digest::sha256(b"layer");
+    assert_eq!(store.blob_link(&repo(), &blob).await.unwrap(), None);
+    assert!(!store.unlink_blob(&repo(), &blob).await.unwrap());
+
+    store.link_blob(&repo(), &blob, 5).await.unwrap();
+    store.link_blob(&other, &blob, 5).await.unwrap();
+    assert_eq!(store.blob_link(&repo(), &blob).await.unwrap(), Some(5));
+
+    assert!(store.unlink_blob(&repo(), &blob).await.unwrap());
+    assert_eq!(store.blob_link(&repo(), &blob).await.unwrap(), None);
+    assert!(!store.unlink_blob(&repo(), &blob).await.unwrap());
+    // Only this repository's link went; the repository itself stays.
+    assert_eq!(store.blob_link(&other, &blob).await.unwrap(), Some(5));
+    assert!(store.repository_exists(&repo()).await.unwrap());
+}
+
+pub async fn uploads_are_created_read_updated_and_deleted(store: &dyn MetadataStore) {
+    let other = RepositoryName::parse("library/other").unwrap();
+    let id = "0b8c2a3e-9d5f-4c1e-8a7b-123456789abc";
+    assert_eq!(store.upload(&repo(), id).await.unwrap(), None);
+
+    let first = upload(id, 0);
+    store.create_upload(&repo(), &first).await.unwrap();
+    assert_eq!(
+        store.upload(&repo(), id).await.unwrap(),
+        Some(first.clone())
+    );
+    // An upload belongs to its repository.
+    assert_eq!(store.upload(&other, id).await.unwrap(), None);
+    // The same id again is refused and changes nothing.
+    let err = store
+        .create_upload(&repo(), &upload(id, 9))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+    assert_eq!(
+        store.upload(&repo(), id).await.unwrap(),
+        Some(first.clone())
+    );
+
+    let second = Upload {
+        handle: Some("h".into()),
+        parts: vec![quayside::ports::Part {
+            number: 1,
+            tag: "t".into(),
+            size: 10,
+        }],
+        ..upload(id, 10)
+    };
+    store.update_upload(&repo(), &second, 0).await.unwrap();
+    assert_eq!(
+        store.upload(&repo(), id).await.unwrap(),
+        Some(second.clone())
+    );
+
+    // Deleting answers the state deleted (what names the bytes to remove), once.
+    assert_eq!(
+        store.delete_upload(&repo(), id).await.unwrap(),
+        Some(second)
+    );
+    assert_eq!(store.upload(&repo(), id).await.unwrap(), None);
+    assert_eq!(store.delete_upload(&repo(), id).await.unwrap(), None);
+}
+
+pub async fn uploads_started_before_a_time_are_listed_across_repositories(
+    store: &dyn MetadataStore,
+) {
+    let other = RepositoryName::parse("library/other").unwrap();
+    let at = |id: &str, started: &str| Upload {
+        started: started.into(),
+        ..upload(id, 0)
+    };
+    let old = at(
+        "00000000-0000-4000-8000-000000000001",
+        "2026-01-01T00:00:00Z",
+    );
+    let older = at(
+        "00000000-0000-4000-8000-000000000002",
+        "2025-06-01T12:00:00Z",
+    );
+    let fresh = at(
+        "00000000-0000-4000-8000-000000000003",
+        "2026-01-02T00:00:01Z",
+    );
+    let unreadable = at("00000000-0000-4000-8000-000000000004", "yesterday");
+    store.create_upload(&repo(), &old).await.unwrap();
+    store.create_upload(&other, &older).await.unwrap();
+    store.create_upload(&repo(), &fresh).await.unwrap();
+    store.create_upload(&other, &unreadable).await.unwrap();
+
+    let cutoff = humantime::parse_rfc3339("2026-01-02T00:00:00Z").unwrap();
+    let mut stale = store.uploads_started_before(cutoff).await.unwrap();
+    stale.sort_by(|a, b| a.1.id.cmp(&b.1.id));
+    assert_eq!(
+        stale,
+        vec![(repo(), old), (other.clone(), older), (other, unreadable)]
+    );
+    let long_ago = humantime::parse_rfc3339("2020-01-01T00:00:00Z").unwrap();
+    let stale = store.uploads_started_before(long_ago).await.unwrap();
+    assert_eq!(stale.len(), 1, "only the one without a readable age");
+}
+
+pub async fn update_upload_conflicts_without_writing(store: &dyn MetadataStore) {
+    let id = "0b8c2a3e-9d5f-4c1e-8a7b-123456789abc";
+    let stored = upload(id, 10);
+    store.create_upload(&repo(), &stored).await.unwrap();
+
+    // Another writer advanced it from 0 first: this one expected 0 but it is at 10.
+    let err = store
+        .update_upload(&repo(), &upload(id, 20), 0)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+    assert_eq!(
+        store.upload(&repo(), id).await.unwrap(),
+        Some(stored.clone())
+    );
+
+    // An unknown upload is a conflict too, and is not created.
+    let gone = "ffffffff-9d5f-4c1e-8a7b-123456789abc";
+    let err = store
+        .update_upload(&repo(), &upload(gone, 5), 0)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+    assert_eq!(store.upload(&repo(), gone).await.unwrap(), None);
+
+    // The right expectation succeeds, once.
+    store
+        .update_upload(&repo(), &upload(id, 20), 10)
+        .await
+        .unwrap();
+    let err = store
+        .update_upload(&repo(), &upload(id, 30), 10)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+    assert_eq!(
+        store.upload(&repo(), id).await.unwrap(),
+        Some(upload(id, 20))
+    );
+}

@@ -1,0 +1,140 @@
+//! The ports' contract suites ([`quayside_tests::contract`]), run on every adapter: the
+//! embedded one, and the AWS one at moto (`tests/run` starts it; without it these fail,
+//! never skip). Then what only the embedded store promises: durability across reopening,
+//! and a read cache that never answers stale.
+
+use quayside::digest::Digest;
+use quayside::embedded::RedbMetadata;
+use quayside::ports::{Lookup, MetadataStore};
+use quayside::registry::image_chain;
+use quayside_tests::aws_support::AwsEnv;
+use quayside_tests::contract::metadata::*;
+use std::any::Any;
+use std::sync::Arc;
+
+type Keep = Box<dyn Any + Send>;
+
+mod embedded {
+    quayside_tests::metadata_contract!(super::open_embedded);
+}
+
+mod aws {
+    quayside_tests::metadata_contract!(super::open_aws);
+}
+
+/// A fresh redb store in a folder of its own (kept as long as the store).
+async fn open_embedded() -> (Arc<dyn MetadataStore>, Keep) {
+    let dir = tempfile::tempdir().unwrap();
+    (Arc::new(open(&dir)), Box::new(dir))
+}
+
+/// The DynamoDB store over a table of its own at moto.
+async fn open_aws() -> (Arc<dyn MetadataStore>, Keep) {
+    let env = AwsEnv::provision().await;
+    (env.registry().metadata, Box::new(env))
+}
+
+fn open(dir: &tempfile::TempDir) -> RedbMetadata {
+    RedbMetadata::open(&dir.path().join("metadata.redb")).unwrap()
+}
+#[tokio::test]
+async fn data_survives_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = manifest("durable");
+    let blob = Digest::sha256(b"layer");
+    {
+        let store = open(&dir);
+        store
+            .commit_push(&repo(), &schema1_push(&m, "v1"))
+            .await
+            .unwrap();
+        store.link_blob(&repo(), &blob, 5).await.unwrap();
+    }
+    let store = open(&dir);
+    assert!(store.repository_exists(&repo()).await.unwrap());
+    let target = store.tag(&repo(), &tag("v1")).await.unwrap().unwrap();
+    assert_eq!(target.manifest, Some(m));
+    assert_eq!(image_chain(&store, &repo(), "leaf").await.unwrap().len(), 2);
+    let found = store
+        .lookup(
+            &repo(),
+            &Lookup {
+                blobs: vec![blob.clone()],
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(found.blobs.contains(&blob));
+}
+
+#[tokio::test]
+async fn every_write_is_seen_by_the_next_read_though_reads_are_cached() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let (first, second) = (manifest("first"), manifest("second"));
+    let latest = async |store: &RedbMetadata| {
+        store
+            .tag(&repo(), &tag("latest"))
+            .await
+            .unwrap()
+            .map(|t| t.manifest)
+    };
+    store
+        .commit_push(&repo(), &push(&first, Some("latest")))
+        .await
+        .unwrap();
+    // The second of each read is answered from the cache.
+    for _ in 0..2 {
+        assert_eq!(latest(&store).await, Some(Some(first.clone())));
+        assert_eq!(
+            store.manifest(&repo(), &first.digest).await.unwrap(),
+            Some(first.clone())
+        );
+    }
+    store
+        .commit_push(&repo(), &push(&second, Some("latest")))
+        .await
+        .unwrap();
+    assert_eq!(latest(&store).await, Some(Some(second.clone())));
+    assert!(
+        store
+            .delete_tag(&repo(), &tag("latest"), &event())
+            .await
+            .unwrap()
+    );
+    assert_eq!(latest(&store).await, None);
+    assert!(
+        store
+            .delete_manifest(&repo(), &first.digest, &event())
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(store.manifest(&repo(), &first.digest).await.unwrap(), None);
+    // A clone shares the cache, so a write through one is seen through the other.
+    let clone = store.clone();
+    assert_eq!(
+        clone.manifest(&repo(), &second.digest).await.unwrap(),
+        Some(second.clone())
+    );
+    store
+        .delete_manifest(&repo(), &second.digest, &event())
+        .await
+        .unwrap();
+    assert_eq!(clone.manifest(&repo(), &second.digest).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn uploads_survive_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let id = "0b8c2a3e-9d5f-4c1e-8a7b-123456789abc";
+    open(&dir)
+        .create_upload(&repo(), &upload(id, 3))
+        .await
+        .unwrap();
+    assert_eq!(
+        open(&dir).upload(&repo(), id).await.unwrap(),
+        Some(upload(id, 3))
+    );
+}
