@@ -1,5 +1,5 @@
-//! Repository names and references (a tag or a digest), validated as the seed and the spec
-//! define them.
+//! Repository names and references (a tag or a digest), validated as the seed (docs/seed.md)
+//! and the spec define them.
 //!
 //! Pure domain: nothing of HTTP, storage or AWS.
 

@@ -1,4 +1,5 @@
-//! The seed's `SignedManifestBuilder`: schema1 manifests built and signed by the registry.
+//! The seed's (docs/seed.md) `SignedManifestBuilder`: schema1 manifests built and signed by
+//! the registry.
 //!
 //! The output is laid out byte for byte as distribution writes it (Go's `encoding/json`
 //! with a three-space indent, then libtrust's pretty signature), so that a manifest built
