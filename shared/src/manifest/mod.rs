@@ -5,12 +5,15 @@
 //! crates (serde_json, oci-spec); nothing of HTTP, storage adapters or AWS.
 
 pub mod accept;
+mod go_format;
 mod image;
 pub mod manifest_list;
 pub mod oci_index;
 pub mod oci_manifest;
 pub mod schema1;
 pub mod schema1_builder;
+mod schema1_conversion;
+mod schema1_jws;
 pub mod schema2;
 
 use crate::digest::{Algorithm, Digest};
