@@ -220,6 +220,7 @@ fn leaf_v1(
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::error::ErrorCode;
     use crate::manifest::schema1::SignedManifest;
     use serde_json::Value;
 
