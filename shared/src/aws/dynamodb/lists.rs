@@ -1,0 +1,240 @@
+//! Reads of many items: the paged lists of tags and repositories, a manifest's referrers, and
+//! the batch lookup of blobs, manifests and images.
+//! May call: `items`, `transactions`, `repository_exists`, the DynamoDB client. No HTTP.
+
+use super::items::{blob_sk, image_of, image_sk, manifest_sk, referrer_of, required_s, s};
+use super::transactions::{ATTEMPTS, backoff, build_error};
+use super::{CATALOG_INDEX, DynamoMetadata};
+use crate::aws::sdk_error;
+use crate::digest::Digest;
+use crate::names::RepositoryName;
+use crate::ports::{
+    Found, Lookup, MetadataStore, Page, PageRequest, Referrer, StoreError, StoreResult,
+};
+use aws_sdk_dynamodb::types::KeysAndAttributes;
+use std::collections::{BTreeMap, HashMap};
+
+impl DynamoMetadata {
+    /// Up to `limit` names from a `Query` (whose items each carry `attribute`, named after
+    /// `prefix`), and whether more follow: one request, more only past DynamoDB's 1 MB page.
+    async fn page(
+        &self,
+        query: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+        prefix: &str,
+        attribute: &str,
+        limit: usize,
+    ) -> StoreResult<Page> {
+        let mut out = Page::default();
+        let mut start = None;
+        let mut first = true;
+        loop {
+            // One more than asked tells whether more follow.
+            let wanted = limit.saturating_sub(out.names.len()).saturating_add(1);
+            let mut request = query
+                .clone()
+                .limit(i32::try_from(wanted).unwrap_or(i32::MAX).min(1000));
+            if !first {
+                request = request.set_exclusive_start_key(start.take());
+            }
+            first = false;
+            let result = request.send().await.map_err(|e| sdk_error("Query", e))?;
+            for item in result.items() {
+                let value = required_s(item, attribute)?;
+                let name = value.strip_prefix(prefix).unwrap_or(value);
+                if out.names.len() == limit {
+                    out.more = true;
+                    return Ok(out);
+                }
+                out.names.push(name.to_string());
+            }
+            match result.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    /// The body of `MetadataStore::tags`.
+    pub(super) async fn query_tags(
+        &self,
+        repo: &RepositoryName,
+        page: &PageRequest,
+    ) -> StoreResult<Option<Page>> {
+        let start = page.last.as_ref().map(|last| {
+            HashMap::from([
+                ("pk".to_string(), s(repo.as_str())),
+                ("sk".to_string(), s(format!("TAG#{last}"))),
+            ])
+        });
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+            .projection_expression("#sk")
+            .expression_attribute_names("#pk", "pk")
+            .expression_attribute_names("#sk", "sk")
+            .expression_attribute_values(":pk", s(repo.as_str()))
+            .expression_attribute_values(":prefix", s("TAG#"))
+            .consistent_read(true)
+            .set_exclusive_start_key(start);
+        let found = self.page(query, "TAG#", "sk", page.limit).await?;
+        if found.names.is_empty() && !self.repository_exists(repo).await? {
+            return Ok(None);
+        }
+        Ok(Some(found))
+    }
+
+    /// The body of `MetadataStore::repositories`.
+    pub(super) async fn query_catalog(&self, page: &PageRequest) -> StoreResult<Page> {
+        let start = page.last.as_ref().map(|last| {
+            HashMap::from([
+                ("catalog".to_string(), s("repository")),
+                ("pk".to_string(), s(last.as_str())),
+                ("sk".to_string(), s("REPOSITORY")),
+            ])
+        });
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(CATALOG_INDEX)
+            .key_condition_expression("#catalog = :catalog")
+            .expression_attribute_names("#catalog", "catalog")
+            .expression_attribute_values(":catalog", s("repository"))
+            .set_exclusive_start_key(start);
+        self.page(query, "", "pk", page.limit).await
+    }
+
+    /// The body of `MetadataStore::referrers`.
+    pub(super) async fn query_referrers(
+        &self,
+        repo: &RepositoryName,
+        subject: &Digest,
+    ) -> StoreResult<Vec<Referrer>> {
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+            .expression_attribute_names("#pk", "pk")
+            .expression_attribute_names("#sk", "sk")
+            .expression_attribute_values(":pk", s(repo.as_str()))
+            .expression_attribute_values(":prefix", s(format!("REFERRER#{subject}#")))
+            .consistent_read(true)
+            .into_paginator()
+            .send();
+        let mut referrers = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| sdk_error("Query referrers", e))?;
+            for item in page.items() {
+                referrers.push(referrer_of(item)?);
+            }
+        }
+        Ok(referrers)
+    }
+
+    /// The body of `MetadataStore::lookup`: `BatchGetItem`s.
+    pub(super) async fn batch_get_lookup(
+        &self,
+        repo: &RepositoryName,
+        lookup: &Lookup,
+    ) -> StoreResult<Found> {
+        enum Asked<'a> {
+            Blob(&'a Digest),
+            Manifest(&'a Digest),
+            Image,
+        }
+        // BatchGetItem refuses duplicate keys: one entry per sort key.
+        let mut asked: BTreeMap<String, Asked> = BTreeMap::new();
+        for d in &lookup.blobs {
+            asked.insert(blob_sk(d), Asked::Blob(d));
+        }
+        for d in &lookup.manifests {
+            asked.insert(manifest_sk(d), Asked::Manifest(d));
+        }
+        for id in &lookup.images {
+            asked.insert(image_sk(id), Asked::Image);
+        }
+        let sks: Vec<&String> = asked.keys().collect();
+        let mut found = Found::default();
+        // At most 100 keys per request; a manifest PUT of a usual image needs one request.
+        for chunk in sks.chunks(100) {
+            let names = [
+                "pk",
+                "sk",
+                "docker_id",
+                "parent",
+                "blob",
+                "created",
+                "comment",
+                "command",
+                "v1_json",
+            ];
+            let mut request = KeysAndAttributes::builder()
+                .set_keys(Some(
+                    chunk
+                        .iter()
+                        .map(|sk| Self::key(repo, sk.as_str()))
+                        .collect(),
+                ))
+                .consistent_read(true)
+                .projection_expression(
+                    names
+                        .iter()
+                        .map(|n| format!("#{n}"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                );
+            for name in names {
+                request = request.expression_attribute_names(format!("#{name}"), name);
+            }
+            let mut pending = request.build().map_err(build_error)?;
+            for attempt in 0.. {
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, pending)
+                    .send()
+                    .await
+                    .map_err(|e| sdk_error("BatchGetItem", e))?;
+                let items = out
+                    .responses
+                    .as_ref()
+                    .and_then(|r| r.get(&self.table))
+                    .map(Vec::as_slice)
+                    .unwrap_or_default();
+                for item in items {
+                    let sk = required_s(item, "sk")?;
+                    match asked.get(sk) {
+                        Some(Asked::Blob(d)) => {
+                            found.blobs.insert((*d).clone());
+                        }
+                        Some(Asked::Manifest(d)) => {
+                            found.manifests.insert((*d).clone());
+                        }
+                        Some(Asked::Image) => {
+                            let image = image_of(item)?;
+                            found.images.insert(image.docker_id.clone(), image);
+                        }
+                        None => {}
+                    }
+                }
+                // DynamoDB may leave keys unprocessed under load: ask again for those.
+                match out.unprocessed_keys.and_then(|mut u| u.remove(&self.table)) {
+                    Some(rest) if !rest.keys().is_empty() => {
+                        if attempt + 1 >= ATTEMPTS {
+                            return Err(StoreError::backend(
+                                "BatchGetItem left keys unprocessed after every retry",
+                            ));
+                        }
+                        backoff(attempt).await;
+                        pending = rest;
+                    }
+                    _ => break,
+                }
+            }
+        }
+        Ok(found)
+    }
+}

@@ -1,0 +1,212 @@
+//! The DynamoDB calls every concern shares: transactions and why they fail, single-item
+//! reads and conditional writes, the retries' backoff, random ids.
+//! May call: `items`, the SDK's DynamoDB client. Knows nothing of HTTP.
+
+use super::DynamoMetadata;
+use super::items::{Item, n};
+use crate::aws::sdk_error;
+use crate::ports::{StoreError, StoreResult};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// DynamoDB's limit of actions in one `TransactWriteItems`.
+pub(super) const MAX_TRANSACTION_ITEMS: usize = 100;
+/// Below DynamoDB's 4 MB per transaction, with room for keys and attribute names.
+pub(super) const TRANSACTION_BYTES: usize = 3 * 1024 * 1024;
+/// Attempts of one write when it meets a conflict or a throttled item.
+pub(super) const ATTEMPTS: u32 = 8;
+
+/// Why a transaction did not commit.
+pub(super) enum TxFailure {
+    /// Cancelled: one reason code per action, in order (`None` where the action was fine).
+    Cancelled(Vec<String>),
+    Other(StoreError),
+}
+
+impl TxFailure {
+    pub(super) fn into_store_error(self, what: &str) -> StoreError {
+        match self {
+            TxFailure::Cancelled(codes) => {
+                StoreError::backend(format!("{what}: transaction cancelled: {codes:?}"))
+            }
+            TxFailure::Other(e) => e,
+        }
+    }
+}
+
+/// Whether a cancellation is worth retrying as it is: another transaction held an item, or
+/// the partition was throttled.
+pub(super) fn transient(codes: &[String]) -> bool {
+    codes.iter().any(|c| {
+        matches!(
+            c.as_str(),
+            "TransactionConflict" | "ThrottlingError" | "ProvisionedThroughputExceeded"
+        )
+    })
+}
+
+pub(super) fn condition_failed(code: &str) -> bool {
+    code == "ConditionalCheckFailed"
+}
+
+impl DynamoMetadata {
+    pub(super) async fn get_item(&self, key: Item, what: &str) -> StoreResult<Option<Item>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| sdk_error(what, e))?;
+        Ok(out.item)
+    }
+
+    /// Runs one transaction. `token` makes the SDK's own retries of it idempotent.
+    pub(super) async fn transact(
+        &self,
+        items: Vec<TransactWriteItem>,
+        token: &str,
+    ) -> Result<(), TxFailure> {
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .client_request_token(token)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) => match e.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(c)) => {
+                    Err(TxFailure::Cancelled(
+                        c.cancellation_reasons()
+                            .iter()
+                            .map(|r| r.code().unwrap_or("None").to_string())
+                            .collect(),
+                    ))
+                }
+                // The same token still running (an SDK retry overtook it): try again.
+                Some(TransactWriteItemsError::TransactionInProgressException(_)) => {
+                    Err(TxFailure::Cancelled(vec!["TransactionConflict".into()]))
+                }
+                _ => Err(TxFailure::Other(sdk_error("TransactWriteItems", e))),
+            },
+        }
+    }
+
+    pub(super) fn put(
+        &self,
+        item: Item,
+        condition: Option<&str>,
+    ) -> StoreResult<TransactWriteItem> {
+        let mut put = Put::builder().table_name(&self.table).set_item(Some(item));
+        if let Some(condition) = condition {
+            put = put
+                .condition_expression(condition)
+                .expression_attribute_names("#pk", "pk");
+        }
+        Ok(TransactWriteItem::builder()
+            .put(put.build().map_err(build_error)?)
+            .build())
+    }
+
+    /// Deletes an item if it exists: one `DeleteItem`; false when it did not.
+    pub(super) async fn delete_if_exists(&self, key: Item, what: &str) -> StoreResult<bool> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#pk", "pk")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(sdk_error(what, e)),
+        }
+    }
+
+    /// Puts an item under `condition` (which may name `#pk`, `#version` and `:expected`);
+    /// false when the condition failed and nothing was written.
+    ///
+    /// Safe to retry: when the SDK retries a put whose first try took effect but whose
+    /// answer was lost, the retry finds its own write and the condition fails. So a failed
+    /// condition reads the item back (consistently, only on this rare path), and if its
+    /// `state` is this put's own (every upload state names its version and writer, so no
+    /// other write has it) the put took effect: the answer the first try earned.
+    pub(super) async fn put_conditionally(
+        &self,
+        item: Item,
+        condition: &str,
+        expected: Option<u64>,
+    ) -> StoreResult<bool> {
+        let key: Item = item
+            .iter()
+            .filter(|(name, _)| *name == "pk" || *name == "sk")
+            .map(|(name, value)| (name.clone(), value.clone()))
+            .collect();
+        let state = item.get("state").cloned();
+        let mut put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression(condition)
+            .expression_attribute_names("#pk", "pk");
+        if let Some(expected) = expected {
+            put = put
+                .expression_attribute_names("#version", "version")
+                .expression_attribute_values(":expected", n(expected));
+        }
+        match put.send().await {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                let Some(state) = state else {
+                    return Ok(false);
+                };
+                let stored = self
+                    .get_item(key, "GetItem after a failed condition")
+                    .await?;
+                Ok(stored.and_then(|item| item.get("state").cloned()) == Some(state))
+            }
+            Err(e) => Err(sdk_error("PutItem", e)),
+        }
+    }
+}
+
+pub(super) fn build_error(e: aws_sdk_dynamodb::error::BuildError) -> StoreError {
+    StoreError::backend(format!("building a DynamoDB request: {e}"))
+}
+
+/// 16 hex characters from the OS's random source: outbox ids and transaction tokens.
+pub(super) fn random_id() -> StoreResult<String> {
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes).map_err(|e| StoreError::backend(format!("random id: {e}")))?;
+    Ok(hex::encode(bytes))
+}
+
+/// Waits before retry `attempt` (0-based): exponential from 25 ms, capped, with jitter so
+/// that two conflicting writers do not retry in step.
+pub(super) async fn backoff(attempt: u32) {
+    let base = 25u64 << attempt.min(5);
+    let jitter = u64::from(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or_default(),
+    ) % base.max(1);
+    tokio::time::sleep(Duration::from_millis(base + jitter)).await;
+}
