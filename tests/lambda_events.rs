@@ -134,7 +134,6 @@ async fn the_challenge_names_the_api_the_event_came_through() {
     let route = quayside::http::route("fetch-manifest").unwrap();
     let challenge = |event: &Value| {
         let req = lambda_http::request::from_str(&event.to_string()).expect("an event");
-        let route = route;
         let registry = t.registry.clone();
         async move {
             let answer: Answer = route.serve(&registry, req).await.into();

@@ -82,7 +82,7 @@ impl Hasher {
     }
 
     /// The hash's state, to carry on later (an upload's next request): a SHA-256 state as
-    /// it always was, a SHA-512 state after [`SHA512_STATE`].
+    /// it always was, a SHA-512 state after `SHA512_STATE`.
     pub fn save(&self) -> Vec<u8> {
         match self {
             Hasher::Sha256(h) => h.serialize().to_vec(),

@@ -90,17 +90,27 @@ def package_name(crate_dir: Path) -> str:
 def cargo_build(root: Path, package: str, binary: str | None, release: bool, dest: Path) -> Path:
     """`cargo build -p PACKAGE` alone (its own features), the executable copied to dest at
     once (a later workspace build would overwrite target/<profile>/<name> with a
-    feature-unified one)."""
-    cmd = ["cargo", "build", "--locked", "-p", package, "--message-format=json-render-diagnostics"]
+    feature-unified one). A warning in a crate of the workspace fails it: a crate built with
+    only its own features is where a feature gap shows (an item only some features use)."""
+    cmd = ["cargo", "build", "--locked", "-p", package, "--message-format=json"]
     if release:
         cmd.append("--release")
     proc = subprocess.Popen(cmd, cwd=root, stdout=subprocess.PIPE, text=True)
     exe = None
+    warnings = []
     assert proc.stdout is not None
     for line in proc.stdout:
         try:
             msg = json.loads(line)
         except ValueError:
+            continue
+        if msg.get("reason") == "compiler-message":
+            diagnostic = msg.get("message") or {}
+            rendered = diagnostic.get("rendered") or ""
+            sys.stderr.write(rendered)
+            # Cargo replays a cached crate's warnings, so a rebuild-free run still sees them.
+            if diagnostic.get("level") == "warning" and msg.get("package_id", "").startswith(f"path+{root.as_uri()}"):
+                warnings.append(rendered)
             continue
         if msg.get("reason") != "compiler-artifact" or not msg.get("executable"):
             continue
@@ -115,6 +125,8 @@ def cargo_build(root: Path, package: str, binary: str | None, release: bool, des
             copy_atomic(Path(exe), dest / binary)
     if proc.wait() != 0:
         raise Fatal(f"cargo build -p {package} failed")
+    if warnings:
+        raise Fatal(f"cargo build -p {package} (its own features) warned {len(warnings)} time(s): see above")
     if exe is None:
         raise Fatal(f"cargo build -p {package} produced no binary {binary or ''}")
     name = binary or Path(exe).name

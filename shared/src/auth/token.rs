@@ -1,6 +1,6 @@
 //! Bearer tokens: distribution's JWT (`docs/spec/auth/jwt.md`), RS256, signed through the
 //! [`Signer`] port (KMS on AWS, the key file in registry-local) and verified with the
-//! public half of the same key (`jsonwebtoken`, RS256 only, over the [`rs256`] provider).
+//! public half of the same key (`jsonwebtoken`, RS256 only, over the `rs256` provider).
 //!
 //! Pure domain over the `Signer` port: nothing of HTTP, storage or AWS.
 //!

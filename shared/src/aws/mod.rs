@@ -39,8 +39,8 @@
 //! | `QUAYSIDE_AWS_ATTEMPT_TIMEOUT` | `20s`        | how long one try of an AWS call may take            |
 //! | `QUAYSIDE_AWS_CALL_TIMEOUT` | `60s`            | how long an AWS call may take, retries included (the template sets both well within a function's timeout) |
 //!
-//! A throttled AWS call (after the SDK's retries) is a [`StoreError::Throttled`], one that
-//! timed out or found the service unavailable a [`StoreError::Unavailable`]: the client gets
+//! A throttled AWS call (after the SDK's retries) is a [`crate::ports::StoreError::Throttled`], one that
+//! timed out or found the service unavailable a [`crate::ports::StoreError::Unavailable`]: the client gets
 //! `429` or `503` with `Retry-After`, not a `500` (`sdk_error`).
 //!
 //! In registry-local, registry-admin and the tests, credentials and region come from the

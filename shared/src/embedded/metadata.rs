@@ -64,7 +64,7 @@ const UPLOADS: TableDefinition<&str, &[u8]> = TableDefinition::new("uploads");
 /// waits for a writer (redb reads the last committed snapshot) and never syncs, so it costs
 /// a few microseconds of CPU, less than the blocking pool's two thread hand-offs, which
 /// were most of a manifest GET's time (BENCHMARKS.md). The hottest of them (a tag, a
-/// manifest by digest, a blob link) are answered from a [`ReadCache`] between writes.
+/// manifest by digest, a blob link) are answered from a `ReadCache` between writes.
 #[derive(Clone)]
 pub struct RedbMetadata {
     db: Arc<Database>,

@@ -2,9 +2,9 @@
 //! `POST /v2/auth`: the OAuth2 form, which containerd and docker try first).
 //!
 //! Each [`super::Route`] declares the [`Access`] it needs; [`super::Route::serve`] runs
-//! [`check`] before the handler, so no handler can forget it. The gate parses the
+//! `check` before the handler, so no handler can forget it. The gate parses the
 //! repository of the path once, checks the token against that name, and hands the very
-//! same [`RepositoryName`] to the handler (see [`super::repository`]).
+//! same [`RepositoryName`] to the handler (see `super::repository`).
 //!
 //! | no token, or a bad one | `401 UNAUTHORIZED`, `WWW-Authenticate: Bearer realm,service,scope[,error="invalid_token"]` |
 //! |---|---|

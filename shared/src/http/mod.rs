@@ -86,10 +86,7 @@ pub(crate) fn query(req: &Request, name: &str) -> Option<String> {
 }
 
 /// A header's value as text, if it has one.
-pub(crate) fn header<'a>(
-    req: &'a Request,
-    name: impl http::header::AsHeaderName,
-) -> Option<&'a str> {
+pub(crate) fn header(req: &Request, name: impl http::header::AsHeaderName) -> Option<&str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
@@ -695,7 +692,7 @@ mod tests {
         );
         // Each depth's path is served by the same route, its parameters those of the path.
         for path in &paths {
-            let concrete = path.replace('{', "").replace('}', "");
+            let concrete = path.replace(['{', '}'], "");
             assert_eq!(found(Method::HEAD, &concrete).0, "fetch-manifest", "{path}");
         }
     }
