@@ -12,13 +12,11 @@ pub mod auth;
 #[cfg(any(feature = "aws", feature = "notify"))]
 pub mod aws;
 pub mod backend;
-pub mod blobs;
 pub mod digest;
 #[cfg(feature = "embedded")]
 pub mod embedded;
 pub mod error;
 pub mod http;
-pub mod lists;
 pub mod manifest;
 pub mod names;
 pub mod ports;

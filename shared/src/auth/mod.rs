@@ -39,14 +39,13 @@ pub mod scope;
 pub mod secrets;
 pub mod token;
 
-use crate::error::{ErrorCode, RegistryError};
 use crate::names::RepositoryName;
 use crate::ports::{
-    AccessStore, MetadataStore, Page, PageRequest, Permission, PrincipalRecord, RepositoryAccess,
-    Signer, StoreError, StoreResult,
+    AccessStore, MetadataStore, Permission, PrincipalRecord, RepositoryAccess, Signer, StoreError,
+    StoreResult,
 };
-use crate::registry::Registry;
-use scope::{Action, Requested, ResourceActions};
+use scope::ResourceActions;
+pub use scope::{Action, Requested};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -636,133 +635,6 @@ impl Auth {
             .to_string(),
             claims,
             refresh_token: None,
-        })
-    }
-}
-
-impl Registry {
-    /// A capability for upload session `upload` of `repo`, opened by `subject` through the
-    /// API at `registry`; `None` where tokens are off (a session then needs none).
-    pub async fn upload_capability(
-        &self,
-        subject: Option<&str>,
-        repo: &RepositoryName,
-        upload: &str,
-        registry: &str,
-    ) -> Result<Option<String>, RegistryError> {
-        let Some(auth) = self.auth.as_deref() else {
-            return Ok(None);
-        };
-        auth.issue_upload(self.signer.as_ref(), subject, repo, upload, registry)
-            .await
-            .map(Some)
-            .map_err(RegistryError::from)
-    }
-
-    /// The token service: authenticates `credentials`, grants what the caller holds of
-    /// `requested`, signs the token. `UNAUTHORIZED` for bad credentials.
-    pub async fn issue_token(
-        &self,
-        credentials: Option<(&str, &str)>,
-        requested: &[Requested],
-    ) -> Result<IssuedToken, RegistryError> {
-        self.issue_token_for(Grant::Password(credentials), requested, false)
-            .await
-    }
-
-    /// The token service, every form: authenticates the `grant`, grants what the caller
-    /// holds of `requested`, signs the token; with `offline`, adds a refresh token (see the
-    /// module doc). A refresh grant answers the refresh token it came with. `UNAUTHORIZED`
-    /// for bad credentials or a refresh token that does not check out, alike.
-    pub async fn issue_token_for(
-        &self,
-        grant: Grant<'_>,
-        requested: &[Requested],
-        offline: bool,
-    ) -> Result<IssuedToken, RegistryError> {
-        let auth = self.auth_or_unsupported()?;
-        let authenticated = match grant {
-            Grant::Password(credentials) => auth.authenticate(credentials).await,
-            Grant::RefreshToken(refresh) => {
-                auth.authenticate_refresh(self.signer.as_ref(), refresh)
-                    .await
-            }
-        };
-        let principal = match authenticated {
-            Ok(principal) => principal,
-            Err(AuthFailure::BadCredentials) => {
-                return Err(RegistryError::new(
-                    ErrorCode::Unauthorized,
-                    "invalid username or password",
-                ));
-            }
-            Err(AuthFailure::Store(e)) => return Err(e.into()),
-        };
-        let access = auth
-            .grant(self.metadata.as_ref(), &principal, requested)
-            .await?;
-        let mut issued = auth.issue(self.signer.as_ref(), &principal, access).await?;
-        issued.refresh_token = match grant {
-            Grant::RefreshToken(refresh) => Some(refresh.to_string()),
-            Grant::Password(_) if offline => {
-                auth.issue_refresh(self.signer.as_ref(), &principal).await?
-            }
-            Grant::Password(_) => None,
-        };
-        Ok(issued)
-    }
-
-    /// A page of the repositories `subject` may pull (`None`: anonymous), in name order:
-    /// the catalog as a signed-in caller sees it. Reads the whole catalog after `last` in
-    /// the worst case (a caller who may see little of a large registry).
-    pub async fn visible_catalog(
-        &self,
-        page: &PageRequest,
-        subject: Option<&str>,
-    ) -> Result<Page, RegistryError> {
-        let auth = self.auth_or_unsupported()?;
-        let mut out = Page::default();
-        if page.limit == 0 {
-            return Ok(out);
-        }
-        let mut cursor = page.last.clone();
-        loop {
-            let batch = self
-                .metadata
-                .repositories(&PageRequest {
-                    limit: page.limit.clamp(50, 100),
-                    last: cursor.clone(),
-                })
-                .await?;
-            let repos: Vec<RepositoryName> = batch
-                .names
-                .iter()
-                .filter_map(|n| RepositoryName::parse(n).ok())
-                .collect();
-            let access = auth.access.repositories_access(&repos, subject).await?;
-            for (repo, access) in repos.iter().zip(&access) {
-                if held_actions(subject, repo, access).contains(&Action::Pull) {
-                    if out.names.len() == page.limit {
-                        out.more = true;
-                        return Ok(out);
-                    }
-                    out.names.push(repo.as_str().to_string());
-                }
-            }
-            if !batch.more {
-                return Ok(out);
-            }
-            cursor = batch.names.last().cloned();
-        }
-    }
-
-    fn auth_or_unsupported(&self) -> Result<&Auth, RegistryError> {
-        self.auth.as_deref().ok_or_else(|| {
-            RegistryError::new(
-                ErrorCode::Unsupported,
-                "this registry runs without authentication: no token is needed",
-            )
-            .with_status(404)
         })
     }
 }

@@ -22,8 +22,8 @@ use crate::names::RepositoryName;
 use crate::registry::Registry;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use http::StatusCode;
 use http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, WWW_AUTHENTICATE};
-use http::{StatusCode, Uri};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::json;
@@ -119,7 +119,7 @@ pub(crate) async fn check(
     let Some(token) = bearer(&req) else {
         return Err(unauthorized(auth, &req, needed.as_ref(), None));
     };
-    let verifier = match auth.verifier(registry.signer.as_ref()).await {
+    let verifier = match registry.token_verifier(auth).await {
         Ok(verifier) => verifier,
         Err(e) => return Err(error_response(&RegistryError::internal(e), &method)),
     };
@@ -139,10 +139,7 @@ pub(crate) async fn check(
         && !scope::allows(&claims.access, needed)
     {
         let subject = Some(claims.sub.as_str()).filter(|s| !s.is_empty());
-        match auth
-            .could_grant(registry.metadata.as_ref(), subject, needed)
-            .await
-        {
+        match registry.could_grant(auth, subject, needed).await {
             // A token for another request (clients cache them): ask for a new one.
             Ok(true) => {
                 return Err(unauthorized(
@@ -169,10 +166,7 @@ pub(crate) async fn check(
         if let Some(from) = unreadable_mount_source(&req, &claims.access) {
             let subject = Some(claims.sub.as_str()).filter(|s| !s.is_empty());
             let source = Needed::Repository(&from, Action::Pull);
-            match auth
-                .could_grant(registry.metadata.as_ref(), subject, &source)
-                .await
-            {
+            match registry.could_grant(auth, subject, &source).await {
                 Ok(true) => {
                     return Err(unauthorized(
                         auth,
@@ -185,7 +179,7 @@ pub(crate) async fn check(
                 Err(e) => return Err(error_response(&RegistryError::internal(e), &method)),
             }
         }
-        req = drop_unreadable_mount(req, &claims.access);
+        refuse_unreadable_mount(&mut req, &claims.access);
     }
     req.extensions_mut().insert(Caller {
         subject: Some(claims.sub).filter(|s| !s.is_empty()),
@@ -211,8 +205,8 @@ async fn with_capability(
         Ok(upload) => upload,
         Err(e) => return Err(error_response(&e, &method)),
     };
-    let claims = match auth
-        .check_upload(registry.signer.as_ref(), capability, repo, &upload)
+    let claims = match registry
+        .check_upload_capability(auth, capability, repo, &upload)
         .await
     {
         Ok(Ok(claims)) => claims,
@@ -241,9 +235,12 @@ async fn with_capability(
     Ok(req)
 }
 
-/// A mount's source must be pullable by the caller; if not, the request loses `mount` and
-/// `from` and becomes a plain upload. A `from` that is not a valid name is left for the
-/// handler to refuse (`NAME_INVALID`).
+/// A cross-repository mount the gate refused: the caller may not pull its source. The
+/// start-upload handler then opens a plain upload session, the spec's fallback. (A `from`
+/// that is not a valid name is left for the handler to refuse, `NAME_INVALID`.)
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct MountRefused;
+
 /// The source of a mount (`?mount=&from=`) that `access` does not let the caller pull.
 fn unreadable_mount_source(req: &Request, access: &[ResourceActions]) -> Option<RepositoryName> {
     query(req, "mount")?;
@@ -251,9 +248,9 @@ fn unreadable_mount_source(req: &Request, access: &[ResourceActions]) -> Option<
     (!scope::allows(access, &Needed::Repository(&from, Action::Pull))).then_some(from)
 }
 
-fn drop_unreadable_mount(req: Request, access: &[ResourceActions]) -> Request {
-    let Some(from) = unreadable_mount_source(&req, access) else {
-        return req;
+fn refuse_unreadable_mount(req: &mut Request, access: &[ResourceActions]) {
+    let Some(from) = unreadable_mount_source(req, access) else {
+        return;
     };
     tracing::info!(
         target: "quayside::audit",
@@ -261,45 +258,7 @@ fn drop_unreadable_mount(req: Request, access: &[ResourceActions]) -> Request {
         from = %from,
         "the caller may not pull the mount's source: a plain upload instead"
     );
-    let (mut parts, body) = req.into_parts();
-    parts.uri = without_mount(&parts.uri);
-    let req = Request::from_parts(parts, body);
-    // lambda_http also keeps the query as a map; keep it in step with the URI.
-    let params: std::collections::HashMap<String, Vec<String>> = req
-        .uri()
-        .query()
-        .map(|q| {
-            let mut map: std::collections::HashMap<String, Vec<String>> = Default::default();
-            for (k, v) in form_urlencoded::parse(q.as_bytes()) {
-                map.entry(k.into_owned()).or_default().push(v.into_owned());
-            }
-            map
-        })
-        .unwrap_or_default();
-    req.with_query_string_parameters(params)
-}
-
-/// `uri` without its `mount` and `from` parameters.
-fn without_mount(uri: &Uri) -> Uri {
-    let kept: Vec<(String, String)> = form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
-        .filter(|(k, _)| k != "mount" && k != "from")
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect();
-    let query = form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(kept)
-        .finish();
-    let path_and_query = if query.is_empty() {
-        uri.path().to_string()
-    } else {
-        format!("{}?{query}", uri.path())
-    };
-    let mut parts = uri.clone().into_parts();
-    match path_and_query.parse() {
-        Ok(pq) => parts.path_and_query = Some(pq),
-        // Unreachable (it was a URI's path); never keep the mount: the bare path.
-        Err(_) => parts.path_and_query = uri.path().parse().ok(),
-    }
-    Uri::from_parts(parts).unwrap_or_else(|_| Uri::from_static("/"))
+    req.extensions_mut().insert(MountRefused);
 }
 
 /// The bearer token of `Authorization`, if there is exactly one such header.
@@ -665,23 +624,3 @@ fn basic_credentials(req: &Request) -> Result<Option<(String, String)>, Registry
 
 /// The token service's path, for the route table.
 pub(crate) const PATH: &str = TOKEN_PATH;
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn mounts_are_removed_from_the_query_only() {
-        let uri: Uri = "/v2/a/b/blobs/uploads/?mount=sha256:x&from=c/d&n=1"
-            .parse()
-            .unwrap();
-        assert_eq!(
-            without_mount(&uri).to_string(),
-            "/v2/a/b/blobs/uploads/?n=1"
-        );
-        let uri: Uri = "/v2/a/b/blobs/uploads/?from=c/d&mount=x&from=e/f"
-            .parse()
-            .unwrap();
-        assert_eq!(without_mount(&uri).to_string(), "/v2/a/b/blobs/uploads/");
-    }
-}

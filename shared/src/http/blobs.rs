@@ -6,9 +6,9 @@
 use super::{
     DOCKER_CONTENT_DIGEST, FileBody, digest, header, path_parameter, repository, respond, response,
 };
-use crate::blobs::ByteRange;
 use crate::error::RegistryError;
 use crate::ports::BlobBody;
+use crate::registry::ByteRange;
 use crate::registry::Registry;
 use http::header::{ACCEPT_RANGES, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, LOCATION, RANGE};
 use http::{Method, StatusCode};

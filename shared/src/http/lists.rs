@@ -5,10 +5,10 @@
 
 use super::{digest, path_parameter, query, repository, respond, response};
 use crate::error::RegistryError;
-use crate::lists::page_request;
 use crate::manifest::oci_index;
 use crate::ports::Page;
 use crate::registry::Registry;
+use crate::registry::page_request;
 use http::StatusCode;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderName, LINK};
 use lambda_http::{Body, Request, Response};
@@ -40,16 +40,10 @@ pub async fn catalog(registry: &Registry, req: Request) -> Response<Body> {
     let method = req.method().clone();
     let result = async {
         let page = page_request(query(&req, "n").as_deref(), query(&req, "last").as_deref())?;
-        let repositories = match (&registry.auth, req.extensions().get::<super::Caller>()) {
-            (None, _) => registry.catalog(&page).await?,
-            (Some(_), Some(caller)) => {
-                registry
-                    .visible_catalog(&page, caller.subject.as_deref())
-                    .await?
-            }
-            // Auth on, but no caller: the gate did not run. Refuse rather than list all.
-            (Some(_), None) => return Err(crate::error::ErrorCode::Denied.into()),
-        };
+        let caller = req.extensions().get::<super::Caller>();
+        let repositories = registry
+            .catalog_for(&page, caller.map(|c| c.subject.as_deref()))
+            .await?;
         paged(
             "/v2/_catalog",
             page.limit,

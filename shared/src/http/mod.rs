@@ -145,12 +145,12 @@ pub(crate) fn body_of(bytes: bytes::Bytes) -> Body {
 /// checks passed, and as it arrives. The Lambda functions have their body in the event.
 #[derive(Clone)]
 pub struct StreamedBody {
-    body: std::sync::Arc<std::sync::Mutex<Option<crate::blobs::UploadBody>>>,
+    body: std::sync::Arc<std::sync::Mutex<Option<crate::registry::UploadBody>>>,
     declared: Option<u64>,
 }
 
 impl StreamedBody {
-    pub fn new(body: crate::blobs::UploadBody) -> StreamedBody {
+    pub fn new(body: crate::registry::UploadBody) -> StreamedBody {
         StreamedBody {
             declared: body.declared(),
             body: std::sync::Arc::new(std::sync::Mutex::new(Some(body))),
@@ -163,7 +163,7 @@ impl StreamedBody {
     }
 
     /// The body, to read; `None` once taken.
-    pub fn take(&self) -> Option<crate::blobs::UploadBody> {
+    pub fn take(&self) -> Option<crate::registry::UploadBody> {
         self.body.lock().ok().and_then(|mut body| body.take())
     }
 }

@@ -10,11 +10,11 @@ use super::{
     DOCKER_CONTENT_DIGEST, StreamedBody, body_bytes, digest, header, path_parameter, query,
     repository, respond, response,
 };
-use crate::blobs::{UploadBody, UploadStatus};
 use crate::digest::Algorithm;
 use crate::error::{ErrorCode, RegistryError};
 use crate::names::RepositoryName;
 use crate::registry::Registry;
+use crate::registry::{UploadBody, UploadStatus};
 use http::header::{CONTENT_LENGTH, CONTENT_RANGE, HeaderName, LOCATION, RANGE};
 use http::{StatusCode, response::Builder};
 use lambda_http::{Body, Request, Response};
@@ -29,7 +29,12 @@ pub async fn start_upload(registry: &Registry, req: Request) -> Response<Body> {
     let method = req.method().clone();
     let result = async {
         let repo = repository(&req)?;
-        if let Some(mount) = query(&req, "mount") {
+        // A mount the gate refused is no mount (see `auth::MountRefused`).
+        let refused = req
+            .extensions()
+            .get::<super::auth::MountRefused>()
+            .is_some();
+        if let Some(mount) = query(&req, "mount").filter(|_| !refused) {
             let digest = digest(&mount)?;
             let from = query(&req, "from")
                 .map(|from| RepositoryName::parse(&from))

@@ -1,5 +1,5 @@
-//! Blob operations: fetch, delete, cross-repository mount, and uploads (monolithic, or
-//! chunked across requests that may each be a separate Lambda invocation).
+//! Uploads: a blob pushed in one request (`POST ?digest=`), or an upload session chunked
+//! across requests that may each be a separate Lambda invocation (or upload-service task).
 //!
 //! An upload keeps its state in the metadata store (offset, serialized SHA-256 state, parts)
 //! and its bytes in the blob store's parts. A request body is read as it arrives
@@ -27,17 +27,17 @@
 //!
 //! May call: the domain modules and the `ports` traits. Must not know HTTP or any backend.
 
+use super::upload_body::{
+    Budget, Hashing, UploadBody, blob_too_large, body_error, chunk_too_large,
+};
 use crate::digest::{Algorithm, Digest, Hasher};
 use crate::error::{ErrorCode, RegistryError, Result};
-use crate::manifest::schema1_builder::{EMPTY_LAYER_BLOB, EMPTY_LAYER_DIGEST};
 use crate::names::RepositoryName;
-use crate::ports::{BlobBody, Part, PartSource, StoreError, Upload, started_before};
+use crate::ports::{Part, StoreError, Upload, started_before};
 use crate::registry::Registry;
 use bytes::{Bytes, BytesMut};
 use serde_json::json;
-use std::pin::Pin;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// Where an upload stands: what `Location`, `Range` and `Docker-Upload-UUID` report.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -55,147 +55,7 @@ pub struct Purged {
     pub stray: u64,
 }
 
-/// The bytes of a blob a GET asks for (HTTP's `Range: bytes=…`, one range).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ByteRange {
-    /// From `start` to `end` (inclusive), or to the end of the blob.
-    From { start: u64, end: Option<u64> },
-    /// The last this many bytes (`bytes=-500`).
-    Last(u64),
-}
-
-/// A blob as GET answers it: its size and how to get its bytes.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FetchedBlob {
-    pub size: u64,
-    pub body: BlobBody,
-    /// The inclusive byte range served, when the request asked for one.
-    pub range: Option<(u64, u64)>,
-}
-
 impl Registry {
-    /// The size of a blob of the repository (HEAD): one read.
-    pub async fn blob_size(&self, repo: &RepositoryName, digest: &Digest) -> Result<u64> {
-        match self.metadata.blob_link(repo, digest).await? {
-            Some(size) => Ok(size),
-            None if is_empty_layer(digest) => Ok(EMPTY_LAYER_BLOB.len() as u64),
-            None => Err(blob_unknown(repo, digest)),
-        }
-    }
-
-    /// A blob's bytes, or where to fetch them, all or `range` of them.
-    pub async fn fetch_blob(
-        &self,
-        repo: &RepositoryName,
-        digest: &Digest,
-        range: Option<ByteRange>,
-    ) -> Result<FetchedBlob> {
-        let size = self.blob_size(repo, digest).await?;
-        let range = match range {
-            None => None,
-            Some(range) => {
-                let (start, end) = match range {
-                    ByteRange::From { start, end } => (start, end),
-                    // The last `n` bytes; none is a range no blob satisfies.
-                    ByteRange::Last(n) => {
-                        (if n == 0 { size } else { size.saturating_sub(n) }, None)
-                    }
-                };
-                let end = end.unwrap_or(u64::MAX).min(size.saturating_sub(1));
-                if start >= size || start > end {
-                    return Err(RegistryError::new(
-                        ErrorCode::BlobUnknown,
-                        format!("range {start}-{end} is outside the blob's {size} bytes"),
-                    )
-                    .with_status(416)
-                    .with_detail(json!({ "size": size })));
-                }
-                Some((start, end))
-            }
-        };
-        // The gzipped empty tar of converted schema1 manifests is served by every registry.
-        if is_empty_layer(digest) && self.blobs.size(digest).await?.is_none() {
-            let (start, end) = range.unwrap_or((0, size - 1));
-            let bytes = Bytes::from_static(&EMPTY_LAYER_BLOB);
-            return Ok(FetchedBlob {
-                size,
-                body: BlobBody::Bytes(bytes.slice(start as usize..=end as usize)),
-                range,
-            });
-        }
-        match self.blobs.fetch(digest, range).await? {
-            Some(BlobBody::Redirect(_)) if size <= self.limits.inline_blob_bytes => {
-                let bytes = self.blobs.get(digest).await?.ok_or_else(|| {
-                    RegistryError::internal(format!("blob {digest} is linked but not stored"))
-                })?;
-                let body = match range {
-                    Some((start, end)) => bytes.slice(
-                        usize::try_from(start)
-                            .unwrap_or(usize::MAX)
-                            .min(bytes.len())
-                            ..usize::try_from(end.saturating_add(1))
-                                .unwrap_or(usize::MAX)
-                                .min(bytes.len()),
-                    ),
-                    None => bytes,
-                };
-                Ok(FetchedBlob {
-                    size,
-                    body: BlobBody::Bytes(body),
-                    range,
-                })
-            }
-            Some(body) => Ok(FetchedBlob { size, body, range }),
-            None => Err(RegistryError::internal(format!(
-                "blob {digest} is linked to {repo} but not stored"
-            ))),
-        }
-    }
-
-    /// Removes the blob from the repository (the link; bytes may serve other repositories).
-    pub async fn delete_blob(&self, repo: &RepositoryName, digest: &Digest) -> Result<()> {
-        if self.metadata.unlink_blob(repo, digest).await? {
-            tracing::info!(target: "quayside::audit", action = "blob_delete", repository = %repo, %digest);
-            Ok(())
-        } else {
-            Err(blob_unknown(repo, digest))
-        }
-    }
-
-    /// Links a blob of `from` into `repo` without copying a byte. False when `from` does not
-    /// have it (the client then uploads it).
-    ///
-    /// Without `from` (the spec lets a registry treat it as optional), a blob the registry
-    /// stores is mounted only when there is no auth: then every repository is anyone's to
-    /// read. With auth, a client must name a source its token lets it read, or upload the
-    /// bytes: knowing a digest is no right to a private repository's blob.
-    pub async fn mount_blob(
-        &self,
-        repo: &RepositoryName,
-        digest: &Digest,
-        from: Option<&RepositoryName>,
-    ) -> Result<bool> {
-        let Some(from) = from else {
-            if self.auth.is_some() {
-                return Ok(false);
-            }
-            return match self.blobs.size(digest).await? {
-                Some(size) => {
-                    self.metadata.link_blob(repo, digest, size).await?;
-                    Ok(true)
-                }
-                None => Ok(false),
-            };
-        };
-        match self.metadata.blob_link(from, digest).await? {
-            Some(size) => {
-                self.metadata.link_blob(repo, digest, size).await?;
-                Ok(true)
-            }
-            None => Ok(false),
-        }
-    }
-
     /// A whole blob in one request (`POST ?digest=`). A body that fits the store's part
     /// buffer is checked and stored at once; a larger one goes through an upload session of
     /// its own, streamed as any upload is, and dropped if it fails.
@@ -859,147 +719,12 @@ impl Registry {
     }
 }
 
-/// How much of a body is read at a time.
-const READ_CHUNK: usize = 256 * 1024;
-
-/// A request body as the upload operations read it: the bytes as they arrive, from a
-/// socket (registry-local) or from a buffered Lambda event. One upload logic serves both.
-pub struct UploadBody {
-    reader: Pin<Box<dyn AsyncRead + Send>>,
-    /// `Content-Length`, when the client declared one.
-    declared: Option<u64>,
-}
-
-impl UploadBody {
-    /// A body already in memory (a Lambda event).
-    pub fn from_bytes(bytes: Bytes) -> UploadBody {
-        UploadBody {
-            declared: Some(bytes.len() as u64),
-            reader: Box::pin(std::io::Cursor::new(bytes)),
-        }
-    }
-
-    /// A body read as it arrives, of `declared` bytes if the client said so.
-    pub fn from_reader(
-        reader: impl AsyncRead + Send + 'static,
-        declared: Option<u64>,
-    ) -> UploadBody {
-        UploadBody {
-            reader: Box::pin(reader),
-            declared,
-        }
-    }
-
-    /// `Content-Length`, if declared.
-    pub fn declared(&self) -> Option<u64> {
-        self.declared
-    }
-
-    /// The next bytes, at most `max` (and [`READ_CHUNK`]); `None` at the end.
-    async fn next_chunk(&mut self, max: usize) -> std::io::Result<Option<Bytes>> {
-        let mut buf = BytesMut::with_capacity(max.clamp(1, READ_CHUNK));
-        // One read: a short one hands on what came rather than wait for more.
-        match self.reader.read_buf(&mut buf).await? {
-            0 => Ok(None),
-            _ => Ok(Some(buf.freeze())),
-        }
-    }
-
-    /// The whole body, at most `max` bytes (`413` past it).
-    async fn read_all(&mut self, max: u64) -> Result<Bytes> {
-        let mut all = BytesMut::new();
-        while let Some(chunk) = self.next_chunk(READ_CHUNK).await.map_err(body_error)? {
-            if all.len() as u64 + chunk.len() as u64 > max {
-                return Err(chunk_too_large(all.len() as u64 + chunk.len() as u64, max));
-            }
-            all.extend_from_slice(&chunk);
-        }
-        Ok(all.freeze())
-    }
-}
-
 /// What waits to become the blob when an upload with no parts finishes.
 enum Rest {
     /// These bytes (all of the blob; none for the empty blob).
     Bytes(Bytes),
     /// The upload's pending bytes under this key, all of the blob, not read.
     Pending(String),
-}
-
-/// What is left of one request's and one blob's size limits.
-#[derive(Clone, Copy)]
-struct Budget {
-    chunk_left: u64,
-    blob_left: u64,
-    max_chunk: u64,
-    max_blob: u64,
-}
-
-impl Budget {
-    /// Takes `n` bytes out, or refuses them: from the first byte past a limit.
-    fn take(&mut self, n: u64) -> Result<()> {
-        self.chunk_left = self
-            .chunk_left
-            .checked_sub(n)
-            .ok_or_else(|| chunk_too_large(self.max_chunk.saturating_add(1), self.max_chunk))?;
-        self.blob_left = self
-            .blob_left
-            .checked_sub(n)
-            .ok_or_else(|| blob_too_large(self.max_blob))?;
-        Ok(())
-    }
-}
-
-/// A request body as a streamed part's source: every byte hashed into the upload's state
-/// and counted against the limits on its way to the store.
-struct Hashing<'a> {
-    body: &'a mut UploadBody,
-    hasher: Hasher,
-    budget: Budget,
-    taken: u64,
-    failure: Option<RegistryError>,
-    /// Whether the hash covers this part's bytes only (it starts the upload).
-    whole_part: bool,
-}
-
-impl Hashing<'_> {
-    /// Why the source stopped the store, if it did (a limit, a body that broke off).
-    fn error(&mut self) -> Option<RegistryError> {
-        self.failure.take()
-    }
-}
-
-#[async_trait::async_trait]
-impl PartSource for Hashing<'_> {
-    async fn next_chunk(&mut self) -> std::io::Result<Option<Bytes>> {
-        let chunk = match self.body.next_chunk(READ_CHUNK).await {
-            Ok(chunk) => chunk,
-            Err(e) => {
-                self.failure = Some(body_error(std::io::Error::new(e.kind(), e.to_string())));
-                return Err(e);
-            }
-        };
-        let Some(chunk) = chunk else {
-            return Ok(None);
-        };
-        if let Err(e) = self.budget.take(chunk.len() as u64) {
-            let message = e.message.clone();
-            self.failure = Some(e);
-            return Err(std::io::Error::other(message));
-        }
-        self.hasher.update(&chunk);
-        self.taken = self.taken.saturating_add(chunk.len() as u64);
-        Ok(Some(chunk))
-    }
-
-    fn knows_part_sha256(&self) -> bool {
-        self.whole_part && self.hasher.algorithm() == Algorithm::Sha256
-    }
-
-    fn part_sha256(&self) -> Option<String> {
-        self.knows_part_sha256()
-            .then(|| self.hasher.clone().finish().hex().to_string())
-    }
 }
 
 fn unix_now() -> u64 {
@@ -1038,33 +763,6 @@ fn store_error(upload: &Upload, e: StoreError) -> RegistryError {
     }
 }
 
-fn body_error(e: std::io::Error) -> RegistryError {
-    RegistryError::new(
-        ErrorCode::BlobUploadInvalid,
-        format!("the request body broke off: {e}"),
-    )
-}
-
-fn chunk_too_large(size: u64, max: u64) -> RegistryError {
-    RegistryError::new(
-        ErrorCode::SizeInvalid,
-        format!(
-            "the request carries {size} bytes or more; one request may carry at most {max} \
-             here (OCI-Chunk-Max-Length): send the blob in chunks of at most that. A Lambda \
-             deployment takes whole layers through its upload service (README, Large layers)"
-        ),
-    )
-    .with_status(413)
-}
-
-fn blob_too_large(max: u64) -> RegistryError {
-    RegistryError::new(
-        ErrorCode::SizeInvalid,
-        format!("a blob may have at most {max} bytes here"),
-    )
-    .with_status(413)
-}
-
 fn busy(upload: &Upload) -> RegistryError {
     RegistryError::new(
         ErrorCode::BlobUploadInvalid,
@@ -1095,18 +793,6 @@ fn restore_hasher(upload: &Upload) -> Result<Hasher> {
     Hasher::restore(&upload.hash_state).ok_or_else(|| {
         RegistryError::internal(format!("upload {} has a damaged hash state", upload.id))
     })
-}
-
-fn is_empty_layer(digest: &Digest) -> bool {
-    digest.to_string() == EMPTY_LAYER_DIGEST
-}
-
-fn blob_unknown(repo: &RepositoryName, digest: &Digest) -> RegistryError {
-    RegistryError::new(
-        ErrorCode::BlobUnknown,
-        format!("blob {digest} is not in {repo}"),
-    )
-    .with_detail(json!({ "digest": digest.to_string() }))
 }
 
 fn upload_unknown(id: &str) -> RegistryError {

@@ -1,8 +1,6 @@
-//! The registry's manifest operations: the seed's routes, checks and errors, as corrected in
-//! docs/seed.md, over the storage ports.
+//! Manifest operations: the seed's routes, checks and errors, as corrected in docs/seed.md.
 //!
-//! May call: the domain modules and the `ports` traits. Must not know HTTP (the `http`
-//! module calls this), nor any backend's item shapes, nor AWS.
+//! May call: the domain modules and the `ports` traits. Must not know HTTP or any backend.
 
 use crate::digest::{Algorithm, Digest};
 use crate::error::{ErrorCode, RegistryError, Result};
@@ -12,110 +10,19 @@ use crate::manifest::schema1_builder::Schema1Builder;
 use crate::manifest::{Content, Format, Manifest};
 use crate::names::{Reference, RepositoryName, Tag};
 use crate::ports::{
-    BlobStore, EventSink, Lookup, MetadataStore, Push, Referrer, RegistryEvent, Signer, StoreError,
-    StoredManifest, TagTarget, V1Image,
+    Lookup, MetadataStore, Push, Referrer, RegistryEvent, StoreError, StoredManifest, TagTarget,
+    V1Image,
 };
 use bytes::Bytes;
 use oci_spec::image::ImageIndex;
 use serde_json::json;
 use std::collections::HashSet;
-use std::sync::Arc;
 use std::time::SystemTime;
+
+use super::Registry;
 
 /// The platform a client that cannot read an index is given, as distribution does.
 const DEFAULT_PLATFORM: (&str, &str) = ("linux", "amd64");
-
-/// The registry over its four ports. Cheap to share: build it once per process.
-#[derive(Clone)]
-pub struct Registry {
-    pub metadata: Arc<dyn MetadataStore>,
-    pub blobs: Arc<dyn BlobStore>,
-    pub signer: Arc<dyn Signer>,
-    pub events: Arc<dyn EventSink>,
-    pub limits: Limits,
-    /// Token authentication (`crate::auth`); `None` serves every caller (registry-local
-    /// without `--auth`, the handler tests). Every Lambda function has it on.
-    pub auth: Option<Arc<crate::auth::Auth>>,
-    /// The upload service's URL (`https://host[:port]`), where the deployment has one: an
-    /// upload session opened here is continued there (`QUAYSIDE_UPLOAD_SERVICE_URL`).
-    pub upload_service: Option<String>,
-    /// The URL clients reach this registry's API at (`http://host:port`), where it is
-    /// fixed (registry-local); `None`: each request's, as API Gateway's event tells it.
-    pub public_url: Option<String>,
-}
-
-/// What one request, and one blob, may carry where the registry runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Limits {
-    /// The largest blob chunk (PATCH, PUT or monolithic POST body), advertised as
-    /// `OCI-Chunk-Max-Length`.
-    pub max_chunk_bytes: u64,
-    /// The largest blob: an upload is refused (`413 SIZE_INVALID`) from its first byte
-    /// past it.
-    pub max_blob_bytes: u64,
-    /// How long a request's claim on an upload holds without recorded progress: a writer
-    /// that died (a crashed process, a function that timed out) lets go after this. Too
-    /// short costs only a request (a writer that outlives its claim finds the upload taken
-    /// and answers `404`); too long makes a client's retry wait (`416`) for it.
-    pub upload_lease: std::time::Duration,
-    /// A blob the store would redirect to (S3) is answered with its bytes when it is no
-    /// larger: a client gets `Docker-Content-Digest` on the answer it reads (the spec
-    /// requires it; S3's answer to a redirect cannot carry it), and saves a round trip on
-    /// configs and small layers. Larger blobs redirect: no layer byte passes through Lambda.
-    pub inline_blob_bytes: u64,
-    /// An upload older than this (from its start) is gone: every read of it answers
-    /// `BLOB_UPLOAD_UNKNOWN`, whether or not its record and bytes were removed yet (a purge,
-    /// DynamoDB's TTL and S3's lifecycle rules remove them later).
-    pub upload_max_age: std::time::Duration,
-}
-
-impl Limits {
-    /// Lambda takes at most 6 MB per request, and API Gateway base64-encodes a binary body
-    /// inside it (4/3 larger): 4 MiB is what surely fits. An upload assembled in S3 is
-    /// copied into place with one `CopyObject`, which takes at most 5 GiB. A function
-    /// runs for 29 s at most (the template's `Timeout`): a claim a minute old is a dead one.
-    pub const LAMBDA: Limits = Limits {
-        max_chunk_bytes: 4 * 1024 * 1024,
-        max_blob_bytes: 5 * 1024 * 1024 * 1024,
-        upload_lease: std::time::Duration::from_secs(60),
-        inline_blob_bytes: 1024 * 1024,
-        upload_max_age: crate::ports::DEFAULT_UPLOAD_MAX_AGE,
-    };
-}
-
-impl Registry {
-    /// The registry over these ports, with Lambda's limits.
-    pub fn new(
-        metadata: Arc<dyn MetadataStore>,
-        blobs: Arc<dyn BlobStore>,
-        signer: Arc<dyn Signer>,
-        events: Arc<dyn EventSink>,
-    ) -> Registry {
-        Registry {
-            metadata,
-            blobs,
-            signer,
-            events,
-            limits: Limits::LAMBDA,
-            auth: None,
-            upload_service: None,
-            public_url: None,
-        }
-    }
-
-    /// The same registry, checking a bearer token on every route (see `crate::auth`).
-    pub fn with_auth(mut self, auth: crate::auth::Auth) -> Registry {
-        self.auth = Some(Arc::new(auth));
-        self
-    }
-
-    /// The same registry, handing the upload sessions it opens to the upload service at
-    /// `url` (its trailing `/` dropped).
-    pub fn with_upload_service(mut self, url: &str) -> Registry {
-        self.upload_service = Some(url.trim_end_matches('/').to_string());
-        self
-    }
-}
 
 /// What a successful manifest PUT tells the client.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -130,35 +37,6 @@ pub struct PushedManifest {
 /// The most tags one push may apply (the reference's and its `tag` parameters): the spec
 /// asks a registry to take at least 10; a DynamoDB transaction holds 100 items.
 pub const MAX_TAGS_PER_PUSH: usize = 32;
-
-/// How long a client is asked to wait after a backend refused or failed to answer.
-const BACKEND_RETRY_AFTER_SECONDS: u32 = 1;
-
-impl From<StoreError> for RegistryError {
-    /// A throttled backend is the client's `429`, an unavailable one `503`, both with
-    /// `Retry-After` so that clients back off and retry; any other fault is `500`.
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::Throttled(cause) => {
-                tracing::warn!(error = %cause, "backend throttled");
-                RegistryError::new(
-                    ErrorCode::TooManyRequests,
-                    "the registry's storage is busy: retry shortly",
-                )
-                .with_retry_after(BACKEND_RETRY_AFTER_SECONDS)
-            }
-            StoreError::Unavailable(cause) => {
-                tracing::warn!(error = %cause, "backend unavailable");
-                RegistryError::new(
-                    ErrorCode::Unavailable,
-                    "the registry's storage did not answer in time: retry shortly",
-                )
-                .with_retry_after(BACKEND_RETRY_AFTER_SECONDS)
-            }
-            e => RegistryError::internal(e),
-        }
-    }
-}
 
 impl Registry {
     /// GET/HEAD of a manifest by tag or digest, negotiated against `accept`.

@@ -30,6 +30,22 @@ impl Registry {
             .ok_or_else(|| name_unknown(repo))
     }
 
+    /// The catalog as the caller may see it: every repository where tokens are off; with
+    /// tokens, only those the caller may pull ([`Registry::visible_catalog`]). `checked` is
+    /// what the token gate found: the caller's subject (`None`: anonymous), or `None` when
+    /// no gate ran, which with tokens on is refused rather than list all.
+    pub async fn catalog_for(
+        &self,
+        page: &PageRequest,
+        checked: Option<Option<&str>>,
+    ) -> Result<Page> {
+        match (&self.auth, checked) {
+            (None, _) => self.catalog(page).await,
+            (Some(_), Some(subject)) => self.visible_catalog(page, subject).await,
+            (Some(_), None) => Err(ErrorCode::Denied.into()),
+        }
+    }
+
     /// A page of every repository's name.
     pub async fn catalog(&self, page: &PageRequest) -> Result<Page> {
         if page.limit == 0 {
