@@ -1,11 +1,11 @@
-//! The ports' contract suites ([`quayside_tests::contract`]), run on every adapter: the
-//! embedded one, and the AWS one at moto (`tests/run` starts it; without it these fail,
+//! The ports' contract suites ([`quayside_tests::contract`]: metadata, access), run on
+//! every adapter: the embedded one, and the AWS one at moto (`tests/run` starts it; without it these fail,
 //! never skip). Then what only the embedded store promises: durability across reopening,
 //! and a read cache that never answers stale.
 
 use quayside::digest::Digest;
 use quayside::embedded::RedbMetadata;
-use quayside::ports::{Lookup, MetadataStore};
+use quayside::ports::{AccessStore, Lookup, MetadataStore};
 use quayside::registry::image_chain;
 use quayside_tests::aws_support::AwsEnv;
 use quayside_tests::contract::metadata::*;
@@ -16,10 +16,16 @@ type Keep = Box<dyn Any + Send>;
 
 mod embedded {
     quayside_tests::metadata_contract!(super::open_embedded);
+    mod access {
+        quayside_tests::access_contract!(super::super::open_embedded_access);
+    }
 }
 
 mod aws {
     quayside_tests::metadata_contract!(super::open_aws);
+    mod access {
+        quayside_tests::access_contract!(super::super::open_aws_access);
+    }
 }
 
 /// A fresh redb store in a folder of its own (kept as long as the store).
@@ -32,6 +38,20 @@ async fn open_embedded() -> (Arc<dyn MetadataStore>, Keep) {
 async fn open_aws() -> (Arc<dyn MetadataStore>, Keep) {
     let env = AwsEnv::provision().await;
     (env.registry().metadata, Box::new(env))
+}
+
+/// A fresh redb access store, in the metadata's database file as registry-local keeps it.
+async fn open_embedded_access() -> (Arc<dyn AccessStore>, Keep) {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = quayside::embedded::EmbeddedBackend::open(dir.path()).unwrap();
+    (backend.access, Box::new(dir))
+}
+
+/// The DynamoDB access store over a table of its own at moto.
+async fn open_aws_access() -> (Arc<dyn AccessStore>, Keep) {
+    let env = AwsEnv::provision().await;
+    let access: Arc<dyn AccessStore> = quayside::backend::aws_access(&env.aws, &env.settings);
+    (access, Box::new(env))
 }
 
 fn open(dir: &tempfile::TempDir) -> RedbMetadata {

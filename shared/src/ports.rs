@@ -667,7 +667,13 @@ pub trait AccessStore: Send + Sync {
         &self,
         repo: &RepositoryName,
         principal: Option<&str>,
-    ) -> StoreResult<RepositoryAccess>;
+    ) -> StoreResult<RepositoryAccess> {
+        let mut all = self
+            .repositories_access(std::slice::from_ref(repo), principal)
+            .await?;
+        all.pop()
+            .ok_or_else(|| StoreError::backend("the store answered no access for a repository"))
+    }
     /// [`AccessStore::repository_access`] of many repositories at once, in order.
     async fn repositories_access(
         &self,

@@ -356,18 +356,6 @@ impl AccessStore for DynamoAccess {
         .await
     }
 
-    async fn repository_access(
-        &self,
-        repo: &RepositoryName,
-        principal: Option<&str>,
-    ) -> StoreResult<RepositoryAccess> {
-        let mut all = self
-            .repositories_access(std::slice::from_ref(repo), principal)
-            .await?;
-        all.pop()
-            .ok_or_else(|| StoreError::backend("no access item was read"))
-    }
-
     async fn repositories_access(
         &self,
         repos: &[RepositoryName],
