@@ -1,7 +1,7 @@
 //! The ports' contract suites ([`quayside_tests::contract`]: metadata, access), run on
-//! every adapter: the embedded one, and the AWS one at moto (`tests/run` starts it; without it these fail,
-//! never skip). Then what only the embedded store promises: durability across reopening,
-//! and a read cache that never answers stale.
+//! every adapter: the embedded one, and the AWS one at moto (`tests/run` starts it; without
+//! it these fail, never skip). Then what only the embedded store promises: durability
+//! across reopening, and a read cache that never answers stale.
 
 use quayside::digest::Digest;
 use quayside::embedded::RedbMetadata;
