@@ -593,6 +593,20 @@ pub struct RegistryEvent {
     pub time: String,
 }
 
+impl RegistryEvent {
+    /// The event's line in the log (target `quayside::events`), as every sink writes it.
+    pub fn log(&self, note: &str) {
+        tracing::info!(
+            target: "quayside::events",
+            event = %self.event,
+            repository = %self.repository,
+            digest = ?self.digest,
+            tags = ?self.updated_tags,
+            "{note}"
+        );
+    }
+}
+
 /// Where events go once their change is stored. The embedded sink appends to a JSON-lines
 /// file. On AWS the events travel in the table's outbox and its stream (see
 /// [`Push::event`]), so the functions' sink only logs, and the notifier's publishes to SNS.
@@ -609,6 +623,28 @@ pub enum Permission {
     Read,
     Write,
     Admin,
+}
+
+impl Permission {
+    /// The name both stores keep a grant under.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Permission::Read => "read",
+            Permission::Write => "write",
+            Permission::Admin => "admin",
+        }
+    }
+
+    /// A grant as a store kept it ([`Permission::as_str`]); anything else is a fault of
+    /// the store, not of a client.
+    pub fn from_stored(text: &str) -> StoreResult<Permission> {
+        match text {
+            "read" => Ok(Permission::Read),
+            "write" => Ok(Permission::Write),
+            "admin" => Ok(Permission::Admin),
+            other => Err(StoreError::backend(format!("stored permission {other:?}"))),
+        }
+    }
 }
 
 /// A user (`name`) or a robot account (`namespace+name`) as the access store keeps it.

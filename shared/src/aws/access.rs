@@ -82,25 +82,9 @@ fn mirror_sk(principal: &str, repo: &str) -> String {
     format!("GRANTED#{principal}#{repo}")
 }
 
-fn permission_str(p: Permission) -> &'static str {
-    match p {
-        Permission::Read => "read",
-        Permission::Write => "write",
-        Permission::Admin => "admin",
-    }
-}
-
 fn permission_of(item: &Item) -> StoreResult<Permission> {
-    match item
-        .get("permission")
-        .and_then(|v| v.as_s().ok())
-        .map(String::as_str)
-    {
-        Some("read") => Ok(Permission::Read),
-        Some("write") => Ok(Permission::Write),
-        Some("admin") => Ok(Permission::Admin),
-        other => Err(StoreError::backend(format!("stored permission {other:?}"))),
-    }
+    let stored = item.get("permission").and_then(|v| v.as_s().ok());
+    Permission::from_stored(stored.map_or("", String::as_str))
 }
 
 fn string_of<'a>(item: &'a Item, name: &str) -> StoreResult<&'a str> {
@@ -447,9 +431,9 @@ impl AccessStore for DynamoAccess {
         let items = match permission {
             Some(p) => {
                 let mut grant = grant_key;
-                grant.insert("permission".into(), s(permission_str(p)));
+                grant.insert("permission".into(), s(p.as_str()));
                 let mut mirror = mirror_key;
-                mirror.insert("permission".into(), s(permission_str(p)));
+                mirror.insert("permission".into(), s(p.as_str()));
                 vec![self.put(grant)?, self.put(mirror)?]
             }
             None => vec![self.delete(grant_key)?, self.delete(mirror_key)?],
@@ -507,7 +491,7 @@ impl AccessStore for DynamoAccess {
             .expression_attribute_values(":creator", s(principal))
             .build()
             .map_err(build_error)?;
-        let admin = permission_str(Permission::Admin);
+        let admin = Permission::Admin.as_str();
         let mut grant = key(repo.as_str(), grant_sk(principal));
         grant.insert("permission".into(), s(admin));
         let mut mirror = key(USERS_PK, mirror_sk(principal, repo.as_str()));

@@ -363,14 +363,7 @@ mod config {
     #[async_trait]
     impl EventSink for LogEvents {
         async fn publish(&self, event: &RegistryEvent) -> StoreResult<()> {
-            tracing::info!(
-                target: "quayside::events",
-                event = %event.event,
-                repository = %event.repository,
-                digest = ?event.digest,
-                tags = ?event.updated_tags,
-                "registry event (delivered through the table's outbox)"
-            );
+            event.log("registry event (delivered through the table's outbox)");
             Ok(())
         }
     }

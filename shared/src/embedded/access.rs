@@ -18,9 +18,7 @@
 
 use super::{OrBackend, blocking};
 use crate::names::RepositoryName;
-use crate::ports::{
-    AccessStore, Permission, PrincipalRecord, RepositoryAccess, StoreError, StoreResult,
-};
+use crate::ports::{AccessStore, Permission, PrincipalRecord, RepositoryAccess, StoreResult};
 use async_trait::async_trait;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
@@ -53,23 +51,6 @@ impl std::fmt::Debug for RedbAccess {
 
 fn key(a: &str, b: &str) -> String {
     format!("{a}\0{b}")
-}
-
-fn permission_str(p: Permission) -> &'static str {
-    match p {
-        Permission::Read => "read",
-        Permission::Write => "write",
-        Permission::Admin => "admin",
-    }
-}
-
-fn parse_permission(s: &str) -> StoreResult<Permission> {
-    match s {
-        "read" => Ok(Permission::Read),
-        "write" => Ok(Permission::Write),
-        "admin" => Ok(Permission::Admin),
-        other => Err(StoreError::backend(format!("stored permission {other:?}"))),
-    }
 }
 
 fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> StoreResult<T> {
@@ -109,7 +90,7 @@ fn read_access(
     };
     let permission = match principal {
         Some(p) => match grants.get(key(repo, p).as_str()).or_backend()? {
-            Some(v) => Some(parse_permission(v.value())?),
+            Some(v) => Some(Permission::from_stored(v.value())?),
             None => None,
         },
         None => None,
@@ -310,12 +291,12 @@ impl AccessStore for RedbAccess {
                 match permission {
                     Some(p) => {
                         by_principal
-                            .insert(mirror_key.as_str(), permission_str(p))
+                            .insert(mirror_key.as_str(), p.as_str())
                             .or_backend()?;
                         grants
-                            .insert(grant_key.as_str(), permission_str(p))
+                            .insert(grant_key.as_str(), p.as_str())
                             .or_backend()?
-                            .map(|v| parse_permission(v.value()))
+                            .map(|v| Permission::from_stored(v.value()))
                             .transpose()?
                     }
                     None => {
@@ -323,7 +304,7 @@ impl AccessStore for RedbAccess {
                         grants
                             .remove(grant_key.as_str())
                             .or_backend()?
-                            .map(|v| parse_permission(v.value()))
+                            .map(|v| Permission::from_stored(v.value()))
                             .transpose()?
                     }
                 }
@@ -341,7 +322,7 @@ impl AccessStore for RedbAccess {
             let grants = txn.open_table(GRANTS).or_backend()?;
             rows_under(&grants, &repo)?
                 .into_iter()
-                .map(|(p, v)| Ok((p, parse_permission(&v)?)))
+                .map(|(p, v)| Ok((p, Permission::from_stored(&v)?)))
                 .collect()
         })
         .await
@@ -354,7 +335,7 @@ impl AccessStore for RedbAccess {
             let table = txn.open_table(GRANTS_BY_PRINCIPAL).or_backend()?;
             rows_under(&table, &principal)?
                 .into_iter()
-                .map(|(r, v)| Ok((r, parse_permission(&v)?)))
+                .map(|(r, v)| Ok((r, Permission::from_stored(&v)?)))
                 .collect()
         })
         .await
@@ -400,7 +381,7 @@ impl AccessStore for RedbAccess {
                         table
                             .insert(repo.as_str(), encode(&row)?.as_slice())
                             .or_backend()?;
-                        let admin = permission_str(Permission::Admin);
+                        let admin = Permission::Admin.as_str();
                         txn.open_table(GRANTS)
                             .or_backend()?
                             .insert(key(&repo, &principal).as_str(), admin)

@@ -44,14 +44,7 @@ impl EventSink for JsonLinesEvents {
     async fn publish(&self, event: &RegistryEvent) -> StoreResult<()> {
         let mut line = serde_json::to_vec(event).or_backend()?;
         line.push(b'\n');
-        tracing::info!(
-            target: "quayside::events",
-            event = %event.event,
-            repository = %event.repository,
-            digest = ?event.digest,
-            tags = ?event.updated_tags,
-            "registry event"
-        );
+        event.log("registry event");
         let file = Arc::clone(&self.file);
         // A file write can block on the disk: off the async workers.
         blocking(move || {

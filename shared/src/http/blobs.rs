@@ -71,10 +71,7 @@ pub async fn delete_blob(registry: &Registry, req: Request) -> Response<Body> {
         let repo = repository(&req)?;
         let digest = digest(&path_parameter(&req, "digest")?)?;
         registry.delete_blob(&repo, &digest).await?;
-        response(StatusCode::ACCEPTED)
-            .header(CONTENT_LENGTH, 0)
-            .body(Body::Empty)
-            .map_err(RegistryError::internal)
+        super::accepted()
     }
     .await;
     respond(&method, result)

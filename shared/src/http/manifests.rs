@@ -114,10 +114,7 @@ pub async fn delete_manifest(registry: &Registry, req: Request) -> Response<Body
     let result = async {
         let (repo, reference) = manifest_route(&req)?;
         registry.delete_manifest(&repo, &reference).await?;
-        response(StatusCode::ACCEPTED)
-            .header(CONTENT_LENGTH, 0)
-            .body(Body::Empty)
-            .map_err(RegistryError::internal)
+        super::accepted()
     }
     .await;
     respond(&method, result)

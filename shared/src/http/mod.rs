@@ -37,6 +37,14 @@ pub(crate) fn response(status: StatusCode) -> http::response::Builder {
         .header(API_VERSION, http::HeaderValue::from_static("registry/2.0"))
 }
 
+/// `202 Accepted` with no body: what a delete answers.
+pub(crate) fn accepted() -> Result<Response<Body>, RegistryError> {
+    response(StatusCode::ACCEPTED)
+        .header(CONTENT_LENGTH, 0)
+        .body(Body::Empty)
+        .map_err(RegistryError::internal)
+}
+
 /// The spec's error body with the error's status. A HEAD answer has the status only.
 pub fn error_response(error: &RegistryError, method: &Method) -> Response<Body> {
     let body = error.body().to_string();
