@@ -16,7 +16,7 @@
 //! Every write is one redb write transaction: a grant and its mirror, a claim and its
 //! grant, a principal and its grants are written or removed together.
 
-use super::{OrBackend, blocking};
+use super::{OrBackend, blocking_on};
 use crate::names::RepositoryName;
 use crate::ports::{AccessStore, Permission, PrincipalRecord, RepositoryAccess, StoreResult};
 use async_trait::async_trait;
@@ -114,15 +114,6 @@ impl RedbAccess {
         Ok(RedbAccess { db })
     }
 
-    async fn run<T, F>(&self, f: F) -> StoreResult<T>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Database) -> StoreResult<T> + Send + 'static,
-    {
-        let db = Arc::clone(&self.db);
-        blocking(move || f(&db)).await
-    }
-
     /// Changes one principal's record in a write transaction; false when it is unknown.
     async fn update_principal(
         &self,
@@ -130,7 +121,7 @@ impl RedbAccess {
         change: impl FnOnce(&mut PrincipalRecord) + Send + 'static,
     ) -> StoreResult<bool> {
         let name = name.to_string();
-        self.run(move |db| {
+        blocking_on(&self.db, move |db| {
             let txn = db.begin_write().or_backend()?;
             let found = {
                 let mut table = txn.open_table(PRINCIPALS).or_backend()?;
@@ -161,7 +152,7 @@ impl RedbAccess {
 impl AccessStore for RedbAccess {
     async fn principal(&self, name: &str) -> StoreResult<Option<PrincipalRecord>> {
         let name = name.to_string();
-        self.run(move |db| {
+        blocking_on(&self.db, move |db| {
             let txn = db.begin_read().or_backend()?;
             let table = txn.open_table(PRINCIPALS).or_backend()?;
             table
@@ -174,7 +165,7 @@ impl AccessStore for RedbAccess {
     }
 
     async fn principals(&self) -> StoreResult<Vec<PrincipalRecord>> {
-        self.run(|db| {
+        blocking_on(&self.db, |db| {
             let txn = db.begin_read().or_backend()?;
             let table = txn.open_table(PRINCIPALS).or_backend()?;
             let mut out = Vec::new();
@@ -189,7 +180,7 @@ impl AccessStore for RedbAccess {
 
     async fn create_principal(&self, record: &PrincipalRecord) -> StoreResult<bool> {
         let record = record.clone();
-        self.run(move |db| {
+        blocking_on(&self.db, move |db| {
             let txn = db.begin_write().or_backend()?;
             let created = {
                 let mut table = txn.open_table(PRINCIPALS).or_backend()?;
@@ -216,7 +207,7 @@ impl AccessStore for RedbAccess {
 
     async fn delete_principal(&self, name: &str) -> StoreResult<bool> {
         let name = name.to_string();
-        self.run(move |db| {
+        blocking_on(&self.db, move |db| {
             let txn = db.begin_write().or_backend()?;
             let existed = {
                 let mut principals = txn.open_table(PRINCIPALS).or_backend()?;
@@ -261,7 +252,7 @@ impl AccessStore for RedbAccess {
     ) -> StoreResult<Vec<RepositoryAccess>> {
         let repos: Vec<String> = repos.iter().map(|r| r.as_str().to_string()).collect();
         let principal = principal.map(str::to_string);
-        self.run(move |db| {
+        blocking_on(&self.db, move |db| {
             let txn = db.begin_read().or_backend()?;
             let repositories = txn.open_table(REPOSITORIES).or_backend()?;
             let grants = txn.open_table(GRANTS).or_backend()?;
@@ -281,7 +272,7 @@ impl AccessStore for RedbAccess {
     ) -> StoreResult<Option<Permission>> {
         let repo = repo.as_str().to_string();
         let principal = principal.to_string();
-        self.run(move |db| {
+        blocking_on(&self.db, move |db| {
             let txn = db.begin_write().or_backend()?;
             let before = {
                 let mut grants = txn.open_table(GRANTS).or_backend()?;
@@ -317,7 +308,7 @@ impl AccessStore for RedbAccess {
 
     async fn grants(&self, repo: &RepositoryName) -> StoreResult<Vec<(String, Permission)>> {
         let repo = repo.as_str().to_string();
-        self.run(move |db| {
+        blocking_on(&self.db, move |db| {
             let txn = db.begin_read().or_backend()?;
             let grants = txn.open_table(GRANTS).or_backend()?;
             rows_under(&grants, &repo)?
@@ -330,7 +321,7 @@ impl AccessStore for RedbAccess {
 
     async fn grants_of(&self, principal: &str) -> StoreResult<Vec<(String, Permission)>> {
         let principal = principal.to_string();
-        self.run(move |db| {
+        blocking_on(&self.db, move |db| {
             let txn = db.begin_read().or_backend()?;
             let table = txn.open_table(GRANTS_BY_PRINCIPAL).or_backend()?;
             rows_under(&table, &principal)?
@@ -343,7 +334,7 @@ impl AccessStore for RedbAccess {
 
     async fn set_public(&self, repo: &RepositoryName, public: bool) -> StoreResult<()> {
         let repo = repo.as_str().to_string();
-        self.run(move |db| {
+        blocking_on(&self.db, move |db| {
             let txn = db.begin_write().or_backend()?;
             {
                 let mut table = txn.open_table(REPOSITORIES).or_backend()?;
@@ -364,7 +355,7 @@ impl AccessStore for RedbAccess {
     async fn claim_repository(&self, repo: &RepositoryName, principal: &str) -> StoreResult<bool> {
         let repo = repo.as_str().to_string();
         let principal = principal.to_string();
-        self.run(move |db| {
+        blocking_on(&self.db, move |db| {
             // One write transaction at a time: the check and the claim cannot interleave
             // with another claim.
             let txn = db.begin_write().or_backend()?;

@@ -28,7 +28,7 @@
 //! Every write method is one redb write transaction, committed durably: all of it or none.
 
 use super::cache::ReadCache;
-use super::{OrBackend, blocking};
+use super::{OrBackend, blocking_on};
 use crate::digest::Digest;
 use crate::names::{RepositoryName, Tag};
 use crate::ports::{
@@ -110,16 +110,6 @@ impl RedbMetadata {
         f(&self.db)
     }
 
-    /// Runs `f` against the database on the blocking pool.
-    async fn run<T, F>(&self, f: F) -> StoreResult<T>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Database) -> StoreResult<T> + Send + 'static,
-    {
-        let db = Arc::clone(&self.db);
-        blocking(move || f(&db)).await
-    }
-
     /// Runs the write transaction `f` on the blocking pool, then clears the read cache on
     /// the same thread: even when the request that asked is dropped meanwhile.
     async fn write<T, F>(&self, f: F) -> StoreResult<T>
@@ -127,12 +117,31 @@ impl RedbMetadata {
         T: Send + 'static,
         F: FnOnce(&Database) -> StoreResult<T> + Send + 'static,
     {
-        let db = Arc::clone(&self.db);
         let cache = Arc::clone(&self.cache);
-        blocking(move || {
-            let result = f(&db);
+        blocking_on(&self.db, move |db| {
+            let result = f(db);
             cache.invalidate();
             result
+        })
+        .await
+    }
+
+    /// Removes `key` from `table` in a write transaction of its own; whether it was there.
+    async fn remove_key<V: redb::Value + Send + 'static>(
+        &self,
+        table: TableDefinition<'static, &'static str, V>,
+        key: String,
+    ) -> StoreResult<bool> {
+        self.write(move |db| {
+            let txn = db.begin_write().or_backend()?;
+            let existed = txn
+                .open_table(table)
+                .or_backend()?
+                .remove(key.as_str())
+                .or_backend()?
+                .is_some();
+            txn.commit().or_backend()?;
+            Ok(existed)
         })
         .await
     }
@@ -288,7 +297,7 @@ impl MetadataStore for RedbMetadata {
     async fn image(&self, repo: &RepositoryName, id: &str) -> StoreResult<Option<V1Image>> {
         let repo = repo.as_str().to_string();
         let id = id.to_string();
-        self.run(move |db| {
+        blocking_on(&self.db, move |db| {
             let txn = db.begin_read().or_backend()?;
             let images = txn.open_table(IMAGES).or_backend()?;
             read_image(&images, &repo, &id)
@@ -455,17 +464,8 @@ impl MetadataStore for RedbMetadata {
         tag: &Tag,
         _event: &RegistryEvent,
     ) -> StoreResult<bool> {
-        let tag_key = key(repo.as_str(), tag.as_str());
-        self.write(move |db| {
-            let txn = db.begin_write().or_backend()?;
-            let existed = {
-                let mut tags = txn.open_table(TAGS).or_backend()?;
-                tags.remove(tag_key.as_str()).or_backend()?.is_some()
-            };
-            txn.commit().or_backend()?;
-            Ok(existed)
-        })
-        .await
+        self.remove_key(TAGS, key(repo.as_str(), tag.as_str()))
+            .await
     }
 
     async fn link_blob(
@@ -513,23 +513,14 @@ impl MetadataStore for RedbMetadata {
     }
 
     async fn unlink_blob(&self, repo: &RepositoryName, digest: &Digest) -> StoreResult<bool> {
-        let link_key = key(repo.as_str(), &digest.to_string());
-        self.write(move |db| {
-            let txn = db.begin_write().or_backend()?;
-            let existed = {
-                let mut links = txn.open_table(BLOB_LINKS).or_backend()?;
-                links.remove(link_key.as_str()).or_backend()?.is_some()
-            };
-            txn.commit().or_backend()?;
-            Ok(existed)
-        })
-        .await
+        self.remove_key(BLOB_LINKS, key(repo.as_str(), &digest.to_string()))
+            .await
     }
 
     async fn tags(&self, repo: &RepositoryName, page: &PageRequest) -> StoreResult<Option<Page>> {
         let repo = repo.as_str().to_string();
         let page = page.clone();
-        self.run(move |db| {
+        blocking_on(&self.db, move |db| {
             // One snapshot: the repository check and its tags agree.
             let txn = db.begin_read().or_backend()?;
             let repositories = txn.open_table(REPOSITORIES).or_backend()?;
@@ -546,7 +537,7 @@ impl MetadataStore for RedbMetadata {
 
     async fn repositories(&self, page: &PageRequest) -> StoreResult<Page> {
         let page = page.clone();
-        self.run(move |db| {
+        blocking_on(&self.db, move |db| {
             let txn = db.begin_read().or_backend()?;
             let repositories = txn.open_table(REPOSITORIES).or_backend()?;
             page_of(&repositories, "", Bound::Unbounded, &page)
@@ -561,7 +552,7 @@ impl MetadataStore for RedbMetadata {
         subject: &Digest,
     ) -> StoreResult<Vec<Referrer>> {
         let (low, high) = prefix_range(&key(repo.as_str(), &subject.to_string()));
-        self.run(move |db| {
+        blocking_on(&self.db, move |db| {
             let txn = db.begin_read().or_backend()?;
             let table = txn.open_table(REFERRERS).or_backend()?;
             let mut out = Vec::new();
@@ -672,7 +663,7 @@ impl MetadataStore for RedbMetadata {
         &self,
         cutoff: SystemTime,
     ) -> StoreResult<Vec<(RepositoryName, Upload)>> {
-        self.run(move |db| {
+        blocking_on(&self.db, move |db| {
             let txn = db.begin_read().or_backend()?;
             let uploads = txn.open_table(UPLOADS).or_backend()?;
             let mut stale = Vec::new();

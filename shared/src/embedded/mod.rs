@@ -85,6 +85,18 @@ where
         .map_err(|e| StoreError::backend(format!("blocking task failed: {e}")))?
 }
 
+/// Runs `f` over `shared` (a database, a folder) on the blocking pool: redb and `std::fs`
+/// block, and a store's multi-step work is simpler as one task than as many hops.
+async fn blocking_on<S, T, F>(shared: &Arc<S>, f: F) -> StoreResult<T>
+where
+    S: Send + Sync + 'static,
+    T: Send + 'static,
+    F: FnOnce(&S) -> StoreResult<T> + Send + 'static,
+{
+    let shared = Arc::clone(shared);
+    blocking(move || f(&shared)).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

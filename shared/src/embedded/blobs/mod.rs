@@ -35,7 +35,7 @@
 //! its digest; it is linked into place without replacing anything (`link`, which fails if
 //! the name exists), so a stored blob is never replaced.
 
-use super::{OrBackend, blocking};
+use super::{OrBackend, blocking_on};
 use crate::digest::{Digest, Hasher};
 use crate::ports::{BlobBody, BlobStore, Part, PartSource, StoreError, StoreResult};
 use async_trait::async_trait;
@@ -92,17 +92,6 @@ impl FolderBlobs {
     /// Where `digest`'s bytes live.
     pub fn path(&self, digest: &Digest) -> PathBuf {
         self.inner.path(digest)
-    }
-
-    /// Runs `f` on the blocking pool: the multi-step file work of uploads is simpler, and no
-    /// slower, with `std::fs` in one task than as a chain of tokio's per-call hops.
-    async fn run<T, F>(&self, f: F) -> StoreResult<T>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Inner) -> StoreResult<T> + Send + 'static,
-    {
-        let inner = Arc::clone(&self.inner);
-        blocking(move || f(&inner)).await
     }
 }
 
@@ -294,7 +283,7 @@ impl BlobStore for FolderBlobs {
 
     async fn put(&self, digest: &Digest, bytes: Bytes) -> StoreResult<()> {
         let digest = digest.clone();
-        self.run(move |inner| {
+        blocking_on(&self.inner, move |inner| {
             let mut hasher = Hasher::new(digest.algorithm());
             inner.create_blob(&digest, |file| {
                 hasher.update(&bytes);
@@ -465,7 +454,7 @@ impl BlobStore for FolderBlobs {
         }
         let folder = self.inner.parts_dir(id, handle)?;
         let (id, handle) = (id.to_string(), handle.to_string());
-        self.run(move |inner| {
+        blocking_on(&self.inner, move |inner| {
             let tag = hex::encode(Sha256::digest(&bytes));
             let name = part_name(number, &tag);
             match replace_file(&folder, &name, &inner.temp_name(&name), &bytes) {
@@ -488,7 +477,7 @@ impl BlobStore for FolderBlobs {
         let key = uuid::Uuid::new_v4().simple().to_string();
         let name = pending_name(&key);
         let id = id.to_string();
-        self.run(move |inner| {
+        blocking_on(&self.inner, move |inner| {
             // Pending bytes come before any part, so this may be the upload's first file.
             std::fs::create_dir_all(&folder)
                 .and_then(|()| replace_file(&folder, &name, &inner.temp_name(&name), &bytes))
@@ -544,7 +533,7 @@ impl BlobStore for FolderBlobs {
         let parts = parts.to_vec();
         let digest = digest.clone();
         let id = id.to_string();
-        self.run(move |inner| {
+        blocking_on(&self.inner, move |inner| {
             match single_part(&folder, &parts, &digest) {
                 // One part whose tag, computed over its bytes as they were written, is the
                 // digest: it is the blob, linked into place without a copy.
@@ -577,7 +566,7 @@ impl BlobStore for FolderBlobs {
         if let Some(pending) = pending {
             token(pending, "pending key")?;
         }
-        self.run(move |inner| {
+        blocking_on(&self.inner, move |inner| {
             inner
                 .remove_upload_dir(&upload)
                 .map_err(|e| StoreError::backend(format!("removing {}: {e}", upload.display())))
@@ -590,7 +579,7 @@ impl BlobStore for FolderBlobs {
     /// folders of removed uploads a crash left, and temporary files (dot-prefixed `.tmp`
     /// names) of blobs and uploads not written to since `cutoff`.
     async fn purge_stray(&self, cutoff: SystemTime) -> StoreResult<u64> {
-        self.run(move |inner| inner.purge_stray(cutoff)).await
+        blocking_on(&self.inner, move |inner| inner.purge_stray(cutoff)).await
     }
 }
 
