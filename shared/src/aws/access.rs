@@ -22,6 +22,7 @@
 //! and one `GetItem` (the principal); the catalog reads 50 repositories per batch. A grant
 //! and its mirror, and a claim and its grant, are written in one `TransactWriteItems`.
 
+use super::dynamodb::{get_item, query_prefix};
 use super::sdk_error;
 use crate::names::RepositoryName;
 use crate::ports::{
@@ -120,43 +121,12 @@ impl DynamoAccess {
     }
 
     async fn get(&self, key: Item) -> StoreResult<Option<Item>> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| sdk_error("GetItem", e))?;
-        Ok(out.item)
+        get_item(&self.client, &self.table, key, "GetItem").await
     }
 
     /// Every item of partition `pk` whose sort key starts with `prefix`, all pages.
     async fn query_prefix(&self, pk: &str, prefix: &str) -> StoreResult<Vec<Item>> {
-        let mut items = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
-                .expression_attribute_names("#pk", "pk")
-                .expression_attribute_names("#sk", "sk")
-                .expression_attribute_values(":pk", s(pk))
-                .expression_attribute_values(":prefix", s(prefix))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| sdk_error("Query", e))?;
-            items.extend(out.items.unwrap_or_default());
-            match out.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => return Ok(items),
-            }
-        }
+        query_prefix(&self.client, &self.table, pk, prefix, "Query").await
     }
 
     /// Runs one transaction; `Ok(false)` when a condition failed.

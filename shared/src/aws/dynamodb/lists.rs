@@ -3,7 +3,7 @@
 //! May call: `items`, `transactions`, `repository_exists`, the DynamoDB client. No HTTP.
 
 use super::items::{blob_sk, image_of, image_sk, manifest_sk, referrer_of, required_s, s};
-use super::transactions::{ATTEMPTS, backoff, build_error};
+use super::transactions::{ATTEMPTS, backoff, build_error, query_prefix};
 use super::{CATALOG_INDEX, DynamoMetadata};
 use crate::aws::sdk_error;
 use crate::digest::Digest;
@@ -112,26 +112,18 @@ impl DynamoMetadata {
         repo: &RepositoryName,
         subject: &Digest,
     ) -> StoreResult<Vec<Referrer>> {
-        let mut pages = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
-            .expression_attribute_names("#pk", "pk")
-            .expression_attribute_names("#sk", "sk")
-            .expression_attribute_values(":pk", s(repo.as_str()))
-            .expression_attribute_values(":prefix", s(format!("REFERRER#{subject}#")))
-            .consistent_read(true)
-            .into_paginator()
-            .send();
-        let mut referrers = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| sdk_error("Query referrers", e))?;
-            for item in page.items() {
-                referrers.push(referrer_of(item)?);
-            }
-        }
-        Ok(referrers)
+        let prefix = format!("REFERRER#{subject}#");
+        query_prefix(
+            &self.client,
+            &self.table,
+            repo.as_str(),
+            &prefix,
+            "Query referrers",
+        )
+        .await?
+        .iter()
+        .map(referrer_of)
+        .collect()
     }
 
     /// The body of `MetadataStore::lookup`: `BatchGetItem`s.

@@ -111,6 +111,8 @@ mod pushes;
 mod transactions;
 mod uploads;
 
+pub(crate) use transactions::{get_item, query_prefix};
+
 /// The largest manifest kept inside its items. An item holds 400 KB including attribute
 /// names and the other attributes; this leaves ample room for them.
 pub const INLINE_LIMIT: usize = 350 * 1024;

@@ -3,9 +3,10 @@
 //! May call: `items`, the SDK's DynamoDB client. Knows nothing of HTTP.
 
 use super::DynamoMetadata;
-use super::items::{Item, n};
+use super::items::{Item, n, s};
 use crate::aws::sdk_error;
 use crate::ports::{StoreError, StoreResult};
+use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -50,18 +51,55 @@ pub(super) fn condition_failed(code: &str) -> bool {
     code == "ConditionalCheckFailed"
 }
 
+/// One strongly consistent `GetItem` of `table` (the metadata and the access store alike).
+pub(crate) async fn get_item(
+    client: &Client,
+    table: &str,
+    key: Item,
+    what: &str,
+) -> StoreResult<Option<Item>> {
+    let out = client
+        .get_item()
+        .table_name(table)
+        .set_key(Some(key))
+        .consistent_read(true)
+        .send()
+        .await
+        .map_err(|e| sdk_error(what, e))?;
+    Ok(out.item)
+}
+
+/// Every item of partition `pk` whose sort key starts with `prefix`, all pages, strongly
+/// consistent.
+pub(crate) async fn query_prefix(
+    client: &Client,
+    table: &str,
+    pk: &str,
+    prefix: &str,
+    what: &str,
+) -> StoreResult<Vec<Item>> {
+    let mut pages = client
+        .query()
+        .table_name(table)
+        .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+        .expression_attribute_names("#pk", "pk")
+        .expression_attribute_names("#sk", "sk")
+        .expression_attribute_values(":pk", s(pk))
+        .expression_attribute_values(":prefix", s(prefix))
+        .consistent_read(true)
+        .into_paginator()
+        .send();
+    let mut items = Vec::new();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| sdk_error(what, e))?;
+        items.extend(page.items().iter().cloned());
+    }
+    Ok(items)
+}
+
 impl DynamoMetadata {
     pub(super) async fn get_item(&self, key: Item, what: &str) -> StoreResult<Option<Item>> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| sdk_error(what, e))?;
-        Ok(out.item)
+        get_item(&self.client, &self.table, key, what).await
     }
 
     /// Runs one transaction. `token` makes the SDK's own retries of it idempotent.
