@@ -4,7 +4,7 @@
 //! storage: whether the bytes come back or a redirect to S3 is the blob store's answer.
 
 use super::{
-    DOCKER_CONTENT_DIGEST, FileBody, digest, header, path_parameter, repository, respond, response,
+    DOCKER_CONTENT_DIGEST, FileBody, answer, digest, header, path_parameter, repository, response,
 };
 use crate::error::RegistryError;
 use crate::ports::BlobBody;
@@ -16,8 +16,8 @@ use lambda_http::{Body, Request, Response};
 
 /// GET: the bytes (206 for a `Range`), or `307` to where they are; HEAD: size and digest.
 pub async fn fetch_blob(registry: &Registry, req: Request) -> Response<Body> {
-    let method = req.method().clone();
-    let result = async {
+    answer(req, async |req| {
+        let method = req.method().clone();
         let repo = repository(&req)?;
         let digest = digest(&path_parameter(&req, "digest")?)?;
         let builder = response(StatusCode::OK).header(DOCKER_CONTENT_DIGEST, digest.to_string());
@@ -59,22 +59,19 @@ pub async fn fetch_blob(registry: &Registry, req: Request) -> Response<Body> {
             BlobBody::Redirect(_) => builder.body(Body::Empty),
         }
         .map_err(RegistryError::internal)
-    }
-    .await;
-    respond(&method, result)
+    })
+    .await
 }
 
 /// DELETE: unlinks the blob from the repository; `202 Accepted`.
 pub async fn delete_blob(registry: &Registry, req: Request) -> Response<Body> {
-    let method = req.method().clone();
-    let result = async {
+    answer(req, async |req| {
         let repo = repository(&req)?;
         let digest = digest(&path_parameter(&req, "digest")?)?;
         registry.delete_blob(&repo, &digest).await?;
         super::accepted()
-    }
-    .await;
-    respond(&method, result)
+    })
+    .await
 }
 
 /// One range, `bytes=<start>-[<end>]` or the suffix `bytes=-<n>`; anything else (several

@@ -3,7 +3,7 @@
 //! May call: `registry` (its list operations), domain types, `http` helpers. Nothing of
 //! storage.
 
-use super::{digest, path_parameter, query, repository, respond, response};
+use super::{answer, digest, path_parameter, query, repository, response};
 use crate::error::RegistryError;
 use crate::manifest::oci_index;
 use crate::ports::Page;
@@ -18,8 +18,7 @@ const OCI_FILTERS_APPLIED: HeaderName = HeaderName::from_static("oci-filters-app
 
 /// `GET /v2/{name}/tags/list?n=&last=`, with `Link` to the next page.
 pub async fn list_tags(registry: &Registry, req: Request) -> Response<Body> {
-    let method = req.method().clone();
-    let result = async {
+    answer(req, async |req| {
         let repo = repository(&req)?;
         let page = page_request(query(&req, "n").as_deref(), query(&req, "last").as_deref())?;
         let tags = registry.list_tags(&repo, &page).await?;
@@ -29,16 +28,14 @@ pub async fn list_tags(registry: &Registry, req: Request) -> Response<Body> {
             json!({ "name": repo.as_str(), "tags": tags.names }),
             &tags,
         )
-    }
-    .await;
-    respond(&method, result)
+    })
+    .await
 }
 
 /// `GET /v2/_catalog?n=&last=`, with `Link` to the next page. With auth on, only the
 /// repositories the caller may pull (see `crate::auth`).
 pub async fn catalog(registry: &Registry, req: Request) -> Response<Body> {
-    let method = req.method().clone();
-    let result = async {
+    answer(req, async |req| {
         let page = page_request(query(&req, "n").as_deref(), query(&req, "last").as_deref())?;
         let caller = req.extensions().get::<super::Caller>();
         let repositories = registry
@@ -50,15 +47,13 @@ pub async fn catalog(registry: &Registry, req: Request) -> Response<Body> {
             json!({ "repositories": repositories.names }),
             &repositories,
         )
-    }
-    .await;
-    respond(&method, result)
+    })
+    .await
 }
 
 /// `GET /v2/{name}/referrers/{digest}?artifactType=`: an OCI index.
 pub async fn list_referrers(registry: &Registry, req: Request) -> Response<Body> {
-    let method = req.method().clone();
-    let result = async {
+    answer(req, async |req| {
         let repo = repository(&req)?;
         let subject = digest(&path_parameter(&req, "digest")?)?;
         let artifact_type = query(&req, "artifactType").filter(|t| !t.is_empty());
@@ -75,9 +70,8 @@ pub async fn list_referrers(registry: &Registry, req: Request) -> Response<Body>
         builder
             .body(Body::Text(body))
             .map_err(RegistryError::internal)
-    }
-    .await;
-    respond(&method, result)
+    })
+    .await
 }
 
 /// A JSON page, with RFC 5988 `Link: <…?n=&last=>; rel="next"` when more follow.

@@ -4,8 +4,8 @@
 //! May call: `registry`, domain types, `http` helpers. Nothing of storage.
 
 use super::{
-    DOCKER_CONTENT_DIGEST, OCI_SUBJECT, OCI_TAG, body_bytes, body_of, path_parameter, repository,
-    respond, response,
+    DOCKER_CONTENT_DIGEST, OCI_SUBJECT, OCI_TAG, answer, body_bytes, body_of, path_parameter,
+    repository, response,
 };
 use crate::error::{ErrorCode, RegistryError};
 use crate::manifest::accept::Accept;
@@ -24,8 +24,8 @@ fn manifest_route(req: &Request) -> Result<(RepositoryName, Reference), Registry
 /// GET and HEAD: the stored bytes unchanged (or the form `Accept` asks for), with
 /// `Content-Type`, `Docker-Content-Digest` and `Content-Length`; HEAD without the body.
 pub async fn fetch_manifest(registry: &Registry, req: Request) -> Response<Body> {
-    let method = req.method().clone();
-    let result = async {
+    answer(req, async |req| {
+        let method = req.method().clone();
         let (repo, reference) = manifest_route(&req).map_err(|e| {
             // No manifest can be found by a reference that is not a tag (nor a digest): the
             // spec's conformance suite and distribution answer `404`, not `400`.
@@ -52,9 +52,8 @@ pub async fn fetch_manifest(registry: &Registry, req: Request) -> Response<Body>
             body_of(manifest.body)
         };
         builder.body(body).map_err(RegistryError::internal)
-    }
-    .await;
-    respond(&method, result)
+    })
+    .await
 }
 
 /// PUT: `201 Created` with `Location` and `Docker-Content-Digest` (and `OCI-Subject` when
@@ -62,8 +61,7 @@ pub async fn fetch_manifest(registry: &Registry, req: Request) -> Response<Body>
 /// in the same write, each answered in an `OCI-Tag` header; an invalid one is
 /// `TAG_INVALID` and nothing is stored.
 pub async fn write_manifest(registry: &Registry, req: Request) -> Response<Body> {
-    let method = req.method().clone();
-    let result = async {
+    answer(req, async |req| {
         let (repo, reference) = manifest_route(&req)?;
         let tag_parameters = req
             .uri()
@@ -103,19 +101,16 @@ pub async fn write_manifest(registry: &Registry, req: Request) -> Response<Body>
             builder = builder.header(OCI_TAG, tag.as_str());
         }
         builder.body(Body::Empty).map_err(RegistryError::internal)
-    }
-    .await;
-    respond(&method, result)
+    })
+    .await
 }
 
 /// DELETE by digest or by tag: `202 Accepted`.
 pub async fn delete_manifest(registry: &Registry, req: Request) -> Response<Body> {
-    let method = req.method().clone();
-    let result = async {
+    answer(req, async |req| {
         let (repo, reference) = manifest_route(&req)?;
         registry.delete_manifest(&repo, &reference).await?;
         super::accepted()
-    }
-    .await;
-    respond(&method, result)
+    })
+    .await
 }

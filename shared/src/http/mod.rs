@@ -63,12 +63,16 @@ pub fn error_response(error: &RegistryError, method: &Method) -> Response<Body> 
     builder.body(body).unwrap_or_default()
 }
 
-/// Runs a handler body and answers its error, if any, the registry's way.
-pub(crate) fn respond(
-    method: &Method,
-    result: Result<Response<Body>, RegistryError>,
+/// Runs a handler's body on its request and answers its error, if any, the registry's way
+/// (a `HEAD` answer without a body).
+pub(crate) async fn answer(
+    req: Request,
+    body: impl AsyncFnOnce(Request) -> Result<Response<Body>, RegistryError>,
 ) -> Response<Body> {
-    result.unwrap_or_else(|e| error_response(&e, method))
+    let method = req.method().clone();
+    body(req)
+        .await
+        .unwrap_or_else(|e| error_response(&e, &method))
 }
 
 /// A path parameter of the route (`{reference}`, `{digest}`, `{uuid}`), as API Gateway

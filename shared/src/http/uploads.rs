@@ -7,8 +7,8 @@
 
 use super::auth::{Caller, RegistryOrigin, UPLOAD_CAPABILITY, api_base};
 use super::{
-    DOCKER_CONTENT_DIGEST, StreamedBody, body_bytes, digest, header, path_parameter, query,
-    repository, respond, response,
+    DOCKER_CONTENT_DIGEST, StreamedBody, answer, body_bytes, digest, header, path_parameter, query,
+    repository, response,
 };
 use crate::digest::Algorithm;
 use crate::error::{ErrorCode, RegistryError};
@@ -26,8 +26,7 @@ const OCI_CHUNK_MAX_LENGTH: HeaderName = HeaderName::from_static("oci-chunk-max-
 /// out where the registry allows, see [`Registry::mount_blob`]), else opens a session; `?digest=` takes the whole blob in the body (201); otherwise a session (202),
 /// hashed with `?digest-algorithm=` (sha256 unless it says sha512).
 pub async fn start_upload(registry: &Registry, req: Request) -> Response<Body> {
-    let method = req.method().clone();
-    let result = async {
+    answer(req, async |req| {
         let repo = repository(&req)?;
         // A mount the gate refused is no mount (see `auth::MountRefused`).
         let refused = req
@@ -65,15 +64,13 @@ pub async fn start_upload(registry: &Registry, req: Request) -> Response<Body> {
         let status = registry.start_upload(&repo, algorithm).await?;
         let location = opened_at(registry, &req, &repo, &status.id).await?;
         session(registry, location, &status, StatusCode::ACCEPTED)
-    }
-    .await;
-    respond(&method, result)
+    })
+    .await
 }
 
 /// PATCH: one chunk, with or without `Content-Range`; out of order is `416`.
 pub async fn patch_upload(registry: &Registry, req: Request) -> Response<Body> {
-    let method = req.method().clone();
-    let result = async {
+    answer(req, async |req| {
         let repo = repository(&req)?;
         let id = path_parameter(&req, "uuid")?;
         let start = content_range(&req)?;
@@ -84,15 +81,13 @@ pub async fn patch_upload(registry: &Registry, req: Request) -> Response<Body> {
             .append_upload(&repo, &id, start.map(|(s, _)| s), body)
             .await?;
         session(registry, location, &status, StatusCode::ACCEPTED)
-    }
-    .await;
-    respond(&method, result)
+    })
+    .await
 }
 
 /// PUT `?digest=`: the last chunk, if any, then the blob is checked and stored (201).
 pub async fn finish_upload(registry: &Registry, req: Request) -> Response<Body> {
-    let method = req.method().clone();
-    let result = async {
+    answer(req, async |req| {
         let repo = repository(&req)?;
         let id = path_parameter(&req, "uuid")?;
         let Some(digest) = query(&req, "digest") else {
@@ -116,15 +111,13 @@ pub async fn finish_upload(registry: &Registry, req: Request) -> Response<Body> 
             .finish_upload(&repo, &id, &digest, start.map(|(s, _)| s), body)
             .await?;
         blob_created(origin.as_deref().unwrap_or_default(), &repo, &digest)
-    }
-    .await;
-    respond(&method, result)
+    })
+    .await
 }
 
 /// GET: where the upload stands (204 with `Range`).
 pub async fn upload_status(registry: &Registry, req: Request) -> Response<Body> {
-    let method = req.method().clone();
-    let result = async {
+    answer(req, async |req| {
         let repo = repository(&req)?;
         let id = path_parameter(&req, "uuid")?;
         let status = registry.upload_status(&repo, &id).await?;
@@ -134,24 +127,21 @@ pub async fn upload_status(registry: &Registry, req: Request) -> Response<Body> 
             &status,
             StatusCode::NO_CONTENT,
         )
-    }
-    .await;
-    respond(&method, result)
+    })
+    .await
 }
 
 /// DELETE: cancels the upload and removes its bytes (204).
 pub async fn cancel_upload(registry: &Registry, req: Request) -> Response<Body> {
-    let method = req.method().clone();
-    let result = async {
+    answer(req, async |req| {
         let repo = repository(&req)?;
         let id = path_parameter(&req, "uuid")?;
         registry.cancel_upload(&repo, &id).await?;
         response(StatusCode::NO_CONTENT)
             .body(Body::Empty)
             .map_err(RegistryError::internal)
-    }
-    .await;
-    respond(&method, result)
+    })
+    .await
 }
 
 /// The request's body as the upload operations read it: the stream registry-local put in
