@@ -130,24 +130,20 @@ impl From<StoreError> for RegistryError {
     /// A throttled backend is the client's `429`, an unavailable one `503`, both with
     /// `Retry-After` so that clients back off and retry; any other fault is `500`.
     fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::Throttled(cause) => {
-                tracing::warn!(error = %cause, "backend throttled");
-                RegistryError::new(
-                    ErrorCode::TooManyRequests,
-                    "the registry's storage is busy: retry shortly",
-                )
-                .with_retry_after(BACKEND_RETRY_AFTER_SECONDS)
-            }
-            StoreError::Unavailable(cause) => {
-                tracing::warn!(error = %cause, "backend unavailable");
-                RegistryError::new(
-                    ErrorCode::Unavailable,
-                    "the registry's storage did not answer in time: retry shortly",
-                )
-                .with_retry_after(BACKEND_RETRY_AFTER_SECONDS)
-            }
-            e => RegistryError::internal(e),
-        }
+        let (code, message, cause) = match e {
+            StoreError::Throttled(cause) => (
+                ErrorCode::TooManyRequests,
+                "the registry's storage is busy: retry shortly",
+                cause,
+            ),
+            StoreError::Unavailable(cause) => (
+                ErrorCode::Unavailable,
+                "the registry's storage did not answer in time: retry shortly",
+                cause,
+            ),
+            e => return RegistryError::internal(e),
+        };
+        tracing::warn!(error = %cause, code = ?code, "backend busy or unavailable");
+        RegistryError::new(code, message).with_retry_after(BACKEND_RETRY_AFTER_SECONDS)
     }
 }

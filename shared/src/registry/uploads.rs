@@ -65,7 +65,7 @@ impl Registry {
         digest: &Digest,
         mut body: UploadBody,
     ) -> Result<()> {
-        self.check_declared(&body, 0)?;
+        self.check_declared(body.declared, 0)?;
         let small = match (self.blobs.part_buffer(), body.declared) {
             (Some(buffer), Some(declared)) => declared <= buffer as u64,
             _ => false,
@@ -132,11 +132,7 @@ impl Registry {
         start: Option<u64>,
         mut body: UploadBody,
     ) -> Result<UploadStatus> {
-        let mut upload = self.claim(repo, id, start).await?;
-        if let Err(e) = self.check_declared(&body, upload.offset) {
-            self.release(repo, &mut upload).await?;
-            return Err(e);
-        }
+        let mut upload = self.claim_for(repo, id, start, body.declared).await?;
         let superseded = upload.pending_key.clone();
         let written = match self.take_body(repo, &mut upload, &mut body, false).await {
             Ok(_) => self.release(repo, &mut upload).await,
@@ -191,11 +187,7 @@ impl Registry {
             // Finished already: the blob is stored and linked, the session gone.
             return Ok(());
         }
-        let mut upload = self.claim(repo, id, start).await?;
-        if let Err(e) = self.check_declared(&body, upload.offset) {
-            self.release(repo, &mut upload).await?;
-            return Err(e);
-        }
+        let mut upload = self.claim_for(repo, id, start, body.declared).await?;
         let superseded = upload.pending_key.clone();
         let rest = match self.take_body(repo, &mut upload, &mut body, true).await {
             Ok(rest) => rest,
@@ -414,6 +406,23 @@ impl Registry {
         }
     }
 
+    /// [`Registry::claim`] for a request whose body declares `declared` bytes: let go again
+    /// if they cannot fit.
+    async fn claim_for(
+        &self,
+        repo: &RepositoryName,
+        id: &str,
+        start: Option<u64>,
+        declared: Option<u64>,
+    ) -> Result<Upload> {
+        let mut upload = self.claim(repo, id, start).await?;
+        if let Err(e) = self.check_declared(declared, upload.offset) {
+            self.release(repo, &mut upload).await?;
+            return Err(e);
+        }
+        Ok(upload)
+    }
+
     /// Makes this request the upload's one writer: `416` if the chunk does not start where
     /// the upload stands, or another request holds it (until its lease runs out).
     async fn claim(&self, repo: &RepositoryName, id: &str, start: Option<u64>) -> Result<Upload> {
@@ -491,8 +500,8 @@ impl Registry {
 
     /// Refuses, from the headers, a body that cannot fit: over one request's limit, or
     /// over the blob's with what the upload holds.
-    fn check_declared(&self, body: &UploadBody, offset: u64) -> Result<()> {
-        let Some(declared) = body.declared else {
+    fn check_declared(&self, declared: Option<u64>, offset: u64) -> Result<()> {
+        let Some(declared) = declared else {
             return Ok(());
         };
         if declared > self.limits.max_chunk_bytes {
