@@ -404,13 +404,7 @@ impl MetadataStore for RedbMetadata {
                     )),
                 }
             };
-            match conflict {
-                Some(why) => {
-                    txn.abort().or_backend()?;
-                    Err(StoreError::Conflict(why))
-                }
-                None => txn.commit().or_backend(),
-            }
+            commit_unless(txn, conflict)
         })
         .await
     }
@@ -630,13 +624,7 @@ impl MetadataStore for RedbMetadata {
                     }
                 }
             };
-            match conflict {
-                Some(why) => {
-                    txn.abort().or_backend()?;
-                    Err(StoreError::Conflict(why))
-                }
-                None => txn.commit().or_backend(),
-            }
+            commit_unless(txn, conflict)
         })
         .await
     }
@@ -713,6 +701,17 @@ fn read_manifest(
 }
 
 /// Reads one v1 image row of `repo`.
+/// Commits `txn`, or aborts it and answers `Conflict` when a precondition failed (`why`).
+fn commit_unless(txn: redb::WriteTransaction, conflict: Option<String>) -> StoreResult<()> {
+    match conflict {
+        Some(why) => {
+            txn.abort().or_backend()?;
+            Err(StoreError::Conflict(why))
+        }
+        None => txn.commit().or_backend(),
+    }
+}
+
 fn read_image(
     images: &impl ReadableTable<&'static str, &'static [u8]>,
     repo: &str,

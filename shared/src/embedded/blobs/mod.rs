@@ -188,16 +188,10 @@ impl Inner {
         for entry in read_dir_or_empty(&self.uploads)? {
             let path = entry.path();
             if last_changed(&path)?.is_some_and(|t| t < cutoff) {
-                match remove_folder(&path).or_else(|_| std::fs::remove_file(&path)) {
-                    Ok(()) => removed += 1,
-                    Err(e) if e.kind() == ErrorKind::NotFound => {}
-                    Err(e) => {
-                        return Err(StoreError::backend(format!(
-                            "removing {}: {e}",
-                            path.display()
-                        )));
-                    }
-                }
+                removed += removed_count(
+                    &path,
+                    remove_folder(&path).or_else(|_| std::fs::remove_file(&path)),
+                )?;
             }
         }
         // Temporary files of blobs: `<root>/<algorithm>/.<hex>.<pid>.<n>.tmp`.
@@ -210,16 +204,7 @@ impl Inner {
                     && name.ends_with(".tmp")
                     && last_changed(&path)?.is_some_and(|t| t < cutoff)
                 {
-                    match std::fs::remove_file(&path) {
-                        Ok(()) => removed += 1,
-                        Err(e) if e.kind() == ErrorKind::NotFound => {}
-                        Err(e) => {
-                            return Err(StoreError::backend(format!(
-                                "removing {}: {e}",
-                                path.display()
-                            )));
-                        }
-                    }
+                    removed += removed_count(&path, std::fs::remove_file(&path))?;
                 }
             }
         }
@@ -675,6 +660,18 @@ fn single_part(folder: &Path, parts: &[Part], digest: &Digest) -> Option<PathBuf
 }
 
 /// The entries of `folder`; none if it does not exist (or is not a folder).
+/// 1 when `result` removed `path`, 0 when it was gone already; a fault otherwise.
+fn removed_count(path: &Path, result: std::io::Result<()>) -> StoreResult<u64> {
+    match result {
+        Ok(()) => Ok(1),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(0),
+        Err(e) => Err(StoreError::backend(format!(
+            "removing {}: {e}",
+            path.display()
+        ))),
+    }
+}
+
 fn read_dir_or_empty(folder: &Path) -> StoreResult<Vec<std::fs::DirEntry>> {
     match std::fs::read_dir(folder) {
         Ok(entries) => entries.collect::<std::io::Result<_>>().or_backend(),
