@@ -1,5 +1,6 @@
-//! The storage ports: what the registry needs from a metadata store, a blob store, a signer
-//! and an event sink. Each has an embedded adapter (`crate::embedded`) and an AWS adapter.
+//! The storage ports: what the registry needs from a metadata store, a blob store, a signer,
+//! an event sink and an access store (users, robots, grants). Each has an embedded adapter
+//! (`crate::embedded`) and an AWS adapter; `tests/contract/` holds the promises both keep.
 //!
 //! The records here are the domain's, not any backend's item shapes. Each method is shaped so
 //! that a DynamoDB/S3 adapter answers it in one round trip where the hot path needs it

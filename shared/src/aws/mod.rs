@@ -1,4 +1,4 @@
-//! The AWS adapters: the four ports over DynamoDB, S3, KMS and SNS, plus what the Lambda
+//! The AWS adapters: the five ports over DynamoDB, S3, KMS and SNS, plus what the Lambda
 //! functions and registry-local need around them (settings from the environment, SDK
 //! clients, the notify-push handler, a stream reader and provisioning).
 //!

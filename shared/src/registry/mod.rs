@@ -31,7 +31,7 @@ use crate::error::{ErrorCode, RegistryError};
 use crate::ports::{BlobStore, EventSink, MetadataStore, Signer, StoreError};
 use std::sync::Arc;
 
-/// The registry over its four ports. Cheap to share: build it once per process.
+/// The registry over its ports (the access store through `auth`). Cheap to share: build it once per process.
 #[derive(Clone)]
 pub struct Registry {
     pub metadata: Arc<dyn MetadataStore>,
