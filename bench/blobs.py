@@ -187,6 +187,26 @@ def check_pulled(layout, expected):
 
 # --- the servers -----------------------------------------------------------------------------
 
+def distribution_config(path, port, storage):
+    """Writes distribution's configuration to `path`: 127.0.0.1:`port`, files in `storage`,
+    no log but errors, deletes allowed (also bench/load.py's)."""
+    path.write_text(f"""version: 0.1
+log:
+  level: error
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: {storage}
+  cache:
+    blobdescriptor: inmemory
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:{port}
+""")
+
+
 def start(cmd, env=None, log_file=None):
     out = open(log_file, "a") if log_file else subprocess.DEVNULL
     proc = subprocess.Popen(cmd, env={**os.environ, **(env or {})}, stdout=out,
@@ -268,21 +288,7 @@ class Server:
         else:
             self.data.mkdir()
             config = work / "distribution.yml"
-            config.write_text(f"""version: 0.1
-log:
-  level: error
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: {self.data}
-  cache:
-    blobdescriptor: inmemory
-  delete:
-    enabled: true
-http:
-  addr: {self.addr}
-""")
+            distribution_config(config, port, self.data)
             self.proc = start([args.distribution_bin, "serve", str(config)],
                               env={"OTEL_SDK_DISABLED": "true", "OTEL_TRACES_EXPORTER": "none"},
                               log_file=log_file)

@@ -251,10 +251,9 @@ class RuntimeApi(BaseHTTPRequestHandler):
 
     def reply(self, status, body=b"", headers=None):
         self.send_response(status)
-        for k, v in (headers or {}).items():
-            self.send_header(k, v)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
+        framing = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+        for name, value in [*(headers or {}).items(), *framing]:
+            self.send_header(name, value)
         self.end_headers()
         self.wfile.write(body)
 

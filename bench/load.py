@@ -22,13 +22,14 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from blobs import cpu_seconds, distribution_config, free_port, loadavg, log, machine, run, wait_for  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 LAYOUT = ROOT / "tests" / "fixtures" / "oci-layout"
@@ -36,15 +37,6 @@ REPO = "bench/tiny"
 TAG = "latest"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 ACCEPT = f"{OCI_MANIFEST}, application/vnd.docker.distribution.manifest.v2+json"
-
-
-def log(*args):
-    print(*args, file=sys.stderr, flush=True)
-
-
-def run(cmd, **kw):
-    log("+", " ".join(str(c) for c in cmd))
-    return subprocess.run(cmd, check=True, **kw)
 
 
 def have(tool):
@@ -66,35 +58,10 @@ def ensure_tools():
         run(["cargo", "install", "oha", "--locked"])
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(url, proc, what, timeout=30):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"{what} exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=1) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise SystemExit(f"{what} did not answer {url} within {timeout} s")
-
-
 def request(url, method="GET", headers=None, body=None):
     req = urllib.request.Request(url, method=method, headers=headers or {}, data=body)
     with urllib.request.urlopen(req, timeout=10) as r:
         return r.status, dict(r.headers), r.read()
-
-
-def loadavg():
-    return open("/proc/loadavg").read().split()[:3]
 
 
 def oha(url, method, headers, body_file, seconds, connections, rate=None):
@@ -110,12 +77,6 @@ def oha(url, method, headers, body_file, seconds, connections, rate=None):
     cmd.append(url)
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return json.loads(out)
-
-
-def cpu_seconds(pid):
-    """User + system CPU time of process `pid` so far (its threads included)."""
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def measure(url, kind, args, pid, rate=None):
@@ -155,24 +116,6 @@ def start(cmd, env=None, log_file=None):
     out = open(log_file, "w") if log_file else subprocess.DEVNULL
     return subprocess.Popen(cmd, env={**os.environ, **(env or {})}, stdout=out,
                             stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def distribution_config(path, port, storage):
-    path.write_text(f"""version: 0.1
-log:
-  level: error
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: {storage}
-  cache:
-    blobdescriptor: inmemory
-  delete:
-    enabled: true
-http:
-  addr: 127.0.0.1:{port}
-""")
 
 
 def push(addr, work):
@@ -354,13 +297,6 @@ def print_fixed(fixed, rate):
     for name, r in fixed.items():
         ratio = f"{r['p99_ms'] / d['p99_ms']:.3f}" if d else "–"
         print(f"| {name} | {r['rps']:,.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {ratio} |")
-
-
-def machine():
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
-                if line.startswith("model name")), "?")
-    mem = next((line.split()[1] for line in open("/proc/meminfo") if line.startswith("MemTotal")), "0")
-    return {"nproc": os.cpu_count(), "cpu": cpu, "memory_gib": round(int(mem) / 1024 / 1024, 1)}
 
 
 def print_table(results, args, before, after, also):

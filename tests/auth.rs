@@ -43,11 +43,10 @@ async fn push_tiny(t: &TestRegistry, token: &str, repo: &str, tag: &str) -> Answ
     for hex in [TINY_CONFIG, TINY_LAYER0, TINY_LAYER1] {
         let blob = layout_blob(hex);
         let post = t
-            .request_with_token(
+            .request_as(
                 token,
                 Method::POST,
                 &format!("/v2/{repo}/blobs/uploads/?digest=sha256:{hex}"),
-                &[],
                 &blob,
             )
             .await;
@@ -112,18 +111,47 @@ async fn get_manifest(t: &TestRegistry, token: &str, repo: &str) -> Answer {
 /// Every refused token gets 401 with the challenge of the route's scope and
 /// `error="invalid_token"`.
 fn assert_invalid_token(answer: &Answer, what: &str) {
-    assert_eq!(
-        answer.status,
-        401,
-        "{what}: {}",
-        String::from_utf8_lossy(&answer.body)
-    );
+    assert_eq!(answer.status, 401, "{what}: {}", answer.text());
     assert_eq!(answer.error_code(), "UNAUTHORIZED", "{what}");
     let challenge = answer.header("www-authenticate").unwrap_or_default();
     assert!(
         challenge.contains("error=\"invalid_token\""),
         "{what}: {challenge}"
     );
+}
+
+/// The `WWW-Authenticate` challenge of an answer (empty if it has none).
+fn challenge(answer: &Answer) -> &str {
+    answer.header("www-authenticate").unwrap_or_default()
+}
+
+/// A registry (as [`registry`]) where alice has pushed the tiny image as `repo:tiny`, and
+/// her pull,push token for `repo`: where the attacks start.
+async fn registry_with_alices(repo: &str) -> (TestRegistry, String) {
+    let t = registry().await;
+    let alice = t
+        .token(ALICE, &[&format!("repository:{repo}:pull,push")])
+        .await;
+    assert_eq!(push_tiny(&t, &alice, repo, "tiny").await.status, 201);
+    (t, alice)
+}
+
+/// A JWS of any `header` over `payload`, signed with RS256 by `signer`: a token as someone
+/// holding a key (ours or another) can make it, whatever it claims.
+async fn signed_rs256<S: Signer + ?Sized>(signer: &S, header: &Value, payload: &[u8]) -> String {
+    let input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(payload)
+    );
+    let signature = signer.sign_rs256(input.as_bytes()).await.unwrap();
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
+}
+
+/// A GET of `path` with `Authorization: <authorization>`.
+async fn get_authorized(t: &TestRegistry, path: &str, authorization: &str) -> Answer {
+    t.request(Method::GET, path, &[("authorization", authorization)], b"")
+        .await
 }
 
 #[tokio::test]
@@ -184,21 +212,9 @@ async fn the_token_service_grants_the_subset_the_caller_holds() {
         let answer = t.token_answer(creds, &["repository:alice/app:pull"]).await;
         assert_eq!(answer.status, 401, "{creds:?}");
         assert_eq!(answer.error_code(), "UNAUTHORIZED");
-        assert!(
-            answer
-                .header("www-authenticate")
-                .unwrap()
-                .starts_with("Basic ")
-        );
+        assert!(challenge(&answer).starts_with("Basic "));
     }
-    let garbled = t
-        .request(
-            Method::GET,
-            "/v2/auth?scope=repository:alice/app:pull",
-            &[("authorization", "Basic !!!")],
-            b"",
-        )
-        .await;
+    let garbled = get_authorized(&t, "/v2/auth?scope=repository:alice/app:pull", "Basic !!!").await;
     assert_eq!(garbled.status, 401);
     // Another service's token is not ours to give.
     let other = t
@@ -231,28 +247,12 @@ async fn routes_answer_challenges_and_denials() {
     assert!(head.body.is_empty());
     assert!(head.header("www-authenticate").is_some());
     // A push route asks for pull and push; a delete for delete; the catalog for its scope.
-    let post = t
-        .request(Method::POST, "/v2/alice/app/blobs/uploads/", &[], b"")
-        .await;
-    assert!(
-        post.header("www-authenticate")
-            .unwrap()
-            .ends_with("scope=\"repository:alice/app:pull,push\"")
-    );
+    let post = t.post("/v2/alice/app/blobs/uploads/", b"").await;
+    assert!(challenge(&post).ends_with("scope=\"repository:alice/app:pull,push\""));
     let delete = t.delete("/v2/alice/app/manifests/tiny").await;
-    assert!(
-        delete
-            .header("www-authenticate")
-            .unwrap()
-            .ends_with("scope=\"repository:alice/app:delete\"")
-    );
+    assert!(challenge(&delete).ends_with("scope=\"repository:alice/app:delete\""));
     let catalog = t.get("/v2/_catalog", &[]).await;
-    assert!(
-        catalog
-            .header("www-authenticate")
-            .unwrap()
-            .ends_with("scope=\"registry:catalog:*\"")
-    );
+    assert!(challenge(&catalog).ends_with("scope=\"registry:catalog:*\""));
 
     // GET /v2/: 401 without a token (how clients find the realm), 200 with any valid one.
     let version = t.get("/v2/", &[]).await;
@@ -262,31 +262,17 @@ async fn routes_answer_challenges_and_denials() {
         Some("Bearer realm=\"http://registry.test/v2/auth\",service=\"quayside-test\"")
     );
     let anonymous = t.token(None, &[]).await;
-    let version = t
-        .request_with_token(&anonymous, Method::GET, "/v2/", &[], b"")
-        .await;
+    let version = t.request_as(&anonymous, Method::GET, "/v2/", b"").await;
     assert_eq!(version.status, 200);
     // Basic credentials are for the token service only.
-    let basic = t
-        .request(
-            Method::GET,
-            "/v2/",
-            &[("authorization", "Basic YWxpY2U6YWxpY2UtcGFzc3dvcmQ=")],
-            b"",
-        )
-        .await;
+    let basic = get_authorized(&t, "/v2/", "Basic YWxpY2U6YWxpY2UtcGFzc3dvcmQ=").await;
     assert_eq!(basic.status, 401);
 
     // A valid token without the right: 403 DENIED, insufficient_scope.
     let denied = get_manifest(&t, &anonymous, "alice/app").await;
     assert_eq!(denied.status, 403);
     assert_eq!(denied.error_code(), "DENIED");
-    assert!(
-        denied
-            .header("www-authenticate")
-            .unwrap()
-            .contains("error=\"insufficient_scope\"")
-    );
+    assert!(challenge(&denied).contains("error=\"insufficient_scope\""));
 
     // The token service itself needs no token; an invalid name is 400 to anyone.
     let bad_name = t.get("/v2/Alice/app/manifests/tiny", &[]).await;
@@ -299,12 +285,7 @@ async fn users_robots_and_anonymous_push_and_pull_by_the_rules() {
     let t = registry().await;
     let alice = t.token(ALICE, &["repository:alice/app:pull,push"]).await;
     let pushed = push_tiny(&t, &alice, "alice/app", "tiny").await;
-    assert_eq!(
-        pushed.status,
-        201,
-        "{}",
-        String::from_utf8_lossy(&pushed.body)
-    );
+    assert_eq!(pushed.status, 201, "{}", pushed.text());
     assert_eq!(get_manifest(&t, &alice, "alice/app").await.status, 200);
 
     // Anonymous: no token is 401; an anonymous token cannot push (403) nor pull a private
@@ -371,22 +352,15 @@ async fn users_robots_and_anonymous_push_and_pull_by_the_rules() {
     // Delete needs `delete`: a pull,push token is refused (401: alice holds delete, so
     // her client is asked for a token that says so); her delete token works.
     let delete = t
-        .request_with_token(
-            &alice,
-            Method::DELETE,
-            "/v2/alice/app/manifests/ci",
-            &[],
-            b"",
-        )
+        .request_as(&alice, Method::DELETE, "/v2/alice/app/manifests/ci", b"")
         .await;
     assert_eq!(delete.status, 401);
     let alice_delete = t.token(ALICE, &["repository:alice/app:delete"]).await;
     let delete = t
-        .request_with_token(
+        .request_as(
             &alice_delete,
             Method::DELETE,
             "/v2/alice/app/manifests/ci",
-            &[],
             b"",
         )
         .await;
@@ -462,7 +436,7 @@ async fn a_create_right_lets_the_first_pusher_create_and_keep_a_repository() {
     // The catalog lists nested names by what the caller may pull.
     let catalog = t.token(BOB, &["registry:catalog:*"]).await;
     let got = t
-        .request_with_token(&catalog, Method::GET, "/v2/_catalog", &[], b"")
+        .request_as(&catalog, Method::GET, "/v2/_catalog", b"")
         .await;
     assert_eq!(
         got.json(),
@@ -561,13 +535,8 @@ async fn attack_a_token_signed_by_another_key_is_refused() {
     // Signed by the other key, claiming the registry's kid.
     let kid = t.registry.signer.public_jwk().await.unwrap().kid.clone();
     let header = json!({"typ": "JWT", "alg": "RS256", "kid": kid});
-    let input = format!(
-        "{}.{}",
-        URL_SAFE_NO_PAD.encode(header.to_string()),
-        URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims_value).unwrap())
-    );
-    let signature = other.sign_rs256(input.as_bytes()).await.unwrap();
-    let token = format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature));
+    let payload = serde_json::to_vec(&claims_value).unwrap();
+    let token = signed_rs256(&other, &header, &payload).await;
     assert_invalid_token(&get_manifest(&t, &token, "alice/app").await, "our kid");
     // And a genuine token whose claims were edited after signing.
     let genuine = t.token(BOB, &["repository:bob/app:pull"]).await;
@@ -588,9 +557,7 @@ async fn attack_a_token_signed_by_another_key_is_refused() {
 
 #[tokio::test]
 async fn attack_expired_and_not_yet_valid_tokens_are_refused() {
-    let t = registry().await;
-    let alice = t.token(ALICE, &["repository:alice/app:pull,push"]).await;
-    assert_eq!(push_tiny(&t, &alice, "alice/app", "tiny").await.status, 201);
+    let (t, _) = registry_with_alices("alice/app").await;
     let signer = t.registry.signer.as_ref();
     let now = token::now();
     let base = claims(pull_push("alice/app"));
@@ -629,22 +596,14 @@ async fn attack_expired_and_not_yet_valid_tokens_are_refused() {
         value.as_object_mut().unwrap().remove(missing);
         let kid = signer.public_jwk().await.unwrap().kid.clone();
         let header = json!({"typ": "JWT", "alg": "RS256", "kid": kid});
-        let input = format!(
-            "{}.{}",
-            URL_SAFE_NO_PAD.encode(header.to_string()),
-            URL_SAFE_NO_PAD.encode(value.to_string())
-        );
-        let signature = signer.sign_rs256(input.as_bytes()).await.unwrap();
-        let token = format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature));
+        let token = signed_rs256(signer, &header, value.to_string().as_bytes()).await;
         assert_invalid_token(&get_manifest(&t, &token, "alice/app").await, missing);
     }
 }
 
 #[tokio::test]
 async fn attack_wrong_audience_or_issuer_is_refused() {
-    let t = registry().await;
-    let alice = t.token(ALICE, &["repository:alice/app:pull,push"]).await;
-    assert_eq!(push_tiny(&t, &alice, "alice/app", "tiny").await.status, 201);
+    let (t, _) = registry_with_alices("alice/app").await;
     let signer = t.registry.signer.as_ref();
     let base = claims(pull_push("alice/app"));
     let right = token::sign(signer, &base).await.unwrap();
@@ -686,19 +645,11 @@ async fn attack_wrong_audience_or_issuer_is_refused() {
 
 #[tokio::test]
 async fn attack_a_pull_token_cannot_push() {
-    let t = registry().await;
-    let alice = t.token(ALICE, &["repository:alice/app:pull,push"]).await;
-    assert_eq!(push_tiny(&t, &alice, "alice/app", "tiny").await.status, 201);
+    let (t, alice) = registry_with_alices("alice/app").await;
     // Alice asks for pull only: the token says pull only, whatever she holds.
     let pull = t.token(ALICE, &["repository:alice/app:pull"]).await;
     let upload = t
-        .request_with_token(
-            &alice,
-            Method::POST,
-            "/v2/alice/app/blobs/uploads/",
-            &[],
-            b"",
-        )
+        .request_as(&alice, Method::POST, "/v2/alice/app/blobs/uploads/", b"")
         .await;
     assert_eq!(upload.status, 202);
     // The session without the capability a deployment's upload service puts in its URL
@@ -750,9 +701,7 @@ async fn attack_a_pull_token_cannot_push() {
         assert_eq!(answer.status, 401, "{method} {path}");
         assert_eq!(answer.error_code(), "UNAUTHORIZED", "{method} {path}");
         assert!(
-            answer
-                .header("www-authenticate")
-                .is_some_and(|c| c.contains("error=\"insufficient_scope\"")),
+            challenge(&answer).contains("error=\"insufficient_scope\""),
             "{method} {path}"
         );
     }
@@ -763,7 +712,7 @@ async fn attack_a_pull_token_cannot_push() {
         "and no token is still no answer"
     );
     let tags = t
-        .request_with_token(&pull, Method::GET, "/v2/alice/app/tags/list", &[], b"")
+        .request_as(&pull, Method::GET, "/v2/alice/app/tags/list", b"")
         .await;
     assert_eq!(tags.json()["tags"], json!(["tiny"]));
 }
@@ -797,22 +746,13 @@ async fn serve_with_params(
 
 #[tokio::test]
 async fn attack_one_repositorys_token_on_another_including_path_tricks() {
-    let t = registry().await;
-    let alice = t.token(ALICE, &["repository:alice/secret:pull,push"]).await;
-    assert_eq!(
-        push_tiny(&t, &alice, "alice/secret", "tiny").await.status,
-        201
-    );
+    let (t, _) = registry_with_alices("alice/secret").await;
     t.grant("alice/shared", "bob", Permission::Write).await;
-    let bob = t
-        .token(
-            BOB,
-            &[
-                "repository:alice/shared:pull,push",
-                "repository:alice/secret:pull",
-            ],
-        )
-        .await;
+    let scopes = [
+        "repository:alice/shared:pull,push",
+        "repository:alice/secret:pull",
+    ];
+    let bob = t.token(BOB, &scopes).await;
     assert_eq!(
         access_of(&bob),
         json!([{"type": "repository", "name": "alice/shared", "actions": ["pull", "push"]}])
@@ -884,76 +824,33 @@ async fn attack_one_repositorys_token_on_another_including_path_tricks() {
 
 #[tokio::test]
 async fn attack_a_mount_from_an_unreadable_repository_becomes_a_plain_upload() {
-    let t = registry().await;
-    let alice = t.token(ALICE, &["repository:alice/secret:pull,push"]).await;
-    assert_eq!(
-        push_tiny(&t, &alice, "alice/secret", "tiny").await.status,
-        201
-    );
+    let (t, _) = registry_with_alices("alice/secret").await;
     let digest = format!("sha256:{TINY_LAYER0}");
     let mount = format!("/v2/bob/mine/blobs/uploads/?mount={digest}&from=alice/secret");
+    let blob = format!("/v2/bob/mine/blobs/{digest}");
     // Bob asks for pull on the source too; he gets none, so no mount: a session (202).
-    let bob = t
-        .token(
-            BOB,
-            &[
-                "repository:bob/mine:pull,push",
-                "repository:alice/secret:pull",
-            ],
-        )
-        .await;
-    let answer = t
-        .request_with_token(&bob, Method::POST, &mount, &[], b"")
-        .await;
-    assert_eq!(
-        answer.status,
-        202,
-        "{}",
-        String::from_utf8_lossy(&answer.body)
-    );
+    let scopes = [
+        "repository:bob/mine:pull,push",
+        "repository:alice/secret:pull",
+    ];
+    let bob = t.token(BOB, &scopes).await;
+    let answer = t.request_as(&bob, Method::POST, &mount, b"").await;
+    assert_eq!(answer.status, 202, "{}", answer.text());
     assert!(answer.header("docker-upload-uuid").is_some());
-    let head = t
-        .request_with_token(
-            &bob,
-            Method::HEAD,
-            &format!("/v2/bob/mine/blobs/{digest}"),
-            &[],
-            b"",
-        )
-        .await;
+    let head = t.request_as(&bob, Method::HEAD, &blob, b"").await;
     assert_eq!(head.status, 404, "the blob was not linked to bob/mine");
     // Spelling the source otherwise, or twice, changes nothing.
     for from in ["alice/secret&from=bob/mine", "ALICE/secret"] {
         let path = format!("/v2/bob/mine/blobs/uploads/?mount={digest}&from={from}");
-        let answer = t
-            .request_with_token(&bob, Method::POST, &path, &[], b"")
-            .await;
+        let answer = t.request_as(&bob, Method::POST, &path, b"").await;
         assert_ne!(answer.status, 201, "{from}");
     }
-    let head = t
-        .request_with_token(
-            &bob,
-            Method::HEAD,
-            &format!("/v2/bob/mine/blobs/{digest}"),
-            &[],
-            b"",
-        )
-        .await;
+    let head = t.request_as(&bob, Method::HEAD, &blob, b"").await;
     assert_eq!(head.status, 404);
     // Granted read on the source, the same request mounts (201).
     t.grant("alice/secret", "bob", Permission::Read).await;
-    let bob = t
-        .token(
-            BOB,
-            &[
-                "repository:bob/mine:pull,push",
-                "repository:alice/secret:pull",
-            ],
-        )
-        .await;
-    let answer = t
-        .request_with_token(&bob, Method::POST, &mount, &[], b"")
-        .await;
+    let bob = t.token(BOB, &scopes).await;
+    let answer = t.request_as(&bob, Method::POST, &mount, b"").await;
     assert_eq!(answer.status, 201);
 }
 
@@ -984,10 +881,7 @@ async fn attack_the_catalog_lists_only_what_the_caller_may_pull() {
 
     let catalog = |token: String| {
         let t = &t;
-        async move {
-            t.request_with_token(&token, Method::GET, "/v2/_catalog", &[], b"")
-                .await
-        }
+        async move { t.request_as(&token, Method::GET, "/v2/_catalog", b"").await }
     };
     let bob = t.token(BOB, &["registry:catalog:*"]).await;
     let listed = catalog(bob).await;
@@ -1004,7 +898,7 @@ async fn attack_the_catalog_lists_only_what_the_caller_may_pull() {
     // Paging over the visible names only: Link names a visible repository.
     let bob = t.token(BOB, &["registry:catalog:*"]).await;
     let first = t
-        .request_with_token(&bob, Method::GET, "/v2/_catalog?n=1", &[], b"")
+        .request_as(&bob, Method::GET, "/v2/_catalog?n=1", b"")
         .await;
     assert_eq!(first.json()["repositories"], json!(["alice/open"]));
     assert_eq!(
@@ -1012,13 +906,7 @@ async fn attack_the_catalog_lists_only_what_the_caller_may_pull() {
         Some("</v2/_catalog?n=1&last=alice%2Fopen>; rel=\"next\"")
     );
     let second = t
-        .request_with_token(
-            &bob,
-            Method::GET,
-            "/v2/_catalog?n=1&last=alice%2Fopen",
-            &[],
-            b"",
-        )
+        .request_as(&bob, Method::GET, "/v2/_catalog?n=1&last=alice%2Fopen", b"")
         .await;
     assert_eq!(second.json()["repositories"], json!(["bob/app"]));
     assert_eq!(second.header("link"), None);
@@ -1042,9 +930,7 @@ async fn attack_the_catalog_lists_only_what_the_caller_may_pull() {
 async fn attack_a_schema1_signature_of_the_same_key_is_no_token() {
     // The registry signs schema1 manifests with the token key: a signature it made over a
     // manifest must not pass for a token.
-    let t = registry().await;
-    let alice = t.token(ALICE, &["repository:alice/app:pull,push"]).await;
-    assert_eq!(push_tiny(&t, &alice, "alice/app", "tiny").await.status, 201);
+    let (t, alice) = registry_with_alices("alice/app").await;
     let schema1 = t
         .request_with_token(
             &alice,
@@ -1054,12 +940,7 @@ async fn attack_a_schema1_signature_of_the_same_key_is_no_token() {
             b"",
         )
         .await;
-    assert_eq!(
-        schema1.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&schema1.body)
-    );
+    assert_eq!(schema1.status, 200, "{}", schema1.text());
     let manifest: Value = serde_json::from_slice(&schema1.body).unwrap();
     let signature = &manifest["signatures"][0];
     let protected = signature["protected"].as_str().unwrap();
@@ -1151,12 +1032,7 @@ async fn refresh_token_of(t: &TestRegistry, user: &str, secret: &str) -> String 
         &oauth_form(&password(user, secret), &[], &[("access_type", "offline")]),
     )
     .await;
-    assert_eq!(
-        answer.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&answer.body)
-    );
+    assert_eq!(answer.status, 200, "{}", answer.text());
     answer.json()["refresh_token"]
         .as_str()
         .expect("a refresh token")
@@ -1180,19 +1056,9 @@ async fn refresh(t: &TestRegistry, refresh_token: &str, scopes: &[&str]) -> Answ
 
 /// A refused refresh: `401 UNAUTHORIZED` with a Basic challenge, as a wrong password.
 fn assert_refresh_refused(answer: &Answer, what: &str) {
-    assert_eq!(
-        answer.status,
-        401,
-        "{what}: {}",
-        String::from_utf8_lossy(&answer.body)
-    );
+    assert_eq!(answer.status, 401, "{what}: {}", answer.text());
     assert_eq!(answer.error_code(), "UNAUTHORIZED", "{what}");
-    assert!(
-        answer
-            .header("www-authenticate")
-            .is_some_and(|c| c.starts_with("Basic ")),
-        "{what}"
-    );
+    assert!(challenge(answer).starts_with("Basic "), "{what}");
     assert!(answer.json().get("access_token").is_none(), "{what}");
 }
 
@@ -1209,12 +1075,7 @@ async fn the_oauth2_form_grants_as_get_does_and_issues_refresh_tokens_offline() 
         ),
     )
     .await;
-    assert_eq!(
-        answer.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&answer.body)
-    );
+    assert_eq!(answer.status, 200, "{}", answer.text());
     assert_eq!(answer.header("cache-control"), Some("no-store"));
     let body = answer.json();
     assert_eq!(body["scope"], "repository:alice/app:pull,push");
@@ -1238,12 +1099,7 @@ async fn the_oauth2_form_grants_as_get_does_and_issues_refresh_tokens_offline() 
         &["repository:alice/app:pull", "repository:bob/app:pull"],
     )
     .await;
-    assert_eq!(
-        refreshed.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&refreshed.body)
-    );
+    assert_eq!(refreshed.status, 200, "{}", refreshed.text());
     let body = refreshed.json();
     assert_eq!(body["refresh_token"], refresh_token.as_str());
     assert_eq!(body["scope"], "repository:alice/app:pull");
@@ -1394,9 +1250,7 @@ async fn refresh_claims(t: &TestRegistry, sub: &str) -> token::RefreshClaims {
 
 #[tokio::test]
 async fn attack_refresh_and_bearer_tokens_are_not_interchangeable() {
-    let t = registry().await;
-    let alice = t.token(ALICE, &["repository:alice/app:pull,push"]).await;
-    assert_eq!(push_tiny(&t, &alice, "alice/app", "tiny").await.status, 201);
+    let (t, alice) = registry_with_alices("alice/app").await;
     let refresh_token = refresh_token_of(&t, "alice", "alice-password").await;
     let signer = t.registry.signer.as_ref();
     // The genuine one works: what the refusals below are measured against.
@@ -1412,9 +1266,7 @@ async fn attack_refresh_and_bearer_tokens_are_not_interchangeable() {
         &get_manifest(&t, &refresh_token, "alice/app").await,
         "refresh token as bearer",
     );
-    let version = t
-        .request_with_token(&refresh_token, Method::GET, "/v2/", &[], b"")
-        .await;
+    let version = t.request_as(&refresh_token, Method::GET, "/v2/", b"").await;
     assert_invalid_token(&version, "refresh token on /v2/");
     // A bearer token is no refresh token.
     assert_refresh_refused(
@@ -1426,15 +1278,8 @@ async fn attack_refresh_and_bearer_tokens_are_not_interchangeable() {
     let kid = signer.public_jwk().await.unwrap().kid.clone();
     let signed = |typ: &str, claims: &Value| {
         let header = json!({"typ": typ, "alg": "RS256", "kid": kid});
-        let input = format!(
-            "{}.{}",
-            URL_SAFE_NO_PAD.encode(header.to_string()),
-            URL_SAFE_NO_PAD.encode(claims.to_string())
-        );
-        async move {
-            let signature = signer.sign_rs256(input.as_bytes()).await.unwrap();
-            format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
-        }
+        let payload = claims.to_string();
+        async move { signed_rs256(signer, &header, payload.as_bytes()).await }
     };
     let jwt_typed_refresh = signed("JWT", &value).await;
     assert_refresh_refused(
@@ -1499,13 +1344,8 @@ async fn attack_refresh_and_bearer_tokens_are_not_interchangeable() {
     let forged = token::sign_refresh(&other, &base).await.unwrap();
     assert_refresh_refused(&refresh(&t, &forged, &[]).await, "other key");
     let header = json!({"typ": token::REFRESH_TYP, "alg": "RS256", "kid": kid});
-    let input = format!(
-        "{}.{}",
-        URL_SAFE_NO_PAD.encode(header.to_string()),
-        URL_SAFE_NO_PAD.encode(serde_json::to_vec(&base).unwrap())
-    );
-    let signature = other.sign_rs256(input.as_bytes()).await.unwrap();
-    let forged = format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature));
+    let payload = serde_json::to_vec(&base).unwrap();
+    let forged = signed_rs256(&other, &header, &payload).await;
     assert_refresh_refused(&refresh(&t, &forged, &[]).await, "other key, our kid");
     // A genuine refresh token edited to name bob.
     let mut parts: Vec<String> = refresh_token.split('.').map(str::to_string).collect();
@@ -1545,49 +1385,31 @@ async fn a_refresh_token_dies_with_its_principal_or_its_secret() {
 async fn a_mounts_challenge_asks_for_its_source_too() {
     let t = registry().await;
     let digest = format!("sha256:{TINY_LAYER0}");
-    let answer = t
-        .request(
-            Method::POST,
-            &format!("/v2/alice/app/blobs/uploads/?mount={digest}&from=bob/base"),
-            &[],
-            b"",
-        )
-        .await;
+    let mount_from =
+        |from: &str| format!("/v2/alice/app/blobs/uploads/?mount={digest}&from={from}");
+    let answer = t.post(&mount_from("bob/base"), b"").await;
     assert_eq!(answer.status, 401);
-    let challenge = answer.header("www-authenticate").unwrap_or_default();
+    let asked = challenge(&answer);
     assert!(
-        challenge.contains("scope=\"repository:alice/app:pull,push repository:bob/base:pull\""),
-        "{challenge}"
+        asked.contains("scope=\"repository:alice/app:pull,push repository:bob/base:pull\""),
+        "{asked}"
     );
     // A token for the target only, from a source its owner may read: 401, so that the
     // client fetches a token naming both and the mount happens (not an upload instead).
     let push_only = t.token(ALICE, &["repository:alice/app:pull,push"]).await;
     let answer = t
-        .request_with_token(
-            &push_only,
-            Method::POST,
-            &format!("/v2/alice/app/blobs/uploads/?mount={digest}&from=alice/base"),
-            &[],
-            b"",
-        )
+        .request_as(&push_only, Method::POST, &mount_from("alice/base"), b"")
         .await;
     assert_eq!(answer.status, 401);
+    let asked = challenge(&answer);
     assert!(
-        answer
-            .header("www-authenticate")
-            .is_some_and(|c| c.contains("insufficient_scope") && c.contains("alice/base:pull")),
+        asked.contains("insufficient_scope") && asked.contains("alice/base:pull"),
         "{:?}",
         answer.header("www-authenticate")
     );
     // A source it may not read (bob's, private): an upload instead, nothing revealed.
     let answer = t
-        .request_with_token(
-            &push_only,
-            Method::POST,
-            &format!("/v2/alice/app/blobs/uploads/?mount={digest}&from=bob/base"),
-            &[],
-            b"",
-        )
+        .request_as(&push_only, Method::POST, &mount_from("bob/base"), b"")
         .await;
     assert_eq!(answer.status, 202);
 }

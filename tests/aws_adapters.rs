@@ -85,7 +85,7 @@ async fn calls_per_request_get_head_one_put_two() {
                 body,
             )
             .await;
-        assert_eq!(put.status, 201, "{}", String::from_utf8_lossy(&put.body));
+        assert_eq!(put.status, 201, "{}", put.text());
         assert_eq!(
             calls.take_operations(),
             ["DynamoDB.BatchGetItem", "DynamoDB.TransactWriteItems"],
@@ -131,7 +131,7 @@ async fn the_functions_sdk_configuration_reads_what_a_push_wrote() {
     let put = t
         .put_manifest("/v2/library/lambda/manifests/latest", OCI_INDEX, &body)
         .await;
-    assert_eq!(put.status, 201, "{}", String::from_utf8_lossy(&put.body));
+    assert_eq!(put.status, 201, "{}", put.text());
     let lambda =
         quayside::backend::open_aws(&quayside::aws::Aws::from_lambda_env(), &env(&t).settings);
     let found = lambda
@@ -161,7 +161,7 @@ async fn a_manifest_over_an_item_spills_to_s3_and_round_trips() {
     let put = t
         .put_manifest("/v2/library/big/manifests/large", OCI_INDEX, &big)
         .await;
-    assert_eq!(put.status, 201, "{}", String::from_utf8_lossy(&put.body));
+    assert_eq!(put.status, 201, "{}", put.text());
 
     // The bytes are in the bucket under the digest, and in no item.
     let object = env
@@ -360,22 +360,22 @@ async fn a_failed_condition_writes_nothing() {
         body: n.as_bytes().to_vec().into(),
     };
 
+    // Pushes `manifest` as v1, its v1 image `leaf` with `comment`.
+    let push_leaf = async |manifest: &StoredManifest, comment: &str| {
+        let push = Push {
+            manifest: manifest.clone(),
+            tags: vec![tag.clone()],
+            tag_v1_image: Some("leaf".into()),
+            images: vec![v1_image("leaf", comment)],
+            referrer: None,
+            event: event("repo_push"),
+        };
+        store.commit_push(&repo, &push).await.unwrap();
+    };
+
     // A tag that names a manifest refuses a generated one: Conflict, nothing written.
     let pushed = manifest("pushed");
-    store
-        .commit_push(
-            &repo,
-            &Push {
-                manifest: pushed.clone(),
-                tags: vec![tag.clone()],
-                tag_v1_image: Some("leaf".into()),
-                images: vec![v1_image("leaf", "first")],
-                referrer: None,
-                event: event("repo_push"),
-            },
-        )
-        .await
-        .unwrap();
+    push_leaf(&pushed, "first").await;
     let before = partition(env, "library/cond").await;
     let generated = manifest("generated");
     let refused = store
@@ -398,31 +398,13 @@ async fn a_failed_condition_writes_nothing() {
         before,
         "nothing changed"
     );
-    assert!(
-        store
-            .manifest(&repo, &generated.digest)
-            .await
-            .unwrap()
-            .is_none()
-    );
+    let stored = store.manifest(&repo, &generated.digest).await.unwrap();
+    assert!(stored.is_none());
 
     // An image stored since the caller's lookup fails its condition; the push goes
     // through without it, and the stored image is kept as first written.
     let second = manifest("second");
-    store
-        .commit_push(
-            &repo,
-            &Push {
-                manifest: second.clone(),
-                tags: vec![tag.clone()],
-                tag_v1_image: Some("leaf".into()),
-                images: vec![v1_image("leaf", "rewritten")],
-                referrer: None,
-                event: event("repo_push"),
-            },
-        )
-        .await
-        .unwrap();
+    push_leaf(&second, "rewritten").await;
     let chain = quayside::registry::image_chain(store.as_ref(), &repo, "leaf")
         .await
         .unwrap();
@@ -550,30 +532,23 @@ async fn a_push_reaches_an_sqs_queue_through_the_stream_notify_push_and_sns() {
     let t = aws_registry().await;
     let env = env(&t);
     let sqs = aws_sdk_sqs::Client::new(&env.aws.sdk);
-    let queue_url = sqs
-        .create_queue()
-        .queue_name(&env.settings.topic_name)
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
-    let queue_arn = sqs
+    let queue = sqs.create_queue().queue_name(&env.settings.topic_name);
+    let created = queue.send().await.unwrap();
+    let queue_url = created.queue_url().expect("a queue URL");
+    let arn = aws_sdk_sqs::types::QueueAttributeName::QueueArn;
+    let attributes = sqs
         .get_queue_attributes()
-        .queue_url(&queue_url)
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .queue_url(queue_url)
+        .attribute_names(arn.clone())
         .send()
         .await
-        .unwrap()
-        .attributes
-        .unwrap()
-        .remove(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
         .unwrap();
+    let queue_arn = &attributes.attributes().expect("the queue's attributes")[&arn];
     let sns = env.aws.sns();
     sns.subscribe()
         .topic_arn(&env.provisioned.topic_arn)
         .protocol("sqs")
-        .endpoint(&queue_arn)
+        .endpoint(queue_arn)
         .send()
         .await
         .unwrap();
@@ -607,7 +582,7 @@ async fn a_push_reaches_an_sqs_queue_through_the_stream_notify_push_and_sns() {
 
     let received = sqs
         .receive_message()
-        .queue_url(&queue_url)
+        .queue_url(queue_url)
         .max_number_of_messages(10)
         .send()
         .await
@@ -684,11 +659,7 @@ async fn deleting_a_manifest_writes_its_removed_tags_into_the_outbox() {
 #[tokio::test]
 async fn s3_presigned_urls_and_multipart_uploads() {
     let env = AwsEnv::provision().await;
-    let blobs = S3Blobs::new(
-        env.aws.s3(),
-        &env.settings.bucket,
-        env.settings.presign_expiry,
-    );
+    let blobs = env.s3_blobs();
     let bytes = bytes::Bytes::from_static(b"a layer");
     let digest = Digest::sha256(&bytes);
     assert_eq!(blobs.size(&digest).await.unwrap(), None);
@@ -709,12 +680,13 @@ async fn s3_presigned_urls_and_multipart_uploads() {
         )),
         "{url}"
     );
-    for part in [
+    let signed = [
         "X-Amz-Algorithm=AWS4-HMAC-SHA256",
         "X-Amz-Expires=300",
         "X-Amz-Signature=",
         "X-Amz-Credential=",
-    ] {
+    ];
+    for part in signed {
         assert!(url.contains(part), "{part} in {url}");
     }
     let short = blobs
@@ -801,11 +773,7 @@ async fn upload_items_expire_at_their_start_plus_the_age_and_stale_ones_are_list
     use quayside::aws::dynamodb::DynamoMetadata;
     use quayside::ports::{MetadataStore, Upload};
     let env = AwsEnv::provision().await;
-    let blobs: Arc<dyn BlobStore> = Arc::new(S3Blobs::new(
-        env.aws.s3(),
-        &env.settings.bucket,
-        env.settings.presign_expiry,
-    ));
+    let blobs: Arc<dyn BlobStore> = Arc::new(env.s3_blobs());
     let age = std::time::Duration::from_secs(3600);
     let store = DynamoMetadata::new(env.aws.dynamodb(), &env.settings.table, blobs)
         .with_upload_max_age(age);
@@ -815,17 +783,9 @@ async fn upload_items_expire_at_their_start_plus_the_age_and_stale_ones_are_list
     );
     let now = std::time::SystemTime::now();
     let at = |id: &str, started: std::time::SystemTime| Upload {
-        id: id.into(),
-        offset: 0,
         hash_state: vec![],
-        pending: 0,
-        pending_key: None,
-        handle: None,
-        parts: vec![],
         started: rfc3339(started),
-        version: 0,
-        writer: None,
-        lease_until: 0,
+        ..contract::metadata::upload(id, 0)
     };
     let hours = |h: u64| std::time::Duration::from_secs(h * 3600);
     let (two_hours_ago, long_ago) = (now - hours(2), now - hours(30));
@@ -882,11 +842,7 @@ async fn upload_items_expire_at_their_start_plus_the_age_and_stale_ones_are_list
 #[tokio::test]
 async fn s3_stray_upload_objects_older_than_a_cutoff_are_removed() {
     let env = AwsEnv::provision().await;
-    let blobs = S3Blobs::new(
-        env.aws.s3(),
-        &env.settings.bucket,
-        env.settings.presign_expiry,
-    );
+    let blobs = env.s3_blobs();
     let id = "0b8c2a3e-9d5f-4c1e-8a7b-123456789abc";
     let stray = [
         blobs
@@ -1021,12 +977,7 @@ async fn a_small_chunked_blob_goes_to_s3_once_and_is_copied_into_place() {
             b"",
         )
         .await;
-    assert_eq!(
-        finished.status,
-        201,
-        "{}",
-        String::from_utf8_lossy(&finished.body)
-    );
+    assert_eq!(finished.status, 201, "{}", finished.text());
     let s3: Vec<String> = calls
         .take_operations()
         .into_iter()

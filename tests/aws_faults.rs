@@ -34,15 +34,8 @@ fn bytes(n: usize, seed: u8) -> Vec<u8> {
 }
 
 async fn start(t: &TestRegistry, repo: &str) -> String {
-    let got = t
-        .request(
-            Method::POST,
-            &format!("/v2/{repo}/blobs/uploads/"),
-            &[],
-            b"",
-        )
-        .await;
-    assert_eq!(got.status, 202, "{}", String::from_utf8_lossy(&got.body));
+    let got = t.post(&format!("/v2/{repo}/blobs/uploads/"), b"").await;
+    assert_eq!(got.status, 202, "{}", got.text());
     got.header("location").expect("a location").to_string()
 }
 
@@ -51,7 +44,7 @@ async fn patch(t: &TestRegistry, location: &str, from: usize, chunk: &[u8]) -> S
     let got = t
         .request(Method::PATCH, location, &[("content-range", &range)], chunk)
         .await;
-    assert_eq!(got.status, 202, "{}", String::from_utf8_lossy(&got.body));
+    assert_eq!(got.status, 202, "{}", got.text());
     assert_eq!(
         got.header("range"),
         Some(format!("0-{}", from + chunk.len() - 1).as_str())
@@ -71,21 +64,9 @@ async fn assert_stored(t: &TestRegistry, repo: &str, data: &[u8]) {
 /// Multipart uploads and objects under `uploads/` the bucket holds (straight at moto).
 async fn upload_leftovers(t: &TestRegistry) -> (usize, usize) {
     let env = t.aws.as_ref().expect("an aws backend");
-    let s3 = env.aws.s3();
-    let multipart = s3
-        .list_multipart_uploads()
-        .bucket(&env.settings.bucket)
-        .send()
-        .await
-        .expect("ListMultipartUploads");
-    let objects = s3
-        .list_objects_v2()
-        .bucket(&env.settings.bucket)
-        .prefix("uploads/")
-        .send()
-        .await
-        .expect("ListObjectsV2");
-    (multipart.uploads().len(), objects.contents().len())
+    let (objects, multipart) = env.bucket_keys(None).await;
+    let uploads = objects.iter().filter(|key| key.starts_with("uploads/"));
+    (multipart.len(), uploads.count())
 }
 
 #[tokio::test]
@@ -115,15 +96,8 @@ async fn a_write_whose_answer_was_lost_answers_what_it_earned() {
     );
     let digest = Digest::sha256(&data);
     proxy.inject("DynamoDB.PutItem", Fault::DropAnswer, 1);
-    let got = t
-        .request(
-            Method::PUT,
-            &format!("{location}?digest={digest}"),
-            &[],
-            b"",
-        )
-        .await;
-    assert_eq!(got.status, 201, "{}", String::from_utf8_lossy(&got.body));
+    let got = t.put(&format!("{location}?digest={digest}"), b"").await;
+    assert_eq!(got.status, 201, "{}", got.text());
     assert_stored(&t, "acme/app", &data).await;
 }
 
@@ -142,22 +116,20 @@ async fn a_multipart_upload_whose_answer_was_lost_is_not_left_behind() {
         }
         if finish {
             let digest = Digest::sha256(&data);
+            let last = format!("{}-{}", 3 * chunk, data.len() - 1);
             let got = t
                 .request(
                     Method::PUT,
                     &format!("{location}?digest={digest}"),
-                    &[(
-                        "content-range",
-                        &format!("{}-{}", 3 * chunk, data.len() - 1),
-                    )],
+                    &[("content-range", &last)],
                     &data[3 * chunk..],
                 )
                 .await;
-            assert_eq!(got.status, 201, "{}", String::from_utf8_lossy(&got.body));
+            assert_eq!(got.status, 201, "{}", got.text());
             assert_stored(&t, "acme/app", &data).await;
         } else {
             let got = t.delete(&location).await;
-            assert_eq!(got.status, 204, "{}", String::from_utf8_lossy(&got.body));
+            assert_eq!(got.status, 204, "{}", got.text());
         }
         assert_eq!(
             upload_leftovers(&t).await,
@@ -196,15 +168,8 @@ async fn tidying_that_fails_after_the_blob_is_stored_does_not_fail_the_push() {
     proxy.inject("S3.DeleteObject", denied("s3"), 10);
     proxy.inject("DynamoDB.DeleteItem", denied("dynamodb"), 10);
     let digest = Digest::sha256(&data);
-    let got = t
-        .request(
-            Method::PUT,
-            &format!("{location}?digest={digest}"),
-            &[],
-            b"",
-        )
-        .await;
-    assert_eq!(got.status, 201, "{}", String::from_utf8_lossy(&got.body));
+    let got = t.put(&format!("{location}?digest={digest}"), b"").await;
+    assert_eq!(got.status, 201, "{}", got.text());
     assert!(proxy.seen("S3.DeleteObject") >= 1 && proxy.seen("DynamoDB.DeleteItem") >= 1);
     proxy.clear();
     assert_stored(&t, "acme/app", &data).await;
@@ -224,20 +189,14 @@ async fn throttling_is_429_and_a_stalled_backend_503_both_with_retry_after() {
     // DynamoDB throttles every try of the SDK: the client is told to back off.
     proxy.inject("DynamoDB.GetItem", Fault::dynamodb_throttled(), 1000);
     let got = t.get(&blob, &[]).await;
-    assert_eq!(
-        (got.status, got.error_code().as_str()),
-        (429, "TOOMANYREQUESTS")
-    );
+    got.assert_error(429, "TOOMANYREQUESTS");
     assert_eq!(got.header("retry-after"), Some("1"));
     proxy.clear();
 
     // S3 asks to slow down on the blob's PutObject: 429, and nothing is linked.
     proxy.inject("S3.PutObject", Fault::s3_slow_down(), 1000);
-    let got = t.request(Method::POST, &push, &[], &data).await;
-    assert_eq!(
-        (got.status, got.error_code().as_str()),
-        (429, "TOOMANYREQUESTS")
-    );
+    let got = t.post(&push, &data).await;
+    got.assert_error(429, "TOOMANYREQUESTS");
     assert_eq!(got.header("retry-after"), Some("1"));
     proxy.clear();
     assert_eq!(
@@ -253,15 +212,12 @@ async fn throttling_is_429_and_a_stalled_backend_503_both_with_retry_after() {
         1000,
     );
     let got = t.get(&blob, &[]).await;
-    assert_eq!(
-        (got.status, got.error_code().as_str()),
-        (503, "UNAVAILABLE")
-    );
+    got.assert_error(503, "UNAVAILABLE");
     assert_eq!(got.header("retry-after"), Some("1"));
     proxy.clear();
 
     // Then the same push works.
-    let got = t.request(Method::POST, &push, &[], &data).await;
-    assert_eq!(got.status, 201, "{}", String::from_utf8_lossy(&got.body));
+    let got = t.post(&push, &data).await;
+    assert_eq!(got.status, 201, "{}", got.text());
     assert_stored(&t, "acme/app", &data).await;
 }

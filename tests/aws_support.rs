@@ -152,8 +152,49 @@ impl AwsEnv {
         }
     }
 
+    /// The S3 blob store over this bucket, as the registry opens it.
+    pub fn s3_blobs(&self) -> quayside::aws::s3::S3Blobs {
+        quayside::aws::s3::S3Blobs::new(
+            self.aws.s3(),
+            &self.settings.bucket,
+            self.settings.presign_expiry,
+        )
+    }
+
     /// The registry over these resources, as a Lambda function builds it.
     pub fn registry(&self) -> Registry {
         quayside::backend::open_aws(&self.aws, &self.settings)
+    }
+
+    /// The keys the bucket holds under `prefix` (all of them without one): of its objects,
+    /// and of its multipart uploads under way. What a test sees the registry left in S3.
+    pub async fn bucket_keys(&self, prefix: Option<&str>) -> (Vec<String>, Vec<String>) {
+        let s3 = self.aws.s3();
+        let bucket = &self.settings.bucket;
+        let prefix = prefix.map(str::to_string);
+        let objects = s3
+            .list_objects_v2()
+            .bucket(bucket)
+            .set_prefix(prefix.clone())
+            .send();
+        let multipart = s3
+            .list_multipart_uploads()
+            .bucket(bucket)
+            .set_prefix(prefix)
+            .send();
+        let (objects, multipart) = tokio::join!(objects, multipart);
+        let objects = objects
+            .expect("ListObjectsV2")
+            .contents()
+            .iter()
+            .filter_map(|o| o.key().map(str::to_string))
+            .collect();
+        let multipart = multipart
+            .expect("ListMultipartUploads")
+            .uploads()
+            .iter()
+            .map(|u| u.key().unwrap_or_default().to_string())
+            .collect();
+        (objects, multipart)
     }
 }

@@ -343,7 +343,7 @@ impl Deployment {
             answer.status,
             200,
             "token for {scopes:?}: {}",
-            String::from_utf8_lossy(&answer.body)
+            answer.text()
         );
         answer.json()["token"]
             .as_str()

@@ -20,6 +20,20 @@ fn blob_path(repo: &str, digest: &Digest) -> String {
     format!("/v2/{repo}/blobs/{digest}")
 }
 
+/// `got` says blob `digest` is now in `repo`: `201`, the blob's URL and its digest.
+#[track_caller]
+fn assert_blob_created(got: &Answer, repo: &str, digest: &Digest) {
+    assert_eq!(got.status, 201, "{}", got.text());
+    assert_eq!(
+        got.header("location"),
+        Some(blob_path(repo, digest).as_str())
+    );
+    assert_eq!(
+        got.header("docker-content-digest"),
+        Some(digest.to_string().as_str())
+    );
+}
+
 /// Bytes that differ per test and per size.
 fn bytes(n: usize, seed: u8) -> Vec<u8> {
     (0..n)
@@ -27,14 +41,27 @@ fn bytes(n: usize, seed: u8) -> Vec<u8> {
         .collect()
 }
 
+/// [`bytes`] and their sha256 digest: a blob to push.
+fn blob(n: usize, seed: u8) -> (Vec<u8>, Digest) {
+    let data = bytes(n, seed);
+    let digest = Digest::sha256(&data);
+    (data, digest)
+}
+
+/// Opens an upload session of `repo` (`POST /v2/<repo>/blobs/uploads/`).
 async fn start(t: &TestRegistry, repo: &str) -> Answer {
-    t.request(
-        Method::POST,
-        &format!("/v2/{repo}/blobs/uploads/"),
-        &[],
-        b"",
-    )
-    .await
+    t.post(&format!("/v2/{repo}/blobs/uploads/"), b"").await
+}
+
+/// `POST /v2/<repo>/blobs/uploads/?<query>` with no body: a mount, or a session of options.
+async fn start_with(t: &TestRegistry, repo: &str, query: &str) -> Answer {
+    t.post(&format!("/v2/{repo}/blobs/uploads/?{query}"), b"")
+        .await
+}
+
+/// The `Location` of a new upload session of `repo`.
+async fn start_location(t: &TestRegistry, repo: &str) -> String {
+    start(t, repo).await.header("location").unwrap().to_string()
 }
 
 #[tokio::test]
@@ -77,19 +104,13 @@ async fn end_2_blob_get_and_head() {
 
     let unknown = blob_path("acme/app", &Digest::sha256(b"nope"));
     let got = t.get(&unknown, &[]).await;
-    assert_eq!(
-        (got.status, got.error_code().as_str()),
-        (404, "BLOB_UNKNOWN")
-    );
+    got.assert_error(404, "BLOB_UNKNOWN");
     assert_eq!(t.head(&unknown).await.status, 404);
     // Linked elsewhere only: unknown here.
     let got = t.head(&blob_path("other/app", &digest)).await;
     assert_eq!(got.status, 404);
     let got = t.get("/v2/acme/app/blobs/sha256:xyz", &[]).await;
-    assert_eq!(
-        (got.status, got.error_code().as_str()),
-        (400, "DIGEST_INVALID")
-    );
+    got.assert_error(400, "DIGEST_INVALID");
 }
 
 #[tokio::test]
@@ -150,25 +171,14 @@ async fn end_4a_post_opens_a_session() {
     }
 
     // A body without ?digest= is refused, not silently dropped.
-    let got = t
-        .request(
-            Method::POST,
-            "/v2/acme/app/blobs/uploads/",
-            &[],
-            b"stray bytes",
-        )
-        .await;
-    assert_eq!(
-        (got.status, got.error_code().as_str()),
-        (400, "BLOB_UPLOAD_INVALID")
-    );
+    let got = t.post("/v2/acme/app/blobs/uploads/", b"stray bytes").await;
+    got.assert_error(400, "BLOB_UPLOAD_INVALID");
 }
 
 #[tokio::test]
 async fn end_4b_monolithic_post() {
     let t = TestRegistry::new().await;
-    let data = bytes(3000, 3);
-    let digest = Digest::sha256(&data);
+    let (data, digest) = blob(3000, 3);
     let got = t
         .request(
             Method::POST,
@@ -177,15 +187,7 @@ async fn end_4b_monolithic_post() {
             &data,
         )
         .await;
-    assert_eq!(got.status, 201, "{}", String::from_utf8_lossy(&got.body));
-    assert_eq!(
-        got.header("location"),
-        Some(blob_path("acme/app", &digest).as_str())
-    );
-    assert_eq!(
-        got.header("docker-content-digest"),
-        Some(digest.to_string().as_str())
-    );
+    assert_blob_created(&got, "acme/app", &digest);
     assert_eq!(
         t.download(&blob_path("acme/app", &digest), None).await.1,
         data
@@ -193,17 +195,12 @@ async fn end_4b_monolithic_post() {
 
     let wrong = Digest::sha256(b"else");
     let got = t
-        .request(
-            Method::POST,
+        .post(
             &format!("/v2/acme/app/blobs/uploads/?digest={wrong}"),
-            &[],
             &data,
         )
         .await;
-    assert_eq!(
-        (got.status, got.error_code().as_str()),
-        (400, "DIGEST_INVALID")
-    );
+    got.assert_error(400, "DIGEST_INVALID");
     assert_eq!(t.head(&blob_path("acme/app", &wrong)).await.status, 404);
 }
 
@@ -212,13 +209,8 @@ async fn end_5_and_6_chunked_upload_across_a_part_boundary() {
     let t = TestRegistry::new().await;
     // 3 chunks of 3 MiB: the second completes the first 5 MiB part; the last goes on PUT.
     let chunk = 3 * 1024 * 1024;
-    let data = bytes(3 * chunk + 17, 4);
-    let digest = Digest::sha256(&data);
-    let mut location = start(&t, "acme/app")
-        .await
-        .header("location")
-        .unwrap()
-        .to_string();
+    let (data, digest) = blob(3 * chunk + 17, 4);
+    let mut location = start_location(&t, "acme/app").await;
     for i in 0..2 {
         let (from, to) = (i * chunk, (i + 1) * chunk);
         let range = format!("{from}-{}", to - 1);
@@ -233,7 +225,7 @@ async fn end_5_and_6_chunked_upload_across_a_part_boundary() {
                 &data[from..to],
             )
             .await;
-        assert_eq!(got.status, 202, "{}", String::from_utf8_lossy(&got.body));
+        assert_eq!(got.status, 202, "{}", got.text());
         assert_eq!(got.header("range"), Some(format!("0-{}", to - 1).as_str()));
         assert!(got.header("docker-upload-uuid").is_some());
         location = got.header("location").unwrap().to_string();
@@ -244,18 +236,16 @@ async fn end_5_and_6_chunked_upload_across_a_part_boundary() {
         (204, Some(format!("0-{}", 2 * chunk - 1).as_str()))
     );
 
+    let last = format!("{}-{}", 2 * chunk, data.len() - 1);
     let got = t
         .request(
             Method::PUT,
             &finishing(&location, &digest),
-            &[(
-                "content-range",
-                &format!("{}-{}", 2 * chunk, data.len() - 1),
-            )],
+            &[("content-range", &last)],
             &data[2 * chunk..],
         )
         .await;
-    assert_eq!(got.status, 201, "{}", String::from_utf8_lossy(&got.body));
+    assert_eq!(got.status, 201, "{}", got.text());
     // On the deployment the upload service answers with the blob's URL on the API.
     assert_eq!(
         got.header("location").map(path_of),
@@ -270,29 +260,19 @@ async fn end_5_and_6_chunked_upload_across_a_part_boundary() {
     assert!(body == data, "the assembled blob is the bytes sent");
     // The session is gone.
     let got = t.get(&location, &[]).await;
-    assert_eq!(
-        (got.status, got.error_code().as_str()),
-        (404, "BLOB_UPLOAD_UNKNOWN")
-    );
+    got.assert_error(404, "BLOB_UPLOAD_UNKNOWN");
 }
 
 #[tokio::test]
 async fn end_5_patch_without_content_range_then_empty_put() {
     let t = TestRegistry::new().await;
-    let data = bytes(5000, 5);
-    let digest = Digest::sha256(&data);
-    let location = start(&t, "acme/app")
-        .await
-        .header("location")
-        .unwrap()
-        .to_string();
+    let (data, digest) = blob(5000, 5);
+    let location = start_location(&t, "acme/app").await;
     // skopeo's way: the whole blob in one PATCH, no Content-Range, then PUT with no body.
     let got = t.request(Method::PATCH, &location, &[], &data).await;
     assert_eq!((got.status, got.header("range")), (202, Some("0-4999")));
     let location = got.header("location").unwrap().to_string();
-    let got = t
-        .request(Method::PUT, &finishing(&location, &digest), &[], b"")
-        .await;
+    let got = t.put(&finishing(&location, &digest), b"").await;
     assert_eq!(got.status, 201);
     assert_eq!(
         t.download(&blob_path("acme/app", &digest), None).await.1,
@@ -303,66 +283,30 @@ async fn end_5_patch_without_content_range_then_empty_put() {
 #[tokio::test]
 async fn end_5_out_of_order_chunk_is_416() {
     let t = TestRegistry::new().await;
-    let location = start(&t, "acme/app")
-        .await
-        .header("location")
-        .unwrap()
-        .to_string();
-    let got = t
-        .request(
-            Method::PATCH,
-            &location,
-            &[("content-range", "0-9")],
-            &bytes(10, 6),
-        )
-        .await;
+    let location = start_location(&t, "acme/app").await;
+    let patch = async |range: &str, chunk: &[u8]| {
+        t.request(Method::PATCH, &location, &[("content-range", range)], chunk)
+            .await
+    };
+    let got = patch("0-9", &bytes(10, 6)).await;
     assert_eq!(got.status, 202);
     for range in ["0-9", "20-29", "5-14"] {
-        let got = t
-            .request(
-                Method::PATCH,
-                &location,
-                &[("content-range", range)],
-                &bytes(10, 6),
-            )
-            .await;
+        let got = patch(range, &bytes(10, 6)).await;
         assert_eq!(got.status, 416, "{range}");
     }
     // Nothing of the refused chunks was taken.
     assert_eq!(t.get(&location, &[]).await.header("range"), Some("0-9"));
-    let got = t
-        .request(
-            Method::PATCH,
-            &location,
-            &[("content-range", "10-12")],
-            &bytes(10, 6),
-        )
-        .await;
-    assert_eq!(
-        (got.status, got.error_code().as_str()),
-        (400, "SIZE_INVALID")
-    );
-    let got = t
-        .request(
-            Method::PATCH,
-            &location,
-            &[("content-range", "ten-twelve")],
-            b"x",
-        )
-        .await;
-    assert_eq!(
-        (got.status, got.error_code().as_str()),
-        (400, "BLOB_UPLOAD_INVALID")
-    );
+    let got = patch("10-12", &bytes(10, 6)).await;
+    got.assert_error(400, "SIZE_INVALID");
+    let got = patch("ten-twelve", b"x").await;
+    got.assert_error(400, "BLOB_UPLOAD_INVALID");
     // The widest range there is (it once overflowed the handler's arithmetic): a clear
     // error, and the upload unchanged.
     for range in [
         "0-18446744073709551615",
         "18446744073709551615-18446744073709551615",
     ] {
-        let got = t
-            .request(Method::PATCH, &location, &[("content-range", range)], b"x")
-            .await;
+        let got = patch(range, b"x").await;
         assert!(matches!(got.status, 400 | 416), "{range}: {}", got.status);
     }
     assert_eq!(t.get(&location, &[]).await.header("range"), Some("0-9"));
@@ -372,34 +316,17 @@ async fn end_5_out_of_order_chunk_is_416() {
 async fn end_6_wrong_digest_is_digest_invalid_and_drops_the_upload() {
     let t = TestRegistry::new().await;
     let data = bytes(100, 7);
-    let location = start(&t, "acme/app")
-        .await
-        .header("location")
-        .unwrap()
-        .to_string();
+    let location = start_location(&t, "acme/app").await;
     t.request(Method::PATCH, &location, &[], &data).await;
     let wrong = Digest::sha256(b"not these bytes");
-    let got = t
-        .request(Method::PUT, &finishing(&location, &wrong), &[], b"")
-        .await;
-    assert_eq!(
-        (got.status, got.error_code().as_str()),
-        (400, "DIGEST_INVALID")
-    );
+    let got = t.put(&finishing(&location, &wrong), b"").await;
+    got.assert_error(400, "DIGEST_INVALID");
     assert_eq!(t.head(&blob_path("acme/app", &wrong)).await.status, 404);
     assert_eq!(t.get(&location, &[]).await.status, 404);
 
-    let location = start(&t, "acme/app")
-        .await
-        .header("location")
-        .unwrap()
-        .to_string();
-    let got = t.request(Method::PUT, &location, &[], &data).await;
-    assert_eq!(
-        (got.status, got.error_code().as_str()),
-        (400, "DIGEST_INVALID"),
-        "no digest"
-    );
+    let location = start_location(&t, "acme/app").await;
+    let got = t.put(&location, &data).await;
+    got.assert_error_for(400, "DIGEST_INVALID", "no digest");
 }
 
 /// PATCHes `data` to the upload at `location` in chunks of `chunk` bytes; the last
@@ -411,7 +338,7 @@ async fn patch_all(t: &TestRegistry, mut location: String, data: &[u8], chunk: u
         let got = t
             .request(Method::PATCH, &location, &[("content-range", &range)], part)
             .await;
-        assert_eq!(got.status, 202, "{}", String::from_utf8_lossy(&got.body));
+        assert_eq!(got.status, 202, "{}", got.text());
         location = got.header("location").unwrap().to_string();
     }
     location
@@ -440,80 +367,47 @@ async fn sha512_blobs_with_or_without_digest_algorithm() {
     let small = bytes(1000, 21);
     let digest = sha512.digest(&small);
     let got = t
-        .request(
-            Method::POST,
+        .post(
             &format!("/v2/acme/app/blobs/uploads/?digest={digest}"),
-            &[],
             &small,
         )
         .await;
-    assert_eq!(got.status, 201, "{}", String::from_utf8_lossy(&got.body));
+    assert_eq!(got.status, 201, "{}", got.text());
     get_back(digest, small, "monolithic").await;
 
     let chunk = 3 * 1024 * 1024;
     let large = bytes(3 * chunk + 17, 22);
     let digest = sha512.digest(&large);
     let got = t
-        .request(
-            Method::POST,
-            "/v2/acme/app/blobs/uploads/?digest-algorithm=sha512",
-            &[],
-            b"",
-        )
+        .post("/v2/acme/app/blobs/uploads/?digest-algorithm=sha512", b"")
         .await;
     assert_eq!(got.status, 202);
     let location = patch_all(&t, got.header("location").unwrap().into(), &large, chunk).await;
-    let got = t
-        .request(Method::PUT, &finishing(&location, &digest), &[], b"")
-        .await;
-    assert_eq!(got.status, 201, "{}", String::from_utf8_lossy(&got.body));
+    let got = t.put(&finishing(&location, &digest), b"").await;
+    assert_eq!(got.status, 201, "{}", got.text());
     get_back(digest, large.clone(), "digest-algorithm=sha512").await;
 
     let small = bytes(100, 23);
-    let location = start(&t, "acme/app")
-        .await
-        .header("location")
-        .unwrap()
-        .to_string();
+    let location = start_location(&t, "acme/app").await;
     let location = patch_all(&t, location, &small, 60).await;
     let wrong = sha512.digest(b"not these bytes");
-    let got = t
-        .request(Method::PUT, &finishing(&location, &wrong), &[], b"")
-        .await;
-    assert_eq!(
-        (got.status, got.error_code().as_str()),
-        (400, "DIGEST_INVALID")
-    );
+    let got = t.put(&finishing(&location, &wrong), b"").await;
+    got.assert_error(400, "DIGEST_INVALID");
     assert_eq!(t.head(&blob_path("acme/app", &wrong)).await.status, 404);
-    let location = start(&t, "acme/app")
-        .await
-        .header("location")
-        .unwrap()
-        .to_string();
+    let location = start_location(&t, "acme/app").await;
     let location = patch_all(&t, location, &small, 60).await;
     let digest = sha512.digest(&small);
-    let got = t
-        .request(Method::PUT, &finishing(&location, &digest), &[], b"")
-        .await;
-    assert_eq!(got.status, 201, "{}", String::from_utf8_lossy(&got.body));
+    let got = t.put(&finishing(&location, &digest), b"").await;
+    assert_eq!(got.status, 201, "{}", got.text());
     get_back(digest, small, "sha512 without digest-algorithm").await;
 
     let large = bytes(3 * chunk + 17, 24);
-    let location = start(&t, "acme/app")
-        .await
-        .header("location")
-        .unwrap()
-        .to_string();
+    let location = start_location(&t, "acme/app").await;
     let location = patch_all(&t, location, &large, chunk).await;
     let digest = sha512.digest(&large);
-    let got = t
-        .request(Method::PUT, &finishing(&location, &digest), &[], b"")
-        .await;
+    let got = t.put(&finishing(&location, &digest), b"").await;
     if t.aws.is_some() {
-        assert_eq!(
-            (got.status, got.error_code().as_str()),
-            (400, "DIGEST_INVALID")
-        );
+        got.assert_error(400, "DIGEST_INVALID");
         assert!(
             got.error_message().contains("digest-algorithm=sha512"),
             "{}",
@@ -521,32 +415,20 @@ async fn sha512_blobs_with_or_without_digest_algorithm() {
         );
         assert_eq!(t.get(&location, &[]).await.status, 204, "the upload stays");
     } else {
-        assert_eq!(got.status, 201, "{}", String::from_utf8_lossy(&got.body));
+        assert_eq!(got.status, 201, "{}", got.text());
         get_back(digest, large, "joined parts checked with sha512").await;
     }
 
     let got = t
-        .request(
-            Method::POST,
-            "/v2/acme/app/blobs/uploads/?digest-algorithm=md5",
-            &[],
-            b"",
-        )
+        .post("/v2/acme/app/blobs/uploads/?digest-algorithm=md5", b"")
         .await;
-    assert_eq!(
-        (got.status, got.error_code().as_str()),
-        (400, "DIGEST_INVALID")
-    );
+    got.assert_error(400, "DIGEST_INVALID");
 }
 
 #[tokio::test]
 async fn a_request_over_the_chunk_limit_gets_a_clear_413() {
     let t = TestRegistry::new().await;
-    let location = start(&t, "acme/app")
-        .await
-        .header("location")
-        .unwrap()
-        .to_string();
+    let location = start_location(&t, "acme/app").await;
     let too_big = bytes(4 * 1024 * 1024 + 1, 8);
     // On the deployment the session is the upload service's: sent to the API (Lambda)
     // instead, the chunk meets Lambda's limit.
@@ -555,10 +437,7 @@ async fn a_request_over_the_chunk_limit_gets_a_clear_413() {
         None => location.clone(),
     };
     let got = t.request(Method::PATCH, &on_lambda, &[], &too_big).await;
-    assert_eq!(
-        (got.status, got.error_code().as_str()),
-        (413, "SIZE_INVALID")
-    );
+    got.assert_error(413, "SIZE_INVALID");
     let message = got.json()["errors"][0]["message"]
         .as_str()
         .unwrap()
@@ -569,7 +448,7 @@ async fn a_request_over_the_chunk_limit_gets_a_clear_413() {
     if t.is_deployment() {
         // The upload service takes the whole chunk.
         let got = t.request(Method::PATCH, &location, &[], &too_big).await;
-        assert_eq!(got.status, 202, "{}", String::from_utf8_lossy(&got.body));
+        assert_eq!(got.status, 202, "{}", got.text());
         assert_eq!(got.header("range"), Some("0-4194304"));
     }
 }
@@ -577,28 +456,17 @@ async fn a_request_over_the_chunk_limit_gets_a_clear_413() {
 #[tokio::test]
 async fn end_13_and_14_status_and_cancel() {
     let t = TestRegistry::new().await;
-    let location = start(&t, "acme/app")
-        .await
-        .header("location")
-        .unwrap()
-        .to_string();
+    let location = start_location(&t, "acme/app").await;
     t.request(Method::PATCH, &location, &[], &bytes(6 * 1024 * 1024, 9))
         .await;
     let got = t.request(Method::DELETE, &location, &[], b"").await;
     assert_eq!(got.status, 204);
     for method in [Method::GET, Method::PATCH, Method::PUT, Method::DELETE] {
         let got = t.request(method.clone(), &location, &[], b"").await;
-        assert_eq!(
-            (got.status, got.error_code().as_str()),
-            (404, "BLOB_UPLOAD_UNKNOWN"),
-            "{method}"
-        );
+        got.assert_error_for(404, "BLOB_UPLOAD_UNKNOWN", &method);
     }
     let got = t.get("/v2/acme/app/blobs/uploads/not-a-uuid", &[]).await;
-    assert_eq!(
-        (got.status, got.error_code().as_str()),
-        (404, "BLOB_UPLOAD_UNKNOWN")
-    );
+    got.assert_error(404, "BLOB_UPLOAD_UNKNOWN");
 }
 
 #[tokio::test]
@@ -615,10 +483,7 @@ async fn end_10_blob_delete() {
         "only the link went"
     );
     let got = t.delete(&blob_path("acme/app", &digest)).await;
-    assert_eq!(
-        (got.status, got.error_code().as_str()),
-        (404, "BLOB_UNKNOWN")
-    );
+    got.assert_error(404, "BLOB_UNKNOWN");
 }
 
 #[tokio::test]
@@ -627,23 +492,8 @@ async fn end_11_cross_repository_mount_copies_nothing() {
     let data = bytes(2000, 10);
     let digest = t.seed_blob("acme/base", &data).await;
     let written = t.blob_bytes_written().await;
-    let got = t
-        .request(
-            Method::POST,
-            &format!("/v2/acme/app/blobs/uploads/?mount={digest}&from=acme/base"),
-            &[],
-            b"",
-        )
-        .await;
-    assert_eq!(got.status, 201, "{}", String::from_utf8_lossy(&got.body));
-    assert_eq!(
-        got.header("location"),
-        Some(blob_path("acme/app", &digest).as_str())
-    );
-    assert_eq!(
-        got.header("docker-content-digest"),
-        Some(digest.to_string().as_str())
-    );
+    let got = start_with(&t, "acme/app", &format!("mount={digest}&from=acme/base")).await;
+    assert_blob_created(&got, "acme/app", &digest);
     assert_eq!(t.head(&blob_path("acme/app", &digest)).await.status, 200);
     assert_eq!(
         t.download(&blob_path("acme/app", &digest), None).await.1,
@@ -657,54 +507,28 @@ async fn end_11_cross_repository_mount_copies_nothing() {
 
     // From a repository without it: a normal session instead.
     let missing = Digest::sha256(b"missing");
-    let got = t
-        .request(
-            Method::POST,
-            &format!("/v2/acme/app/blobs/uploads/?mount={missing}&from=acme/base"),
-            &[],
-            b"",
-        )
-        .await;
+    let got = start_with(&t, "acme/app", &format!("mount={missing}&from=acme/base")).await;
     assert_eq!(got.status, 202);
     assert!(got.header("docker-upload-uuid").is_some());
 
     // No `from`: mounted from wherever the registry has it when there is no auth (every
     // repository is anyone's to read); with auth (the deployment), a session instead.
-    let got = t
-        .request(
-            Method::POST,
-            &format!("/v2/acme/third/blobs/uploads/?mount={digest}"),
-            &[],
-            b"",
-        )
-        .await;
+    let got = start_with(&t, "acme/third", &format!("mount={digest}")).await;
     if t.deployment.is_some() {
         assert_eq!(got.status, 202, "with auth, no mount without a source");
     } else {
-        assert_eq!(got.status, 201, "{}", String::from_utf8_lossy(&got.body));
+        assert_eq!(got.status, 201, "{}", got.text());
         assert_eq!(t.head(&blob_path("acme/third", &digest)).await.status, 200);
     }
-    let got = t
-        .request(
-            Method::POST,
-            &format!("/v2/acme/third/blobs/uploads/?mount={missing}"),
-            &[],
-            b"",
-        )
-        .await;
+    let got = start_with(&t, "acme/third", &format!("mount={missing}")).await;
     assert_eq!(got.status, 202, "a blob the registry lacks: a session");
 }
 
 async fn push_tagged(t: &TestRegistry, repo: &str, tags: &[&str]) {
     let empty = json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}).to_string();
     for tag in tags {
-        let got = t
-            .put_manifest(
-                &format!("/v2/{repo}/manifests/{tag}"),
-                OCI_INDEX,
-                empty.as_bytes(),
-            )
-            .await;
+        let path = format!("/v2/{repo}/manifests/{tag}");
+        let got = t.put_manifest(&path, OCI_INDEX, empty.as_bytes()).await;
         assert_eq!(got.status, 201);
     }
 }
@@ -741,15 +565,9 @@ async fn end_8_tags_list_with_paging() {
     assert!(got.header("link").is_none());
 
     let got = t.get("/v2/acme/app/tags/list?n=lots", &[]).await;
-    assert_eq!(
-        (got.status, got.error_code().as_str()),
-        (400, "PAGINATION_NUMBER_INVALID")
-    );
+    got.assert_error(400, "PAGINATION_NUMBER_INVALID");
     let got = t.get("/v2/nobody/here/tags/list", &[]).await;
-    assert_eq!(
-        (got.status, got.error_code().as_str()),
-        (404, "NAME_UNKNOWN")
-    );
+    got.assert_error(404, "NAME_UNKNOWN");
 
     // A deleted tag leaves the list.
     t.delete("/v2/acme/app/manifests/v1").await;
@@ -808,13 +626,8 @@ async fn end_12_referrers() {
         })
         .to_string();
         let digest = Digest::sha256(body.as_bytes());
-        let put = t
-            .put_manifest(
-                &format!("/v2/library/tiny/manifests/{digest}"),
-                OCI_MANIFEST,
-                body.as_bytes(),
-            )
-            .await;
+        let path = format!("/v2/library/tiny/manifests/{digest}");
+        let put = t.put_manifest(&path, OCI_MANIFEST, body.as_bytes()).await;
         assert_eq!(put.header("oci-subject"), Some(subject.as_str()));
         pushed.push((digest, body.len(), artifact_type, note));
     }
@@ -915,7 +728,7 @@ async fn session_holding(t: &TestRegistry, repo: &str, prefix: &[u8]) -> (String
                 chunk,
             )
             .await;
-        assert_eq!(got.status, 202, "{}", String::from_utf8_lossy(&got.body));
+        assert_eq!(got.status, 202, "{}", got.text());
         location = got.header("location").unwrap().to_string();
         at += chunk.len();
     }
@@ -938,11 +751,7 @@ fn refused(answer: &Answer) -> bool {
 }
 
 fn summary(answer: &Answer) -> String {
-    format!(
-        "{} {}",
-        answer.status,
-        String::from_utf8_lossy(&answer.body)
-    )
+    format!("{} {}", answer.status, answer.text())
 }
 
 /// Every file and folder of upload `id` the blob store still holds: under its folder in
@@ -952,32 +761,12 @@ async fn upload_bytes(t: &TestRegistry, id: &str) -> Vec<String> {
     let Some(env) = &t.aws else {
         return files_under(&t.data_dir().join("uploads").join(id));
     };
-    let s3 = env.aws.s3();
     let prefix = format!("uploads/{id}/");
-    let objects = s3
-        .list_objects_v2()
-        .bucket(&env.settings.bucket)
-        .prefix(&prefix)
-        .send()
-        .await
-        .expect("ListObjectsV2");
-    let mut found: Vec<String> = objects
-        .contents()
-        .iter()
-        .filter_map(|o| o.key().map(str::to_string))
-        .collect();
-    let multipart = s3
-        .list_multipart_uploads()
-        .bucket(&env.settings.bucket)
-        .prefix(&prefix)
-        .send()
-        .await
-        .expect("ListMultipartUploads");
+    let (mut found, multipart) = env.bucket_keys(Some(&prefix)).await;
     found.extend(
         multipart
-            .uploads()
             .iter()
-            .map(|u| format!("multipart upload {}", u.key().unwrap_or_default())),
+            .map(|key| format!("multipart upload {key}")),
     );
     found
 }
@@ -999,11 +788,7 @@ fn files_under(path: &std::path::Path) -> Vec<String> {
 /// The upload is gone, and so is every byte it stored.
 async fn assert_gone(t: &TestRegistry, location: &str, id: &str, context: &str) {
     let got = t.get(location, &[]).await;
-    assert_eq!(
-        (got.status, got.error_code().as_str()),
-        (404, "BLOB_UPLOAD_UNKNOWN"),
-        "{context}"
-    );
+    got.assert_error_for(404, "BLOB_UPLOAD_UNKNOWN", context);
     assert_eq!(upload_bytes(t, id).await, Vec::<String>::new(), "{context}");
 }
 
@@ -1039,12 +824,7 @@ async fn assert_holds_then_finish(
         "{context}: the acknowledged chunks"
     );
     let done = t
-        .request(
-            Method::PUT,
-            &finishing(location, &Digest::sha256(acked)),
-            &[],
-            b"",
-        )
+        .put(&finishing(location, &Digest::sha256(acked)), b"")
         .await;
     assert_eq!(done.status, 201, "{context}: {}", summary(&done));
     assert_blob(t, repo, acked, context).await;
@@ -1126,10 +906,7 @@ async fn race_round(
             assert_eq!(got.status, 202, "{context}: {}", summary(&got));
             let whole = with(&mine);
             let target = finishing(&location, &Digest::sha256(&whole));
-            let (first, second) = tokio::join!(
-                t.request(Method::PUT, &target, &[], b""),
-                t.request(Method::PUT, &target, &[], b""),
-            );
+            let (first, second) = tokio::join!(t.put(&target, b""), t.put(&target, b""),);
             let fine = |a: &Answer| a.status == 201 || refused(a);
             assert!(
                 (first.status == 201 || second.status == 201) && fine(&first) && fine(&second),
@@ -1298,17 +1075,19 @@ async fn stale_uploads_are_purged_with_their_bytes_and_fresh_ones_kept() {
     // Past the age, an upload is gone to clients before any purge removes it.
     for location in [&big, &small] {
         let got = t.get(location, &[]).await;
-        assert_eq!(
-            (got.status, got.error_code().as_str()),
-            (404, "BLOB_UPLOAD_UNKNOWN"),
-            "a stale upload before the purge"
+        got.assert_error_for(
+            404,
+            "BLOB_UPLOAD_UNKNOWN",
+            "a stale upload before the purge",
         );
     }
-    let purged = t
-        .registry
-        .purge_uploads(std::time::Duration::from_secs(24 * 3600))
-        .await
-        .unwrap();
+    let purge = async || {
+        t.registry
+            .purge_uploads(std::time::Duration::from_secs(24 * 3600))
+            .await
+            .unwrap()
+    };
+    let purged = purge().await;
     assert_eq!(purged.uploads, 2, "{purged:?}");
     for (location, id) in [(&big, &big_id), (&small, &small_id)] {
         assert_gone(&t, location, id, "a stale upload").await;
@@ -1323,11 +1102,7 @@ async fn stale_uploads_are_purged_with_their_bytes_and_fresh_ones_kept() {
         );
     }
     // Purging again finds nothing; the fresh upload is untouched, and finishes.
-    let again = t
-        .registry
-        .purge_uploads(std::time::Duration::from_secs(24 * 3600))
-        .await
-        .unwrap();
+    let again = purge().await;
     assert_eq!(again.uploads, 0, "{again:?}");
     assert!(!upload_bytes(&t, &fresh_id).await.is_empty());
     assert_holds_then_finish(&t, repo, &fresh, &fresh_id, &kept, "the fresh upload").await;
@@ -1343,27 +1118,15 @@ async fn the_empty_blob_is_pushed_and_served() {
     let location = session.header("location").unwrap().to_string();
     let separator = if location.contains('?') { '&' } else { '?' };
     let done = t
-        .request(
-            Method::PUT,
-            &format!("{location}{separator}digest={empty}"),
-            &[],
-            b"",
-        )
+        .put(&format!("{location}{separator}digest={empty}"), b"")
         .await;
-    assert_eq!(done.status, 201, "{}", String::from_utf8_lossy(&done.body));
+    assert_eq!(done.status, 201, "{}", done.text());
     let (status, body) = t.download(&blob_path("acme/app", &empty), None).await;
     assert_eq!((status, body.len()), (200, 0));
     let head = t.head(&blob_path("acme/app", &empty)).await;
     assert_eq!(head.header("content-length"), Some("0"));
 
-    let monolithic = t
-        .request(
-            Method::POST,
-            &format!("/v2/acme/other/blobs/uploads/?digest={empty}"),
-            &[],
-            b"",
-        )
-        .await;
+    let monolithic = start_with(&t, "acme/other", &format!("digest={empty}")).await;
     assert_eq!(monolithic.status, 201);
     assert_eq!(t.head(&blob_path("acme/other", &empty)).await.status, 200);
 }
@@ -1390,12 +1153,7 @@ async fn push_image(t: &TestRegistry, repo: &str, tag: &str) -> (Vec<u8>, Digest
                 body,
             )
             .await;
-        assert_eq!(
-            got.status,
-            201,
-            "{repo}: {}",
-            String::from_utf8_lossy(&got.body)
-        );
+        assert_eq!(got.status, 201, "{repo}: {}", got.text());
         assert_eq!(
             got.header("location"),
             Some(blob_path(repo, &digest).as_str())
@@ -1419,12 +1177,7 @@ async fn push_image(t: &TestRegistry, repo: &str, tag: &str) -> (Vec<u8>, Digest
             &manifest,
         )
         .await;
-    assert_eq!(
-        got.status,
-        201,
-        "{repo}: {}",
-        String::from_utf8_lossy(&got.body)
-    );
+    assert_eq!(got.status, 201, "{repo}: {}", got.text());
     let digest = Digest::sha256(&manifest);
     assert_eq!(
         got.header("location"),
@@ -1470,8 +1223,7 @@ async fn names_of_any_depth() {
         );
 
         // A chunked upload: its session lives under the name.
-        let data = bytes(100, 7);
-        let blob = Digest::sha256(&data);
+        let (data, blob) = blob(100, 7);
         let session = start(&t, repo).await;
         assert_eq!(session.status, 202, "{repo}");
         let location = session.header("location").expect("location").to_string();
@@ -1488,15 +1240,8 @@ async fn names_of_any_depth() {
             "{repo}"
         );
         let next = got.header("location").unwrap_or(&location).to_string();
-        let got = t
-            .request(Method::PUT, &finishing(&next, &blob), &[], b"")
-            .await;
-        assert_eq!(
-            got.status,
-            201,
-            "{repo}: {}",
-            String::from_utf8_lossy(&got.body)
-        );
+        let got = t.put(&finishing(&next, &blob), b"").await;
+        assert_eq!(got.status, 201, "{repo}: {}", got.text());
         let (status, body) = t.download(&blob_path(repo, &blob), None).await;
         assert_eq!((status, body), (200, data), "{repo}");
         pushed.push((repo, digest, blob));
@@ -1552,23 +1297,13 @@ async fn invalid_names_at_any_depth() {
         "/v2/org/team__/app/manifests/latest",
     ] {
         let got = t.get(path, &[]).await;
-        assert_eq!(
-            (got.status, got.error_code().as_str()),
-            (400, "NAME_INVALID"),
-            "{path}"
-        );
+        got.assert_error_for(400, "NAME_INVALID", path);
     }
     let long = format!("a/{}", "b".repeat(254));
     let got = t.get(&format!("/v2/{long}/tags/list"), &[]).await;
-    assert_eq!(
-        (got.status, got.error_code().as_str()),
-        (400, "NAME_INVALID")
-    );
+    got.assert_error(400, "NAME_INVALID");
     let got = start(&t, "org/Team/app").await;
-    assert_eq!(
-        (got.status, got.error_code().as_str()),
-        (400, "NAME_INVALID")
-    );
+    got.assert_error(400, "NAME_INVALID");
     if !t.is_deployment() {
         assert_eq!(
             t.get("/v2/_catalog", &[]).await.json(),

@@ -49,6 +49,26 @@ pub fn manifest_fixture(name: &str) -> Vec<u8> {
     fixture(&format!("manifests/{name}"))
 }
 
+/// A copy of the OCI layout fixture in `dir` (skopeo may write lock files next to it): its
+/// path, for skopeo's `oci:` transport.
+pub fn layout_copy(dir: &Path) -> String {
+    fn copy_dir(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            let dest = to.join(entry.file_name());
+            if entry.file_type().unwrap().is_dir() {
+                copy_dir(&entry.path(), &dest);
+            } else {
+                std::fs::copy(entry.path(), dest).unwrap();
+            }
+        }
+    }
+    let target = dir.join("layout");
+    copy_dir(&fixtures().join("oci-layout"), &target);
+    target.display().to_string()
+}
+
 /// A blob of the OCI layout fixture by its hex digest.
 pub fn layout_blob(hex: &str) -> Vec<u8> {
     fixture(&format!("oci-layout/blobs/sha256/{hex}"))
@@ -81,40 +101,41 @@ impl CountingBlobs {
     }
 }
 
-#[async_trait]
-impl BlobStore for CountingBlobs {
-    async fn size(&self, digest: &Digest) -> StoreResult<Option<u64>> {
-        self.inner.size(digest).await
-    }
-    async fn get(&self, digest: &Digest) -> StoreResult<Option<Bytes>> {
-        self.inner.get(digest).await
-    }
-    async fn put(&self, digest: &Digest, bytes: Bytes) -> StoreResult<()> {
-        self.wrote(bytes.len());
-        self.inner.put(digest, bytes).await
-    }
-    async fn fetch(
-        &self,
-        digest: &Digest,
-        range: Option<(u64, u64)>,
-    ) -> StoreResult<Option<BlobBody>> {
-        self.inner.fetch(digest, range).await
-    }
-    async fn begin_parts(&self, id: &str) -> StoreResult<String> {
-        self.inner.begin_parts(id).await
-    }
-    async fn put_part(
-        &self,
-        id: &str,
-        handle: &str,
-        number: u32,
-        bytes: Bytes,
-    ) -> StoreResult<String> {
-        self.wrote(bytes.len());
-        self.inner.put_part(id, handle, number, bytes).await
-    }
-    async fn adopt_pending(&self, id: &str, key: &str, digest: &Digest) -> StoreResult<()> {
-        self.inner.adopt_pending(id, key, digest).await
+/// `impl BlobStore for CountingBlobs`: each method declared in `passed_on` (its parameters
+/// after `&self`) passes its call on to the inner store unchanged; the methods written out
+/// after it count what they store, or are not async.
+macro_rules! counting_blob_store {
+    (
+        passed_on { $(async fn $name:ident($($arg:ident: $ty:ty),*) -> $out:ty;)* }
+        $($written_out:tt)*
+    ) => {
+        #[async_trait]
+        impl BlobStore for CountingBlobs {
+            $(
+                async fn $name(&self, $($arg: $ty),*) -> $out {
+                    self.inner.$name($($arg),*).await
+                }
+            )*
+            $($written_out)*
+        }
+    };
+}
+
+// `upload` is the id of an upload session (the trait's `id`).
+counting_blob_store! {
+    passed_on {
+        async fn size(digest: &Digest) -> StoreResult<Option<u64>>;
+        async fn get(digest: &Digest) -> StoreResult<Option<Bytes>>;
+        async fn fetch(digest: &Digest, range: Option<(u64, u64)>) -> StoreResult<Option<BlobBody>>;
+        async fn begin_parts(upload: &str) -> StoreResult<String>;
+        async fn adopt_pending(upload: &str, key: &str, digest: &Digest) -> StoreResult<()>;
+        async fn pending(upload: &str, key: &str) -> StoreResult<Bytes>;
+        async fn remove_pending(upload: &str, key: &str) -> StoreResult<()>;
+        async fn complete_parts(upload: &str, handle: &str, parts: &[Part], digest: &Digest)
+            -> StoreResult<()>;
+        async fn abort_parts(upload: &str, handle: Option<&str>, pending: Option<&str>)
+            -> StoreResult<()>;
+        async fn purge_stray(cutoff: std::time::SystemTime) -> StoreResult<u64>;
     }
 
     fn checks_joined_parts(&self) -> bool {
@@ -124,46 +145,38 @@ impl BlobStore for CountingBlobs {
     fn part_buffer(&self) -> Option<usize> {
         self.inner.part_buffer()
     }
+
+    async fn put(&self, digest: &Digest, bytes: Bytes) -> StoreResult<()> {
+        self.wrote(bytes.len());
+        self.inner.put(digest, bytes).await
+    }
+
+    async fn put_part(
+        &self,
+        upload: &str,
+        handle: &str,
+        number: u32,
+        bytes: Bytes,
+    ) -> StoreResult<String> {
+        self.wrote(bytes.len());
+        self.inner.put_part(upload, handle, number, bytes).await
+    }
+
     async fn put_part_from(
         &self,
-        id: &str,
+        upload: &str,
         handle: &str,
         number: u32,
         source: &mut dyn quayside::ports::PartSource,
     ) -> StoreResult<(String, u64)> {
-        let stored = self.inner.put_part_from(id, handle, number, source).await?;
+        let stored = self.inner.put_part_from(upload, handle, number, source).await?;
         self.wrote(stored.1 as usize);
         Ok(stored)
     }
-    async fn put_pending(&self, id: &str, bytes: Bytes) -> StoreResult<String> {
+
+    async fn put_pending(&self, upload: &str, bytes: Bytes) -> StoreResult<String> {
         self.wrote(bytes.len());
-        self.inner.put_pending(id, bytes).await
-    }
-    async fn pending(&self, id: &str, key: &str) -> StoreResult<Bytes> {
-        self.inner.pending(id, key).await
-    }
-    async fn remove_pending(&self, id: &str, key: &str) -> StoreResult<()> {
-        self.inner.remove_pending(id, key).await
-    }
-    async fn complete_parts(
-        &self,
-        id: &str,
-        handle: &str,
-        parts: &[Part],
-        digest: &Digest,
-    ) -> StoreResult<()> {
-        self.inner.complete_parts(id, handle, parts, digest).await
-    }
-    async fn abort_parts(
-        &self,
-        id: &str,
-        handle: Option<&str>,
-        pending: Option<&str>,
-    ) -> StoreResult<()> {
-        self.inner.abort_parts(id, handle, pending).await
-    }
-    async fn purge_stray(&self, cutoff: std::time::SystemTime) -> StoreResult<u64> {
-        self.inner.purge_stray(cutoff).await
+        self.inner.put_pending(upload, bytes).await
     }
 }
 
@@ -195,12 +208,30 @@ impl Answer {
     }
 
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!(
-                "body is not JSON ({e}): {}",
-                String::from_utf8_lossy(&self.body)
-            )
-        })
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", self.text()))
+    }
+
+    /// The body as text (bytes that are not UTF-8 replaced), for a failure message.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// Asserts a registry error: `status` with `code` in the error body.
+    #[track_caller]
+    pub fn assert_error(&self, status: u16, code: &str) {
+        assert_eq!((self.status, self.error_code().as_str()), (status, code));
+    }
+
+    /// As [`Answer::assert_error`], with `context` and the body in the failure message.
+    #[track_caller]
+    pub fn assert_error_for(&self, status: u16, code: &str, context: impl std::fmt::Display) {
+        assert_eq!(
+            (self.status, self.error_code().as_str()),
+            (status, code),
+            "{context}: {}",
+            self.text()
+        );
     }
 
     /// The code of a registry error body.
@@ -404,12 +435,7 @@ impl TestRegistry {
     /// A token for `scopes`, which the token route must give (status 200).
     pub async fn token(&self, credentials: Option<(&str, &str)>, scopes: &[&str]) -> String {
         let answer = self.token_answer(credentials, scopes).await;
-        assert_eq!(
-            answer.status,
-            200,
-            "token: {}",
-            String::from_utf8_lossy(&answer.body)
-        );
+        assert_eq!(answer.status, 200, "token: {}", answer.text());
         answer.json()["token"]
             .as_str()
             .expect("a token")
@@ -429,6 +455,12 @@ impl TestRegistry {
         let mut all: Vec<(&str, &str)> = vec![("authorization", bearer.as_str())];
         all.extend_from_slice(headers);
         self.request(method, path, &all, body).await
+    }
+
+    /// A request with `Authorization: Bearer <token>` and no other header.
+    pub async fn request_as(&self, token: &str, method: Method, path: &str, body: &[u8]) -> Answer {
+        self.request_with_token(token, method, path, &[], body)
+            .await
     }
 
     /// Stores a blob and links it to `repo`, as the upload API will.
@@ -521,6 +553,16 @@ impl TestRegistry {
             Body::Binary(body.to_vec())
         };
         self.send(builder.body(body).expect("request")).await
+    }
+
+    /// A POST with no headers.
+    pub async fn post(&self, path: &str, body: &[u8]) -> Answer {
+        self.request(Method::POST, path, &[], body).await
+    }
+
+    /// A PUT with no headers.
+    pub async fn put(&self, path: &str, body: &[u8]) -> Answer {
+        self.request(Method::PUT, path, &[], body).await
     }
 
     pub async fn get(&self, path: &str, accept: &[&str]) -> Answer {

@@ -32,7 +32,7 @@ async fn manifest_functions_answer_api_gateway_events() {
 
     // A base64-encoded body, as API Gateway delivers a binary one.
     let put = invoke(&t, "put-manifest-base64.json").await;
-    assert_eq!(put.status, 201, "{}", String::from_utf8_lossy(&put.body));
+    assert_eq!(put.status, 201, "{}", put.text());
     assert_eq!(put.header("docker-content-digest"), Some(digest));
 
     let get = invoke(&t, "get-manifest-by-tag.json").await;
@@ -50,10 +50,7 @@ async fn manifest_functions_answer_api_gateway_events() {
     assert_eq!(head.header("docker-content-digest"), Some(digest));
 
     let bad = invoke(&t, "put-manifest-bad-name.json").await;
-    assert_eq!(
-        (bad.status, bad.error_code().as_str()),
-        (400, "NAME_INVALID")
-    );
+    bad.assert_error(400, "NAME_INVALID");
 
     let deleted = invoke(&t, "delete-manifest-by-digest.json").await;
     assert_eq!(deleted.status, 202);
@@ -77,7 +74,7 @@ async fn tag_parameters_are_answered_in_one_oci_tag_header_through_api_gateway()
     let req = lambda_http::request::from_str(&event.to_string()).unwrap();
     let route = quayside::http::route("write-manifest").unwrap();
     let put: Answer = route.serve_api_gateway(&t.registry, req).await.into();
-    assert_eq!(put.status, 201, "{}", String::from_utf8_lossy(&put.body));
+    assert_eq!(put.status, 201, "{}", put.text());
     assert_eq!(put.headers.get_all("oci-tag").iter().count(), 1);
     assert_eq!(put.header("oci-tag"), Some("one, two"));
 }
@@ -103,7 +100,7 @@ async fn a_nested_name_arrives_as_one_parameter_per_component() {
         .serve_api_gateway(&t.registry, nested("put-manifest-base64.json", "PUT"))
         .await
         .into();
-    assert_eq!(put.status, 201, "{}", String::from_utf8_lossy(&put.body));
+    assert_eq!(put.status, 201, "{}", put.text());
     assert!(
         put.header("location")
             .unwrap_or_default()

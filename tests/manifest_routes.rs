@@ -18,15 +18,74 @@ const OCI_DIGEST: &str = "sha256:2ec2eb59508e4e49066740b26802363fb7015236660a8ab
 const INDEX_DIGEST: &str =
     "sha256:bcbefb32c41df96c152d82a06d8fa9421bf644a5e1fae556cb8ec923e68d3a68";
 
+/// The manifest fixtures (`tests/fixtures/manifests`) of the `tiny` image, by file name.
+const ES256_FILE: &str = "docker-schema1-es256-skopeo.json";
+const RS256_FILE: &str = "docker-schema1-rs256-distribution.json";
+const SCHEMA2_FILE: &str = "docker-schema2-manifest.json";
+const OCI_FILE: &str = "oci-image-manifest.json";
+
+/// A manifest fixture as it is pushed: its media type and file name.
+type Fixture = (&'static str, &'static str);
+const ES256: Fixture = (SCHEMA1, ES256_FILE);
+const RS256: Fixture = (SCHEMA1, RS256_FILE);
+const V2S2: Fixture = (SCHEMA2, SCHEMA2_FILE);
+const OCI: Fixture = (OCI_MANIFEST, OCI_FILE);
+
+/// PUTs `fixture` at `path`, as its media type.
+async fn put_fixture(t: &TestRegistry, path: &str, (media_type, file): Fixture) -> Answer {
+    t.put_manifest(path, media_type, &manifest_fixture(file))
+        .await
+}
+
+/// Seeds the tiny image's blobs into `repo`, then PUTs `fixture` as `repo:reference`.
+async fn seed_and_put(t: &TestRegistry, repo: &str, reference: &str, fixture: Fixture) -> Answer {
+    t.seed_tiny_blobs(repo).await;
+    put_fixture(t, &format!("/v2/{repo}/manifests/{reference}"), fixture).await
+}
+
 /// Pushes the schema1 fixture skopeo signed (ES256), into its own repository.
 async fn push_es256(t: &TestRegistry) -> Answer {
-    t.seed_tiny_blobs("fixtures/schema1").await;
-    t.put_manifest(
-        "/v2/fixtures/schema1/manifests/tiny",
-        SCHEMA1,
-        &manifest_fixture("docker-schema1-es256-skopeo.json"),
+    seed_and_put(t, "fixtures/schema1", "tiny", ES256).await
+}
+
+/// A registry where the ES256 fixture, its blobs seeded in `repo`, was PUT as
+/// `repo:reference` and refused with `400 <code>`, nothing of it (tag `tag`) stored.
+async fn es256_refused(repo: &str, reference: &str, code: &str, tag: &str) -> TestRegistry {
+    let t = TestRegistry::new().await;
+    let put = seed_and_put(&t, repo, reference, ES256).await;
+    put.assert_error(400, code);
+    assert_not_stored(&t, repo, tag, ES256_DIGEST).await;
+    t
+}
+
+/// The path of manifest `reference` (a tag or a digest, and any query) of `library/tiny`.
+fn tiny_manifest(reference: impl std::fmt::Display) -> String {
+    format!("/v2/library/tiny/manifests/{reference}")
+}
+
+/// A registry whose `library/tiny` holds the tiny image's blobs, and the OCI fixture's bytes
+/// to push there.
+async fn library_tiny() -> (TestRegistry, Vec<u8>) {
+    let t = TestRegistry::new().await;
+    t.seed_tiny_blobs("library/tiny").await;
+    (t, manifest_fixture(OCI_FILE))
+}
+
+/// A schema1 manifest of `payload` in a JWS made by hand, whose signature does not verify:
+/// for the payloads the registry's builder refuses to sign (read before any signature).
+fn unsigned_jws(payload: &str) -> Vec<u8> {
+    let split = payload.len() - 1;
+    let b64 =
+        |s: &str| base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, s);
+    let protected = b64(&format!(
+        r#"{{"formatLength":{split},"formatTail":"{}"}}"#,
+        b64("}")
+    ));
+    format!(
+        r#"{},"signatures":[{{"header":{{"alg":"RS256","jwk":{{"kty":"RSA","n":"AQAB","e":"AQAB"}}}},"signature":"AAAA","protected":"{protected}"}}]}}"#,
+        &payload[..split]
     )
-    .await
+    .into_bytes()
 }
 
 /// Asserts that nothing of a refused push is visible.
@@ -41,9 +100,9 @@ async fn assert_not_stored(t: &TestRegistry, repo: &str, tag: &str, digest: &str
 #[tokio::test]
 async fn schema1_put_then_get_gives_the_same_bytes_and_digest() {
     let t = TestRegistry::new().await;
-    let body = manifest_fixture("docker-schema1-es256-skopeo.json");
+    let body = manifest_fixture(ES256_FILE);
     let put = push_es256(&t).await;
-    assert_eq!(put.status, 201, "{}", String::from_utf8_lossy(&put.body));
+    assert_eq!(put.status, 201, "{}", put.text());
     assert_eq!(put.header("docker-content-digest"), Some(ES256_DIGEST));
     assert_eq!(
         put.header("location"),
@@ -51,12 +110,8 @@ async fn schema1_put_then_get_gives_the_same_bytes_and_digest() {
     );
 
     for reference in ["tiny", ES256_DIGEST] {
-        let got = t
-            .get(
-                &format!("/v2/fixtures/schema1/manifests/{reference}"),
-                &SKOPEO_ACCEPT,
-            )
-            .await;
+        let path = format!("/v2/fixtures/schema1/manifests/{reference}");
+        let got = t.get(&path, &SKOPEO_ACCEPT).await;
         assert_eq!(got.status, 200);
         assert_eq!(got.body, body, "stored bytes unchanged");
         assert_eq!(got.header("content-type"), Some(SCHEMA1));
@@ -93,107 +148,47 @@ async fn schema1_put_then_get_gives_the_same_bytes_and_digest() {
 async fn schema1_from_distribution_rs256_is_accepted() {
     let t = TestRegistry::new().await;
     t.seed_tiny_blobs("fixtures/schema2").await;
-    let put = t
-        .put_manifest(
-            &format!("/v2/fixtures/schema2/manifests/{RS256_DIGEST}"),
-            SCHEMA1,
-            &manifest_fixture("docker-schema1-rs256-distribution.json"),
-        )
-        .await;
-    assert_eq!(put.status, 201, "{}", String::from_utf8_lossy(&put.body));
+    let by_digest = format!("/v2/fixtures/schema2/manifests/{RS256_DIGEST}");
+    let put = put_fixture(&t, &by_digest, RS256).await;
+    assert_eq!(put.status, 201, "{}", put.text());
     assert_eq!(put.header("docker-content-digest"), Some(RS256_DIGEST));
     // Pushed by digest: stored, but no tag moves (the OCI spec; the seed tagged it).
-    assert_eq!(
-        t.get("/v2/fixtures/schema2/manifests/tiny", &[])
-            .await
-            .status,
-        404
-    );
-    assert_eq!(
-        t.get(
-            &format!("/v2/fixtures/schema2/manifests/{RS256_DIGEST}"),
-            &[]
-        )
-        .await
-        .status,
-        200
-    );
+    let by_tag = t.get("/v2/fixtures/schema2/manifests/tiny", &[]).await;
+    assert_eq!(by_tag.status, 404);
+    assert_eq!(t.get(&by_digest, &[]).await.status, 200);
     assert!(t.published()[0].updated_tags.is_empty());
 }
 
 #[tokio::test]
 async fn schema1_tag_must_match_the_reference() {
-    let t = TestRegistry::new().await;
-    t.seed_tiny_blobs("fixtures/schema1").await;
-    let put = t
-        .put_manifest(
-            "/v2/fixtures/schema1/manifests/other",
-            SCHEMA1,
-            &manifest_fixture("docker-schema1-es256-skopeo.json"),
-        )
-        .await;
-    assert_eq!(
-        (put.status, put.error_code().as_str()),
-        (400, "TAG_INVALID")
-    );
-    assert_not_stored(&t, "fixtures/schema1", "other", ES256_DIGEST).await;
+    es256_refused("fixtures/schema1", "other", "TAG_INVALID", "other").await;
 }
 
 #[tokio::test]
 async fn schema1_name_must_match_the_repository() {
-    let t = TestRegistry::new().await;
-    t.seed_tiny_blobs("elsewhere/repo").await;
-    let put = t
-        .put_manifest(
-            "/v2/elsewhere/repo/manifests/tiny",
-            SCHEMA1,
-            &manifest_fixture("docker-schema1-es256-skopeo.json"),
-        )
-        .await;
-    assert_eq!(
-        (put.status, put.error_code().as_str()),
-        (400, "NAME_INVALID")
-    );
-    assert_not_stored(&t, "elsewhere/repo", "tiny", ES256_DIGEST).await;
+    es256_refused("elsewhere/repo", "tiny", "NAME_INVALID", "tiny").await;
 }
 
 #[tokio::test]
 async fn put_by_digest_must_match_the_content() {
-    let t = TestRegistry::new().await;
-    t.seed_tiny_blobs("fixtures/schema1").await;
     let wrong = Digest::sha256(b"something else");
-    let put = t
-        .put_manifest(
-            &format!("/v2/fixtures/schema1/manifests/{wrong}"),
-            SCHEMA1,
-            &manifest_fixture("docker-schema1-es256-skopeo.json"),
-        )
-        .await;
-    assert_eq!(
-        (put.status, put.error_code().as_str()),
-        (400, "DIGEST_INVALID")
-    );
-    assert_not_stored(&t, "fixtures/schema1", "tiny", ES256_DIGEST).await;
+    let t = es256_refused(
+        "fixtures/schema1",
+        &wrong.to_string(),
+        "DIGEST_INVALID",
+        "tiny",
+    )
+    .await;
 
-    t.seed_tiny_blobs("library/tiny").await;
-    let put = t
-        .put_manifest(
-            &format!("/v2/library/tiny/manifests/{wrong}"),
-            OCI_MANIFEST,
-            &manifest_fixture("oci-image-manifest.json"),
-        )
-        .await;
-    assert_eq!(
-        (put.status, put.error_code().as_str()),
-        (400, "DIGEST_INVALID")
-    );
+    let put = seed_and_put(&t, "library/tiny", &wrong.to_string(), OCI).await;
+    put.assert_error(400, "DIGEST_INVALID");
 }
 
 #[tokio::test]
 async fn schema1_with_a_changed_payload_byte_is_unverified() {
     let t = TestRegistry::new().await;
     t.seed_tiny_blobs("fixtures/schema1").await;
-    let body = String::from_utf8(manifest_fixture("docker-schema1-es256-skopeo.json")).unwrap();
+    let body = String::from_utf8(manifest_fixture(ES256_FILE)).unwrap();
     // One byte of the signed payload: the architecture inside the leaf's v1Compatibility.
     let tampered = body.replacen(
         "\\\"architecture\\\":\\\"amd64\\\"",
@@ -201,17 +196,9 @@ async fn schema1_with_a_changed_payload_byte_is_unverified() {
         1,
     );
     assert_ne!(tampered, body);
-    let put = t
-        .put_manifest(
-            "/v2/fixtures/schema1/manifests/tiny",
-            SCHEMA1,
-            tampered.as_bytes(),
-        )
-        .await;
-    assert_eq!(
-        (put.status, put.error_code().as_str()),
-        (400, "MANIFEST_UNVERIFIED")
-    );
+    let path = "/v2/fixtures/schema1/manifests/tiny";
+    let put = t.put_manifest(path, SCHEMA1, tampered.as_bytes()).await;
+    put.assert_error(400, "MANIFEST_UNVERIFIED");
     assert_not_stored(&t, "fixtures/schema1", "tiny", ES256_DIGEST).await;
 }
 
@@ -221,17 +208,8 @@ async fn schema1_layers_must_be_linked_blobs() {
     // Only one of the two layers.
     t.seed_blob("fixtures/schema1", &layout_blob(TINY_LAYER0))
         .await;
-    let put = t
-        .put_manifest(
-            "/v2/fixtures/schema1/manifests/tiny",
-            SCHEMA1,
-            &manifest_fixture("docker-schema1-es256-skopeo.json"),
-        )
-        .await;
-    assert_eq!(
-        (put.status, put.error_code().as_str()),
-        (404, "BLOB_UNKNOWN")
-    );
+    let put = put_fixture(&t, "/v2/fixtures/schema1/manifests/tiny", ES256).await;
+    put.assert_error(404, "BLOB_UNKNOWN");
     assert_eq!(
         put.json()["errors"][0]["detail"]["digest"],
         format!("sha256:{TINY_LAYER1}")
@@ -275,43 +253,17 @@ async fn schema1_parent_must_exist_and_layers_must_not_be_empty() {
     let put = t
         .put_manifest("/v2/acme/app/manifests/v1", SCHEMA1, &orphan)
         .await;
-    assert_eq!(
-        (put.status, put.error_code().as_str()),
-        (400, "MANIFEST_INVALID")
-    );
-    assert!(
-        put.json()["errors"][0]["message"]
-            .as_str()
-            .unwrap()
-            .contains("Parent not found")
-    );
+    put.assert_error(400, "MANIFEST_INVALID");
+    assert!(put.error_message().contains("Parent not found"));
 
     // No layers: our builder refuses to sign that, so wrap the payload in a JWS by hand.
     let payload = r#"{"schemaVersion":1,"name":"acme/app","tag":"v1","architecture":"amd64","fsLayers":[],"history":[]}"#;
-    let split = payload.len() - 1;
-    let b64 =
-        |s: &str| base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, s);
-    let protected = b64(&format!(
-        r#"{{"formatLength":{split},"formatTail":"{}"}}"#,
-        b64("}")
-    ));
-    let empty = format!(
-        r#"{},"signatures":[{{"header":{{"alg":"RS256","jwk":{{"kty":"RSA","n":"AQAB","e":"AQAB"}}}},"signature":"AAAA","protected":"{protected}"}}]}}"#,
-        &payload[..split]
-    );
+    let empty = unsigned_jws(payload);
     let put = t
-        .put_manifest("/v2/acme/app/manifests/v1", SCHEMA1, empty.as_bytes())
+        .put_manifest("/v2/acme/app/manifests/v1", SCHEMA1, &empty)
         .await;
-    assert_eq!(
-        (put.status, put.error_code().as_str()),
-        (400, "MANIFEST_INVALID")
-    );
-    assert!(
-        put.json()["errors"][0]["message"]
-            .as_str()
-            .unwrap()
-            .contains("no layers")
-    );
+    put.assert_error(400, "MANIFEST_INVALID");
+    assert!(put.error_message().contains("no layers"));
     assert_eq!(t.get("/v2/acme/app/manifests/v1", &[]).await.status, 404);
     assert!(t.published().is_empty());
 }
@@ -389,8 +341,7 @@ async fn schema1_push_synthesizes_images_and_the_tag_names_the_leaf() {
 async fn deleting_a_schema1_manifest_keeps_its_tag_which_gets_a_newly_signed_one() {
     let t = TestRegistry::new().await;
     assert_eq!(push_es256(&t).await.status, 201);
-    let original =
-        SignedManifest::parse(&manifest_fixture("docker-schema1-es256-skopeo.json")).unwrap();
+    let original = SignedManifest::parse(&manifest_fixture(ES256_FILE)).unwrap();
 
     let deleted = t
         .delete(&format!("/v2/fixtures/schema1/manifests/{ES256_DIGEST}"))
@@ -409,12 +360,7 @@ async fn deleting_a_schema1_manifest_keeps_its_tag_which_gets_a_newly_signed_one
     let regenerated = t
         .get("/v2/fixtures/schema1/manifests/tiny", &SKOPEO_ACCEPT)
         .await;
-    assert_eq!(
-        regenerated.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&regenerated.body)
-    );
+    assert_eq!(regenerated.status, 200, "{}", regenerated.text());
     assert_eq!(regenerated.header("content-type"), Some(SCHEMA1));
     let manifest = SignedManifest::parse(&regenerated.body).expect("parses");
     manifest.verify().expect("signed by the registry's key");
@@ -457,36 +403,15 @@ async fn every_descriptor_format_round_trips() {
     let t = TestRegistry::new().await;
     t.seed_tiny_blobs("library/tiny").await;
     for (file, media_type, digest, tag) in [
-        (
-            "docker-schema2-manifest.json",
-            SCHEMA2,
-            SCHEMA2_DIGEST,
-            "v2s2",
-        ),
-        ("oci-image-manifest.json", OCI_MANIFEST, OCI_DIGEST, "oci"),
+        (SCHEMA2_FILE, SCHEMA2, SCHEMA2_DIGEST, "v2s2"),
+        (OCI_FILE, OCI_MANIFEST, OCI_DIGEST, "oci"),
     ] {
         let body = manifest_fixture(file);
-        let put = t
-            .put_manifest(
-                &format!("/v2/library/tiny/manifests/{tag}"),
-                media_type,
-                &body,
-            )
-            .await;
-        assert_eq!(
-            put.status,
-            201,
-            "{file}: {}",
-            String::from_utf8_lossy(&put.body)
-        );
+        let put = t.put_manifest(&tiny_manifest(tag), media_type, &body).await;
+        assert_eq!(put.status, 201, "{file}: {}", put.text());
         assert_eq!(put.header("docker-content-digest"), Some(digest));
         for reference in [tag, digest] {
-            let got = t
-                .get(
-                    &format!("/v2/library/tiny/manifests/{reference}"),
-                    &SKOPEO_ACCEPT,
-                )
-                .await;
+            let got = t.get(&tiny_manifest(reference), &SKOPEO_ACCEPT).await;
             assert_eq!(got.status, 200);
             assert_eq!(got.body, body);
             assert_eq!(got.header("content-type"), Some(media_type));
@@ -502,10 +427,7 @@ async fn an_index_needs_its_children_in_the_repository() {
     let put = t
         .put_manifest("/v2/library/multi/manifests/latest", OCI_INDEX, &index)
         .await;
-    assert_eq!(
-        (put.status, put.error_code().as_str()),
-        (400, "MANIFEST_BLOB_UNKNOWN")
-    );
+    put.assert_error(400, "MANIFEST_BLOB_UNKNOWN");
     assert_not_stored(&t, "library/multi", "latest", INDEX_DIGEST).await;
 
     // Push the two platform manifests (their blobs are in the layout), then the index.
@@ -526,19 +448,14 @@ async fn an_index_needs_its_children_in_the_repository() {
                 .trim_start_matches("sha256:");
             t.seed_blob("library/multi", &layout_blob(hex)).await;
         }
-        let put = t
-            .put_manifest(
-                &format!("/v2/library/multi/manifests/sha256:{hex}"),
-                OCI_MANIFEST,
-                &body,
-            )
-            .await;
+        let path = format!("/v2/library/multi/manifests/sha256:{hex}");
+        let put = t.put_manifest(&path, OCI_MANIFEST, &body).await;
         assert_eq!(put.status, 201);
     }
     let put = t
         .put_manifest("/v2/library/multi/manifests/latest", OCI_INDEX, &index)
         .await;
-    assert_eq!(put.status, 201, "{}", String::from_utf8_lossy(&put.body));
+    assert_eq!(put.status, 201, "{}", put.text());
     assert_eq!(put.header("docker-content-digest"), Some(INDEX_DIGEST));
     let got = t
         .get("/v2/library/multi/manifests/latest", &SKOPEO_ACCEPT)
@@ -550,10 +467,7 @@ async fn an_index_needs_its_children_in_the_repository() {
     let put = t
         .put_manifest("/v2/library/multi/manifests/list", MANIFEST_LIST, &list)
         .await;
-    assert_eq!(
-        (put.status, put.error_code().as_str()),
-        (400, "MANIFEST_BLOB_UNKNOWN")
-    );
+    put.assert_error(400, "MANIFEST_BLOB_UNKNOWN");
 }
 
 #[tokio::test]
@@ -561,21 +475,11 @@ async fn image_manifests_need_their_blobs() {
     let t = TestRegistry::new().await;
     t.seed_blob("library/tiny", &layout_blob(TINY_CONFIG)).await;
     for (file, media_type, digest) in [
-        ("docker-schema2-manifest.json", SCHEMA2, SCHEMA2_DIGEST),
-        ("oci-image-manifest.json", OCI_MANIFEST, OCI_DIGEST),
+        (SCHEMA2_FILE, SCHEMA2, SCHEMA2_DIGEST),
+        (OCI_FILE, OCI_MANIFEST, OCI_DIGEST),
     ] {
-        let put = t
-            .put_manifest(
-                "/v2/library/tiny/manifests/latest",
-                media_type,
-                &manifest_fixture(file),
-            )
-            .await;
-        assert_eq!(
-            (put.status, put.error_code().as_str()),
-            (400, "MANIFEST_BLOB_UNKNOWN"),
-            "{file}"
-        );
+        let put = put_fixture(&t, "/v2/library/tiny/manifests/latest", (media_type, file)).await;
+        put.assert_error_for(400, "MANIFEST_BLOB_UNKNOWN", file);
         assert_eq!(
             put.json()["errors"][0]["detail"]["digest"],
             format!("sha256:{TINY_LAYER0}")
@@ -584,13 +488,7 @@ async fn image_manifests_need_their_blobs() {
     }
     // Linked to another repository is not enough.
     t.seed_tiny_blobs("other/repo").await;
-    let put = t
-        .put_manifest(
-            "/v2/library/tiny/manifests/latest",
-            OCI_MANIFEST,
-            &manifest_fixture("oci-image-manifest.json"),
-        )
-        .await;
+    let put = put_fixture(&t, "/v2/library/tiny/manifests/latest", OCI).await;
     assert_eq!(put.error_code(), "MANIFEST_BLOB_UNKNOWN");
 }
 
@@ -634,49 +532,29 @@ async fn a_manifest_over_4_mib_is_refused_with_413() {
     let t = TestRegistry::new().await;
     let mut body = b"{\"schemaVersion\":2,\"annotations\":{\"x\":\"".to_vec();
     body.resize(4 * 1024 * 1024 + 1, b'a');
-    let put = t
-        .put_manifest("/v2/library/big/manifests/x", OCI_MANIFEST, &body)
-        .await;
-    assert_eq!(
-        (put.status, put.error_code().as_str()),
-        (413, "MANIFEST_INVALID")
-    );
+    t.put_manifest("/v2/library/big/manifests/x", OCI_MANIFEST, &body)
+        .await
+        .assert_error(413, "MANIFEST_INVALID");
 }
 
 #[tokio::test]
 async fn unknown_names_tags_and_digests() {
     let t = TestRegistry::new().await;
     let unknown_repo = t.get("/v2/nobody/here/manifests/latest", &[]).await;
-    assert_eq!(
-        (unknown_repo.status, unknown_repo.error_code().as_str()),
-        (404, "NAME_UNKNOWN")
-    );
+    unknown_repo.assert_error(404, "NAME_UNKNOWN");
 
-    t.seed_tiny_blobs("library/tiny").await;
-    t.put_manifest(
-        "/v2/library/tiny/manifests/latest",
-        OCI_MANIFEST,
-        &manifest_fixture("oci-image-manifest.json"),
-    )
-    .await;
+    seed_and_put(&t, "library/tiny", "latest", OCI).await;
     for path in [
         "/v2/library/tiny/manifests/missing".to_string(),
-        format!("/v2/library/tiny/manifests/{}", Digest::sha256(b"none")),
+        tiny_manifest(Digest::sha256(b"none")),
     ] {
         let got = t.get(&path, &[]).await;
-        assert_eq!(
-            (got.status, got.error_code().as_str()),
-            (404, "MANIFEST_UNKNOWN"),
-            "{path}"
-        );
+        got.assert_error_for(404, "MANIFEST_UNKNOWN", &path);
         let head = t.head(&path).await;
         assert_eq!(head.status, 404);
         assert!(head.body.is_empty());
         let deleted = t.delete(&path).await;
-        assert_eq!(
-            (deleted.status, deleted.error_code().as_str()),
-            (404, "MANIFEST_UNKNOWN")
-        );
+        deleted.assert_error(404, "MANIFEST_UNKNOWN");
     }
 }
 
@@ -700,11 +578,7 @@ async fn malformed_names_and_references_are_refused() {
             other => (400, other),
         };
         let got = t.get(path, &[]).await;
-        assert_eq!(
-            (got.status, got.error_code().as_str()),
-            (status, code_got),
-            "{path}"
-        );
+        got.assert_error_for(status, code_got, path);
         assert_eq!(t.head(path).await.status, status, "{path}");
         let put = t.put_manifest(path, OCI_MANIFEST, b"{}").await;
         assert_eq!(put.error_code(), code, "{path}");
@@ -715,7 +589,7 @@ async fn malformed_names_and_references_are_refused() {
 async fn accept_negotiation() {
     let t = TestRegistry::new().await;
     t.seed_tiny_blobs("library/tiny").await;
-    let oci = manifest_fixture("oci-image-manifest.json");
+    let oci = manifest_fixture(OCI_FILE);
     t.put_manifest("/v2/library/tiny/manifests/oci", OCI_MANIFEST, &oci)
         .await;
 
@@ -734,10 +608,7 @@ async fn accept_negotiation() {
     }
     // distribution's answer to a client that cannot read OCI.
     let got = t.get("/v2/library/tiny/manifests/oci", &[SCHEMA2]).await;
-    assert_eq!(
-        (got.status, got.error_code().as_str()),
-        (404, "MANIFEST_UNKNOWN")
-    );
+    got.assert_error(404, "MANIFEST_UNKNOWN");
     assert!(
         got.json()["errors"][0]["message"]
             .as_str()
@@ -745,38 +616,24 @@ async fn accept_negotiation() {
             .contains(OCI_MANIFEST)
     );
     // By digest, even a schema1 client gets no conversion: a digest names exact bytes.
-    let got = t
-        .get(
-            &format!("/v2/library/tiny/manifests/{OCI_DIGEST}"),
-            &[SCHEMA1],
-        )
-        .await;
+    let got = t.get(&tiny_manifest(OCI_DIGEST), &[SCHEMA1]).await;
     assert_eq!(got.status, 404);
 }
 
 #[tokio::test]
 async fn a_schema1_client_gets_schema2_converted_as_distribution_does() {
     let t = TestRegistry::new().await;
-    t.seed_tiny_blobs("fixtures/schema2").await;
-    let put = t
-        .put_manifest(
-            "/v2/fixtures/schema2/manifests/tiny",
-            SCHEMA2,
-            &manifest_fixture("docker-schema2-manifest.json"),
-        )
-        .await;
+    let put = seed_and_put(&t, "fixtures/schema2", "tiny", V2S2).await;
+    let tiny = "/v2/fixtures/schema2/manifests/tiny";
     assert_eq!(put.status, 201);
 
-    let got = t
-        .get("/v2/fixtures/schema2/manifests/tiny", &[SCHEMA1])
-        .await;
-    assert_eq!(got.status, 200, "{}", String::from_utf8_lossy(&got.body));
+    let got = t.get(tiny, &[SCHEMA1]).await;
+    assert_eq!(got.status, 200, "{}", got.text());
     assert_eq!(got.header("content-type"), Some(SCHEMA1));
     let converted = SignedManifest::parse(&got.body).unwrap();
     converted.verify().expect("signed by the registry");
     // distribution converted the same image: the payloads (what the digest covers) agree.
-    let theirs =
-        SignedManifest::parse(&manifest_fixture("docker-schema1-rs256-distribution.json")).unwrap();
+    let theirs = SignedManifest::parse(&manifest_fixture(RS256_FILE)).unwrap();
     assert_eq!(converted.payload(), theirs.payload());
     assert_eq!(converted.digest().to_string(), RS256_DIGEST);
     assert_eq!(got.header("docker-content-digest"), Some(RS256_DIGEST));
@@ -788,60 +645,29 @@ async fn a_schema1_client_gets_schema2_converted_as_distribution_does() {
         "manifests": [{"mediaType": SCHEMA2, "digest": SCHEMA2_DIGEST, "size": 1, "platform": {"architecture": "amd64", "os": "linux"}}]
     })
     .to_string();
-    let put = t
-        .put_manifest(
-            "/v2/fixtures/schema2/manifests/tiny",
-            MANIFEST_LIST,
-            index.as_bytes(),
-        )
-        .await;
-    assert_eq!(put.status, 201, "{}", String::from_utf8_lossy(&put.body));
-    let got = t
-        .get("/v2/fixtures/schema2/manifests/tiny", &[SCHEMA1])
-        .await;
+    let put = t.put_manifest(tiny, MANIFEST_LIST, index.as_bytes()).await;
+    assert_eq!(put.status, 201, "{}", put.text());
+    let got = t.get(tiny, &[SCHEMA1]).await;
     assert_eq!(got.header("docker-content-digest"), Some(RS256_DIGEST));
     // And a schema2-only client is given the platform manifest itself.
-    let got = t
-        .get("/v2/fixtures/schema2/manifests/tiny", &[SCHEMA2])
-        .await;
+    let got = t.get(tiny, &[SCHEMA2]).await;
     assert_eq!(got.header("docker-content-digest"), Some(SCHEMA2_DIGEST));
 }
 
 #[tokio::test]
 async fn delete_by_digest_removes_its_tags_and_delete_by_tag_only_the_tag() {
-    let t = TestRegistry::new().await;
-    t.seed_tiny_blobs("library/tiny").await;
-    let body = manifest_fixture("oci-image-manifest.json");
+    let (t, body) = library_tiny().await;
     for tag in ["a", "b"] {
-        t.put_manifest(
-            &format!("/v2/library/tiny/manifests/{tag}"),
-            OCI_MANIFEST,
-            &body,
-        )
-        .await;
+        t.put_manifest(&tiny_manifest(tag), OCI_MANIFEST, &body)
+            .await;
     }
     assert_eq!(t.delete("/v2/library/tiny/manifests/a").await.status, 202);
     assert_eq!(t.get("/v2/library/tiny/manifests/a", &[]).await.status, 404);
     assert_eq!(t.get("/v2/library/tiny/manifests/b", &[]).await.status, 200);
-    assert_eq!(
-        t.get(&format!("/v2/library/tiny/manifests/{OCI_DIGEST}"), &[])
-            .await
-            .status,
-        200
-    );
+    assert_eq!(t.get(&tiny_manifest(OCI_DIGEST), &[]).await.status, 200);
 
-    assert_eq!(
-        t.delete(&format!("/v2/library/tiny/manifests/{OCI_DIGEST}"))
-            .await
-            .status,
-        202
-    );
-    assert_eq!(
-        t.get(&format!("/v2/library/tiny/manifests/{OCI_DIGEST}"), &[])
-            .await
-            .status,
-        404
-    );
+    assert_eq!(t.delete(&tiny_manifest(OCI_DIGEST)).await.status, 202);
+    assert_eq!(t.get(&tiny_manifest(OCI_DIGEST), &[]).await.status, 404);
     assert_eq!(t.get("/v2/library/tiny/manifests/b", &[]).await.status, 404);
     let events = t.published();
     let last = events.last().unwrap();
@@ -854,42 +680,20 @@ async fn delete_by_digest_removes_its_tags_and_delete_by_tag_only_the_tag() {
 #[tokio::test]
 async fn a_later_push_moves_the_tag() {
     let t = TestRegistry::new().await;
-    t.seed_tiny_blobs("library/tiny").await;
-    t.put_manifest(
-        "/v2/library/tiny/manifests/latest",
-        OCI_MANIFEST,
-        &manifest_fixture("oci-image-manifest.json"),
-    )
-    .await;
-    t.put_manifest(
-        "/v2/library/tiny/manifests/latest",
-        SCHEMA2,
-        &manifest_fixture("docker-schema2-manifest.json"),
-    )
-    .await;
+    seed_and_put(&t, "library/tiny", "latest", OCI).await;
+    put_fixture(&t, "/v2/library/tiny/manifests/latest", V2S2).await;
     let got = t
         .get("/v2/library/tiny/manifests/latest", &SKOPEO_ACCEPT)
         .await;
     assert_eq!(got.header("docker-content-digest"), Some(SCHEMA2_DIGEST));
     // The first manifest is still there by digest.
-    assert_eq!(
-        t.get(&format!("/v2/library/tiny/manifests/{OCI_DIGEST}"), &[])
-            .await
-            .status,
-        200
-    );
+    assert_eq!(t.get(&tiny_manifest(OCI_DIGEST), &[]).await.status, 200);
 }
 
 #[tokio::test]
 async fn a_manifest_with_a_subject_answers_oci_subject() {
     let t = TestRegistry::new().await;
-    t.seed_tiny_blobs("library/tiny").await;
-    t.put_manifest(
-        "/v2/library/tiny/manifests/latest",
-        OCI_MANIFEST,
-        &manifest_fixture("oci-image-manifest.json"),
-    )
-    .await;
+    seed_and_put(&t, "library/tiny", "latest", OCI).await;
     let empty = t.seed_blob("library/tiny", b"{}").await;
     let sbom = json!({
         "schemaVersion": 2,
@@ -902,25 +706,19 @@ async fn a_manifest_with_a_subject_answers_oci_subject() {
     .to_string();
     let digest = Digest::sha256(sbom.as_bytes());
     let put = t
-        .put_manifest(
-            &format!("/v2/library/tiny/manifests/{digest}"),
-            OCI_MANIFEST,
-            sbom.as_bytes(),
-        )
+        .put_manifest(&tiny_manifest(digest), OCI_MANIFEST, sbom.as_bytes())
         .await;
-    assert_eq!(put.status, 201, "{}", String::from_utf8_lossy(&put.body));
+    assert_eq!(put.status, 201, "{}", put.text());
     assert_eq!(put.header("oci-subject"), Some(OCI_DIGEST));
 }
 
 #[tokio::test]
 async fn sha512_references_are_honoured() {
-    let t = TestRegistry::new().await;
-    t.seed_tiny_blobs("library/tiny").await;
-    let body = manifest_fixture("oci-image-manifest.json");
+    let (t, body) = library_tiny().await;
     let digest = quayside::digest::Algorithm::Sha512.digest(&body);
-    let path = format!("/v2/library/tiny/manifests/{digest}");
+    let path = tiny_manifest(&digest);
     let put = t.put_manifest(&path, OCI_MANIFEST, &body).await;
-    assert_eq!(put.status, 201, "{}", String::from_utf8_lossy(&put.body));
+    assert_eq!(put.status, 201, "{}", put.text());
     assert_eq!(
         put.header("docker-content-digest"),
         Some(digest.to_string().as_str())
@@ -933,8 +731,8 @@ async fn mangled_manifests_never_get_a_5xx() {
     let t = TestRegistry::new().await;
     t.seed_tiny_blobs("fixtures/schema1").await;
     for (file, media_type) in [
-        ("docker-schema1-es256-skopeo.json", SCHEMA1),
-        ("docker-schema2-manifest.json", SCHEMA2),
+        (ES256_FILE, SCHEMA1),
+        (SCHEMA2_FILE, SCHEMA2),
         ("oci-image-index.json", OCI_INDEX),
     ] {
         let body = manifest_fixture(file);
@@ -948,11 +746,7 @@ async fn mangled_manifests_never_get_a_5xx() {
                     let put = t
                         .put_manifest("/v2/fixtures/schema1/manifests/tiny", content_type, mangled)
                         .await;
-                    assert!(
-                        put.status < 500,
-                        "{file} at {at}: {}",
-                        String::from_utf8_lossy(&put.body)
-                    );
+                    assert!(put.status < 500, "{file} at {at}: {}", put.text());
                 }
             }
         }
@@ -976,39 +770,29 @@ async fn a_schema1_client_gets_404_for_an_image_with_no_schema1_form() {
         "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer.to_string(), "size": 7}]
     })
     .to_string();
+    let path = "/v2/acme/nohistory/manifests/v1";
     let put = t
-        .put_manifest(
-            "/v2/acme/nohistory/manifests/v1",
-            OCI_MANIFEST,
-            manifest.as_bytes(),
-        )
+        .put_manifest(path, OCI_MANIFEST, manifest.as_bytes())
         .await;
-    assert_eq!(put.status, 201, "{}", String::from_utf8_lossy(&put.body));
+    assert_eq!(put.status, 201, "{}", put.text());
     for accept in [
         &[SCHEMA1][..],
         &["application/vnd.docker.distribution.manifest.v1+json"],
     ] {
-        let got = t.get("/v2/acme/nohistory/manifests/v1", accept).await;
+        let got = t.get(path, accept).await;
         assert_eq!(
             (got.status, got.error_code().as_str()),
             (404, "MANIFEST_UNKNOWN"),
             "{}",
-            String::from_utf8_lossy(&got.body)
+            got.text()
         );
         let head = t
-            .request(
-                Method::HEAD,
-                "/v2/acme/nohistory/manifests/v1",
-                &[("accept", accept[0])],
-                b"",
-            )
+            .request(Method::HEAD, path, &[("accept", accept[0])], b"")
             .await;
         assert_eq!(head.status, 404);
     }
     // The image itself is served to a client that takes it.
-    let got = t
-        .get("/v2/acme/nohistory/manifests/v1", &[OCI_MANIFEST])
-        .await;
+    let got = t.get(path, &[OCI_MANIFEST]).await;
     assert_eq!(got.status, 200);
     assert_eq!(got.body, manifest.as_bytes());
 }
@@ -1019,8 +803,7 @@ async fn descriptor_sizes_over_int64_are_manifest_invalid() {
     // is stored; 2^63-1 itself is a size (the blob's link is checked, not its length).
     let t = TestRegistry::new().await;
     t.seed_tiny_blobs("library/tiny").await;
-    let fixture: Value =
-        serde_json::from_slice(&manifest_fixture("oci-image-manifest.json")).unwrap();
+    let fixture: Value = serde_json::from_slice(&manifest_fixture(OCI_FILE)).unwrap();
     for (what, pointer) in [("config", "/config/size"), ("layer", "/layers/0/size")] {
         for media_type in [OCI_MANIFEST, SCHEMA2] {
             let mut manifest = fixture.clone();
@@ -1043,12 +826,7 @@ async fn descriptor_sizes_over_int64_are_manifest_invalid() {
                     too_big.as_bytes(),
                 )
                 .await;
-            assert_eq!(
-                (put.status, put.error_code().as_str()),
-                (400, "MANIFEST_INVALID"),
-                "{what} {media_type}: {}",
-                String::from_utf8_lossy(&put.body)
-            );
+            put.assert_error_for(400, "MANIFEST_INVALID", format_args!("{what} {media_type}"));
         }
     }
     let index = |size: &str| {
@@ -1064,11 +842,7 @@ async fn descriptor_sizes_over_int64_are_manifest_invalid() {
                 index(size).as_bytes(),
             )
             .await;
-        assert_eq!(
-            (put.status, put.error_code().as_str()),
-            (400, "MANIFEST_INVALID"),
-            "{size}"
-        );
+        put.assert_error_for(400, "MANIFEST_INVALID", size);
     }
     assert_eq!(
         t.get("/v2/library/tiny/manifests/big", &[]).await.status,
@@ -1085,7 +859,7 @@ async fn descriptor_sizes_over_int64_are_manifest_invalid() {
             manifest.to_string().as_bytes(),
         )
         .await;
-    assert_eq!(put.status, 201, "{}", String::from_utf8_lossy(&put.body));
+    assert_eq!(put.status, 201, "{}", put.text());
 }
 
 #[tokio::test]
@@ -1100,20 +874,8 @@ async fn schema1_v1_ids_must_be_64_lowercase_hex() {
             "schemaVersion": 1, "name": "acme/app", "tag": "v1", "architecture": "amd64",
             "fsLayers": [{"blobSum": blob.to_string()}],
             "history": [{"v1Compatibility": v1.to_string()}],
-        })
-        .to_string();
-        let split = payload.len() - 1;
-        let b64 =
-            |s: &str| base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, s);
-        let protected = b64(&format!(
-            r#"{{"formatLength":{split},"formatTail":"{}"}}"#,
-            b64("}")
-        ));
-        format!(
-            r#"{},"signatures":[{{"header":{{"alg":"RS256","jwk":{{"kty":"RSA","n":"AQAB","e":"AQAB"}}}},"signature":"AAAA","protected":"{protected}"}}]}}"#,
-            &payload[..split]
-        )
-        .into_bytes()
+        });
+        unsigned_jws(&payload.to_string())
     };
     for (what, v1) in [
         ("short", json!({"id": "abc"})),
@@ -1125,27 +887,20 @@ async fn schema1_v1_ids_must_be_64_lowercase_hex() {
         let put = t
             .put_manifest("/v2/acme/app/manifests/v1", SCHEMA1, &jws(&v1))
             .await;
-        assert_eq!(
-            (put.status, put.error_code().as_str()),
-            (400, "MANIFEST_INVALID"),
-            "{what}: {}",
-            String::from_utf8_lossy(&put.body)
-        );
+        put.assert_error_for(400, "MANIFEST_INVALID", what);
     }
     assert_eq!(t.get("/v2/acme/app/manifests/v1", &[]).await.status, 404);
     let body = signed_schema1(&t, "acme/app", "v1", &[(blob.clone(), json!({"id": good}))]).await;
     let put = t
         .put_manifest("/v2/acme/app/manifests/v1", SCHEMA1, &body)
         .await;
-    assert_eq!(put.status, 201, "{}", String::from_utf8_lossy(&put.body));
+    assert_eq!(put.status, 201, "{}", put.text());
 }
 
 #[tokio::test]
 async fn tag_parameters_tag_a_push_by_digest_in_the_same_write() {
     // The OCI dev spec: PUT by digest with ?tag=…, each tag applied and answered in OCI-Tag.
-    let t = TestRegistry::new().await;
-    t.seed_tiny_blobs("library/tiny").await;
-    let body = manifest_fixture("oci-image-manifest.json");
+    let (t, body) = library_tiny().await;
     let put = t
         .put_manifest(
             &format!(
@@ -1155,7 +910,7 @@ async fn tag_parameters_tag_a_push_by_digest_in_the_same_write() {
             &body,
         )
         .await;
-    assert_eq!(put.status, 201, "{}", String::from_utf8_lossy(&put.body));
+    assert_eq!(put.status, 201, "{}", put.text());
     assert_eq!(put.header("docker-content-digest"), Some(OCI_DIGEST));
     let answered: Vec<&str> = put
         .headers
@@ -1166,12 +921,7 @@ async fn tag_parameters_tag_a_push_by_digest_in_the_same_write() {
         .collect();
     assert_eq!(answered, ["1.2.3", "1.2", "latest"]);
     for tag in ["1.2.3", "1.2", "latest"] {
-        let got = t
-            .get(
-                &format!("/v2/library/tiny/manifests/{tag}"),
-                &[OCI_MANIFEST],
-            )
-            .await;
+        let got = t.get(&tiny_manifest(tag), &[OCI_MANIFEST]).await;
         assert_eq!(got.status, 200, "{tag}");
         assert_eq!(got.body, body);
     }
@@ -1185,11 +935,7 @@ async fn tag_parameters_tag_a_push_by_digest_in_the_same_write() {
     assert_eq!(updated, ["1.2", "1.2.3", "latest"]);
     // Without parameters a push by digest still tags nothing and answers no OCI-Tag.
     let again = t
-        .put_manifest(
-            &format!("/v2/library/tiny/manifests/{OCI_DIGEST}"),
-            OCI_MANIFEST,
-            &body,
-        )
+        .put_manifest(&tiny_manifest(OCI_DIGEST), OCI_MANIFEST, &body)
         .await;
     assert_eq!(again.status, 201);
     assert!(again.header("oci-tag").is_none());
@@ -1197,45 +943,27 @@ async fn tag_parameters_tag_a_push_by_digest_in_the_same_write() {
 
 #[tokio::test]
 async fn a_refused_push_with_tag_parameters_tags_nothing() {
-    let t = TestRegistry::new().await;
-    t.seed_tiny_blobs("library/tiny").await;
-    let body = manifest_fixture("oci-image-manifest.json");
+    let (t, body) = library_tiny().await;
     let path = |query: &str| format!("/v2/library/tiny/manifests/{OCI_DIGEST}?{query}");
     // An invalid tag among valid ones: TAG_INVALID, nothing stored.
     let put = t
         .put_manifest(&path("tag=good&tag=b%2Fad"), OCI_MANIFEST, &body)
         .await;
-    assert_eq!(
-        (put.status, put.error_code().as_str()),
-        (400, "TAG_INVALID")
-    );
+    put.assert_error(400, "TAG_INVALID");
     // Too many tags: 414, as the spec allows.
     let many: Vec<String> = (0..33).map(|i| format!("tag=t{i}")).collect();
     let put = t
         .put_manifest(&path(&many.join("&")), OCI_MANIFEST, &body)
         .await;
-    assert_eq!(
-        (put.status, put.error_code().as_str()),
-        (414, "TAG_INVALID")
-    );
+    put.assert_error(414, "TAG_INVALID");
     // A digest that does not match: nothing tagged either.
     let wrong = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
-    let put = t
-        .put_manifest(
-            &format!("/v2/library/tiny/manifests/{wrong}?tag=good"),
-            OCI_MANIFEST,
-            &body,
-        )
-        .await;
+    let wrong_digest = tiny_manifest(format!("{wrong}?tag=good"));
+    let put = t.put_manifest(&wrong_digest, OCI_MANIFEST, &body).await;
     assert_eq!(put.error_code(), "DIGEST_INVALID");
     // Blobs missing in another repository: nothing tagged.
-    let put = t
-        .put_manifest(
-            &format!("/v2/library/other/manifests/{OCI_DIGEST}?tag=good"),
-            OCI_MANIFEST,
-            &body,
-        )
-        .await;
+    let elsewhere = format!("/v2/library/other/manifests/{OCI_DIGEST}?tag=good");
+    let put = t.put_manifest(&elsewhere, OCI_MANIFEST, &body).await;
     assert_eq!(put.error_code(), "MANIFEST_BLOB_UNKNOWN");
     for repo in ["library/tiny", "library/other"] {
         assert_eq!(
@@ -1259,20 +987,13 @@ async fn a_refused_push_with_tag_parameters_tags_nothing() {
 async fn a_sha512_push_by_digest_with_tag_parameters_keeps_its_digest_by_tag() {
     // What the dev conformance suite does for sha512 content: push by digest, tags as
     // parameters. The tags answer the sha512 digest; a push by tag is named in sha256.
-    let t = TestRegistry::new().await;
-    t.seed_tiny_blobs("library/tiny").await;
-    let body = manifest_fixture("oci-image-manifest.json");
+    let (t, body) = library_tiny().await;
     let digest = quayside::digest::Algorithm::Sha512
         .digest(&body)
         .to_string();
-    let put = t
-        .put_manifest(
-            &format!("/v2/library/tiny/manifests/{digest}?tag=wide"),
-            OCI_MANIFEST,
-            &body,
-        )
-        .await;
-    assert_eq!(put.status, 201, "{}", String::from_utf8_lossy(&put.body));
+    let by_digest = tiny_manifest(format!("{digest}?tag=wide"));
+    let put = t.put_manifest(&by_digest, OCI_MANIFEST, &body).await;
+    assert_eq!(put.status, 201, "{}", put.text());
     assert_eq!(put.header("docker-content-digest"), Some(digest.as_str()));
     assert_eq!(put.header("oci-tag"), Some("wide"));
     let got = t.get("/v2/library/tiny/manifests/wide", &[]).await;
@@ -1287,7 +1008,7 @@ async fn a_sha512_push_by_digest_with_tag_parameters_keeps_its_digest_by_tag() {
 async fn schema1_tag_parameters_must_match_the_signed_tag() {
     let t = TestRegistry::new().await;
     let put = push_es256(&t).await;
-    assert_eq!(put.status, 201, "{}", String::from_utf8_lossy(&put.body));
+    assert_eq!(put.status, 201, "{}", put.text());
     let digest = put.header("docker-content-digest").unwrap().to_string();
     let body = fixture("manifests/docker-schema1-es256-skopeo.json");
     let repo_path = put
@@ -1297,24 +1018,10 @@ async fn schema1_tag_parameters_must_match_the_signed_tag() {
         .next()
         .unwrap()
         .to_string();
-    let other = t
-        .put_manifest(
-            &format!("{repo_path}/manifests/{digest}?tag=other"),
-            SCHEMA1,
-            &body,
-        )
-        .await;
-    assert_eq!(
-        (other.status, other.error_code().as_str()),
-        (400, "TAG_INVALID")
-    );
-    let same = t
-        .put_manifest(
-            &format!("{repo_path}/manifests/{digest}?tag=tiny"),
-            SCHEMA1,
-            &body,
-        )
-        .await;
-    assert_eq!(same.status, 201, "{}", String::from_utf8_lossy(&same.body));
+    let tagged = |tag: &str| format!("{repo_path}/manifests/{digest}?tag={tag}");
+    let other = t.put_manifest(&tagged("other"), SCHEMA1, &body).await;
+    other.assert_error(400, "TAG_INVALID");
+    let same = t.put_manifest(&tagged("tiny"), SCHEMA1, &body).await;
+    assert_eq!(same.status, 201, "{}", same.text());
     assert_eq!(same.header("oci-tag"), Some("tiny"));
 }

@@ -75,24 +75,12 @@ fn args(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| s.to_string()).collect()
 }
 
-/// A copy of the fixture layout (skopeo may write lock files next to it).
-fn layout(dir: &Path) -> String {
-    let target = dir.join("layout");
-    copy_dir(&fixtures().join("oci-layout"), &target);
-    target.display().to_string()
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let dest = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &dest);
-        } else {
-            std::fs::copy(entry.path(), dest).unwrap();
-        }
-    }
+/// Copies `from` (any of skopeo's transports) to the registry's image `to`, `flags` first.
+async fn push(flags: &[&str], from: &str, to: &str) {
+    skopeo(args(
+        &[&["copy", "--dest-tls-verify=false"], flags, &[from, to]].concat(),
+    ))
+    .await;
 }
 
 /// Pulls `reference` into a `dir:` folder and returns it: the manifest exactly as served,
@@ -129,51 +117,32 @@ async fn skopeo_round_trips_oci_schema2_schema1_and_the_index() {
     let t = TestRegistry::new().await;
     let addr = serve(&t).await;
     let tmp = tempfile::tempdir().unwrap();
-    let layout = layout(tmp.path());
+    let layout = layout_copy(tmp.path());
     let dest = |repo: &str, tag: &str| format!("docker://{addr}/{repo}:{tag}");
+    let tiny = format!("oci:{layout}:tiny");
 
-    // As OCI: the same manifest bytes come back.
-    skopeo(args(&[
-        "copy",
-        "--dest-tls-verify=false",
-        &format!("oci:{layout}:tiny"),
-        &dest("e2e/oci", "tiny"),
-    ]))
-    .await;
-    let out = pull_dir(&addr, "e2e/oci:tiny", tmp.path(), "oci").await;
-    assert_eq!(
-        sha256_file(&out.join("manifest.json")),
-        "sha256:2ec2eb59508e4e49066740b26802363fb7015236660a8ab943fdb48ed75da2a4"
-    );
-    assert_blobs_intact(&out);
-
-    // As Docker schema2: the digest skopeo made against distribution for the fixtures.
-    skopeo(args(&[
-        "copy",
-        "--dest-tls-verify=false",
-        "--format",
-        "v2s2",
-        &format!("oci:{layout}:tiny"),
-        &dest("e2e/v2s2", "tiny"),
-    ]))
-    .await;
-    let out = pull_dir(&addr, "e2e/v2s2:tiny", tmp.path(), "v2s2").await;
-    assert_eq!(
-        sha256_file(&out.join("manifest.json")),
-        "sha256:e44e781fea585a898b27801d15a7f93bde29d72afcf9a807e72a4c592d768a0e"
-    );
-    assert_blobs_intact(&out);
+    // As OCI: the same manifest bytes come back. As Docker schema2: the digest skopeo made
+    // against distribution for the fixtures.
+    for (flags, name, digest) in [
+        (
+            &[][..],
+            "oci",
+            "sha256:2ec2eb59508e4e49066740b26802363fb7015236660a8ab943fdb48ed75da2a4",
+        ),
+        (
+            &["--format", "v2s2"],
+            "v2s2",
+            "sha256:e44e781fea585a898b27801d15a7f93bde29d72afcf9a807e72a4c592d768a0e",
+        ),
+    ] {
+        push(flags, &tiny, &dest(&format!("e2e/{name}"), "tiny")).await;
+        let out = pull_dir(&addr, &format!("e2e/{name}:tiny"), tmp.path(), name).await;
+        assert_eq!(sha256_file(&out.join("manifest.json")), digest, "{name}");
+        assert_blobs_intact(&out);
+    }
 
     // As schema1, signed by skopeo (ES256), verified by the registry on push.
-    skopeo(args(&[
-        "copy",
-        "--dest-tls-verify=false",
-        "--format",
-        "v2s1",
-        &format!("oci:{layout}:tiny"),
-        &dest("e2e/v2s1", "tiny"),
-    ]))
-    .await;
+    push(&["--format", "v2s1"], &tiny, &dest("e2e/v2s1", "tiny")).await;
     let out = pull_dir(&addr, "e2e/v2s1:tiny", tmp.path(), "v2s1").await;
     let pulled = std::fs::read(out.join("manifest.json")).unwrap();
     let manifest = SignedManifest::parse(&pulled).expect("schema1 comes back");
@@ -198,14 +167,8 @@ async fn skopeo_round_trips_oci_schema2_schema1_and_the_index() {
     assert_blobs_intact(&out);
 
     // The multi-platform index with --all, back out as an OCI layout: the same index.
-    skopeo(args(&[
-        "copy",
-        "--all",
-        "--dest-tls-verify=false",
-        &format!("oci:{layout}:multi"),
-        &dest("e2e/multi", "latest"),
-    ]))
-    .await;
+    let multi = format!("oci:{layout}:multi");
+    push(&["--all"], &multi, &dest("e2e/multi", "latest")).await;
     let back = tmp.path().join("multi-out");
     skopeo(args(&[
         "copy",
@@ -296,13 +259,8 @@ async fn a_blob_over_one_part_and_a_second_repository_that_mounts() {
     let (layout, layer, layer_size, config_size) = big_layout(tmp.path(), size);
     assert!(layer_size > 5 * 1024 * 1024, "more than one S3 part");
 
-    skopeo(args(&[
-        "copy",
-        "--dest-tls-verify=false",
-        &format!("oci:{layout}:big"),
-        &format!("docker://{addr}/e2e/big:latest"),
-    ]))
-    .await;
+    let big = format!("docker://{addr}/e2e/big:latest");
+    push(&[], &format!("oci:{layout}:big"), &big).await;
     let out = pull_dir(&addr, "e2e/big:latest", tmp.path(), "big-out").await;
     assert_eq!(sha256_file(&out.join(layer.hex())), layer.to_string());
     assert_blobs_intact(&out);
@@ -310,14 +268,8 @@ async fn a_blob_over_one_part_and_a_second_repository_that_mounts() {
     // Registry to registry, another repository: skopeo mounts the layer, so its bytes do not
     // move (skopeo uploads the small image config again rather than mounting it).
     let written = t.blob_bytes_written().await;
-    skopeo(args(&[
-        "copy",
-        "--src-tls-verify=false",
-        "--dest-tls-verify=false",
-        &format!("docker://{addr}/e2e/big:latest"),
-        &format!("docker://{addr}/e2e/mounted:latest"),
-    ]))
-    .await;
+    let mounted = format!("docker://{addr}/e2e/mounted:latest");
+    push(&["--src-tls-verify=false"], &big, &mounted).await;
     assert_eq!(
         t.blob_bytes_written().await - written,
         config_size,
@@ -340,13 +292,8 @@ async fn a_300_mib_layer_goes_in_and_comes_back_byte_identical() {
     let tmp = tempfile::tempdir().unwrap();
     let (layout, layer, layer_size, _) = big_layout(tmp.path(), 300 * 1024 * 1024);
     let written = t.blob_bytes_written().await;
-    skopeo(args(&[
-        "copy",
-        "--dest-tls-verify=false",
-        &format!("oci:{layout}:big"),
-        &format!("docker://{addr}/e2e/huge:v1"),
-    ]))
-    .await;
+    let huge = format!("docker://{addr}/e2e/huge:v1");
+    push(&[], &format!("oci:{layout}:big"), &huge).await;
     assert!(
         t.blob_bytes_written().await - written >= layer_size,
         "the layer's bytes were taken in (on the deployment, by the upload service)"

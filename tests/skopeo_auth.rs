@@ -81,25 +81,6 @@ fn assert_refused(output: &Output, what: &str) {
     );
 }
 
-/// A copy of the fixture layout (skopeo may write lock files next to it).
-fn layout(dir: &Path) -> String {
-    fn copy_dir(from: &Path, to: &Path) {
-        std::fs::create_dir_all(to).unwrap();
-        for entry in std::fs::read_dir(from).unwrap() {
-            let entry = entry.unwrap();
-            let dest = to.join(entry.file_name());
-            if entry.file_type().unwrap().is_dir() {
-                copy_dir(&entry.path(), &dest);
-            } else {
-                std::fs::copy(entry.path(), dest).unwrap();
-            }
-        }
-    }
-    let target = dir.join("layout");
-    copy_dir(&fixtures().join("oci-layout"), &target);
-    target.display().to_string()
-}
-
 #[tokio::test]
 async fn skopeo_logs_in_pushes_and_pulls_with_tokens() {
     let mut t = TestRegistry::new().await;
@@ -107,10 +88,22 @@ async fn skopeo_logs_in_pushes_and_pulls_with_tokens() {
     t.add_user("bob", "bob-password").await;
     let addr = serve_with_auth(&mut t).await;
     let tmp = tempfile::tempdir().unwrap();
-    let layout = layout(tmp.path());
+    let layout = layout_copy(tmp.path());
     let authfile = tmp.path().join("auth.json").display().to_string();
     let image = |repo: &str, tag: &str| format!("docker://{addr}/{repo}:{tag}");
     let src = format!("oci:{layout}:tiny");
+    // skopeo's commands here, each with `creds` (its flags for the credentials it uses):
+    // push the layout's image to alice/app:<tag>; inspect alice/app:<tag>.
+    let push = |creds: &[&str], tag: &str| {
+        let to = image("alice/app", tag);
+        let head = ["copy", "--dest-tls-verify=false"];
+        skopeo(args(&[&head, creds, &[&src, &to]].concat()), None)
+    };
+    let inspect = |creds: &[&str], tag: &str| {
+        let of = image("alice/app", tag);
+        let head = ["inspect", "--tls-verify=false"];
+        skopeo(args(&[&head, creds, &[&of]].concat()), None)
+    };
 
     // A wrong password fails at login; the right one logs in.
     let login = |user: &str, password: &str| {
@@ -133,143 +126,48 @@ async fn skopeo_logs_in_pushes_and_pulls_with_tokens() {
     assert_ok(&login("alice", "alice-password").await, "login");
 
     // Push and pull with the login's credentials.
-    assert_ok(
-        &skopeo(
-            args(&[
-                "copy",
-                "--authfile",
-                &authfile,
-                "--dest-tls-verify=false",
-                &src,
-                &image("alice/app", "tiny"),
-            ]),
-            None,
-        )
-        .await,
-        "alice pushes to her namespace",
-    );
+    let with_login = ["--authfile", authfile.as_str()];
+    let pushed = push(&with_login, "tiny").await;
+    assert_ok(&pushed, "alice pushes to her namespace");
     let out = tmp.path().join("pulled");
-    assert_ok(
-        &skopeo(
-            args(&[
-                "copy",
-                "--authfile",
-                &authfile,
-                "--src-tls-verify=false",
-                &image("alice/app", "tiny"),
-                &format!("dir:{}", out.display()),
-            ]),
-            None,
-        )
-        .await,
-        "alice pulls",
-    );
+    let into_dir = format!("dir:{}", out.display());
+    let pull = ["copy", "--src-tls-verify=false", "--authfile", &authfile];
+    let pulled = skopeo(
+        args(&[&pull[..], &[&image("alice/app", "tiny"), &into_dir]].concat()),
+        None,
+    )
+    .await;
+    assert_ok(&pulled, "alice pulls");
     assert_eq!(
         Digest_of(&out.join("manifest.json")),
         "sha256:2ec2eb59508e4e49066740b26802363fb7015236660a8ab943fdb48ed75da2a4"
     );
 
     // Anonymous: may not pull the private repository, nor push anywhere.
-    let anonymous_pull = skopeo(
-        args(&[
-            "inspect",
-            "--tls-verify=false",
-            "--no-creds",
-            &image("alice/app", "tiny"),
-        ]),
-        None,
-    )
-    .await;
+    let anonymous_pull = inspect(&["--no-creds"], "tiny").await;
     assert_refused(&anonymous_pull, "anonymous pull of a private repository");
-    let anonymous_push = skopeo(
-        args(&[
-            "copy",
-            "--dest-tls-verify=false",
-            "--dest-no-creds",
-            &src,
-            &image("alice/app", "anon"),
-        ]),
-        None,
-    )
-    .await;
+    let anonymous_push = push(&["--dest-no-creds"], "anon").await;
     assert_refused(&anonymous_push, "anonymous push");
 
     // Public: anonymous pull works.
     t.make_public("alice/app").await;
-    assert_ok(
-        &skopeo(
-            args(&[
-                "inspect",
-                "--tls-verify=false",
-                "--no-creds",
-                &image("alice/app", "tiny"),
-            ]),
-            None,
-        )
-        .await,
-        "anonymous pull of a public repository",
-    );
-    let anonymous_push = skopeo(
-        args(&[
-            "copy",
-            "--dest-tls-verify=false",
-            "--dest-no-creds",
-            &src,
-            &image("alice/app", "anon"),
-        ]),
-        None,
-    )
-    .await;
+    let public_pull = inspect(&["--no-creds"], "tiny").await;
+    assert_ok(&public_pull, "anonymous pull of a public repository");
+    let anonymous_push = push(&["--dest-no-creds"], "anon").await;
     assert_refused(&anonymous_push, "anonymous push to a public repository");
 
     // Another user may not push to alice's repository.
-    let bob_push = skopeo(
-        args(&[
-            "copy",
-            "--dest-tls-verify=false",
-            "--dest-creds",
-            "bob:bob-password",
-            &src,
-            &image("alice/app", "bob"),
-        ]),
-        None,
-    )
-    .await;
+    let bob_push = push(&["--dest-creds", "bob:bob-password"], "bob").await;
     assert_refused(&bob_push, "bob pushes to alice/app");
 
     // A robot with a write grant pushes with --dest-creds and pulls with --src-creds.
     let secret = t.add_robot("alice+ci").await;
     t.grant("alice/app", "alice+ci", Permission::Write).await;
     let robot = format!("alice+ci:{secret}");
-    assert_ok(
-        &skopeo(
-            args(&[
-                "copy",
-                "--dest-tls-verify=false",
-                "--dest-creds",
-                &robot,
-                &src,
-                &image("alice/app", "ci"),
-            ]),
-            None,
-        )
-        .await,
-        "the robot pushes",
-    );
-    assert_ok(
-        &skopeo(
-            args(&[
-                "inspect",
-                "--tls-verify=false",
-                "--creds",
-                &robot,
-                &image("alice/app", "ci"),
-            ]),
-            None,
-        )
-        .await,
-        "the robot pulls",
-    );
+    let robot_push = push(&["--dest-creds", &robot], "ci").await;
+    assert_ok(&robot_push, "the robot pushes");
+    let robot_pull = inspect(&["--creds", &robot], "ci").await;
+    assert_ok(&robot_pull, "the robot pulls");
 
     // Bob copies alice's private image into his own namespace: he may read neither the
     // source (so skopeo cannot pull it with his credentials) nor mount from it.
@@ -280,41 +178,30 @@ async fn skopeo_logs_in_pushes_and_pulls_with_tokens() {
         )
         .await
         .unwrap();
-    let steal = skopeo(
-        args(&[
+    let (alices, bobs) = (image("alice/app", "tiny"), image("bob/copy", "tiny"));
+    // skopeo copies alice/app:tiny to bob/copy:tiny, reading as `reader` (`user:password`)
+    // and writing as bob.
+    let copy_to_bob = |reader: &str| {
+        let words = [
             "copy",
             "--src-tls-verify=false",
             "--dest-tls-verify=false",
             "--src-creds",
-            "bob:bob-password",
+            reader,
             "--dest-creds",
             "bob:bob-password",
-            &image("alice/app", "tiny"),
-            &image("bob/copy", "tiny"),
-        ]),
-        None,
-    )
-    .await;
+            &alices,
+            &bobs,
+        ];
+        skopeo(args(&words), None)
+    };
+    let steal = copy_to_bob("bob:bob-password").await;
     assert_refused(&steal, "bob reads alice's private repository");
     // With alice's credentials for the source and bob's for the destination, skopeo may
     // try to mount from alice/app with bob's token: refused, so it uploads instead, and
     // the copy still works.
-    let copy = skopeo(
-        args(&[
-            "copy",
-            "--src-tls-verify=false",
-            "--dest-tls-verify=false",
-            "--src-creds",
-            "alice:alice-password",
-            "--dest-creds",
-            "bob:bob-password",
-            &image("alice/app", "tiny"),
-            &image("bob/copy", "tiny"),
-        ]),
-        None,
-    )
-    .await;
-    assert_ok(&copy, "alice's image into bob's namespace");
+    let copied = copy_to_bob("alice:alice-password").await;
+    assert_ok(&copied, "alice's image into bob's namespace");
 }
 
 #[allow(non_snake_case)]

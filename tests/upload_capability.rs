@@ -30,15 +30,14 @@ async fn open(t: &TestRegistry, repo: &str) -> String {
         .token(ALICE, &[&format!("repository:{repo}:pull,push")])
         .await;
     let got = t
-        .request_with_token(
+        .request_as(
             &token,
             Method::POST,
             &format!("/v2/{repo}/blobs/uploads/"),
-            &[],
             b"",
         )
         .await;
-    assert_eq!(got.status, 202, "{}", String::from_utf8_lossy(&got.body));
+    assert_eq!(got.status, 202, "{}", got.text());
     let location = got.header("location").expect("a location");
     let on_service = location
         .strip_prefix(SERVICE)
@@ -65,6 +64,11 @@ fn with_capability(location: &str, capability: &str) -> String {
     format!("{path}?_upload={capability}")
 }
 
+/// The path of alice/app's blob `digest` on the registry.
+fn alice_blob(digest: &Digest) -> String {
+    format!("/v2/alice/app/blobs/{digest}")
+}
+
 /// The digest query parameter appended, as clients finish a session.
 fn finishing(location: &str, digest: &Digest) -> String {
     format!("{location}&digest={digest}")
@@ -81,7 +85,7 @@ async fn a_session_continues_on_the_service_with_its_capability_alone() {
     let got = t
         .request(Method::PATCH, &location, &[], &data[..1000])
         .await;
-    assert_eq!(got.status, 202, "{}", String::from_utf8_lossy(&got.body));
+    assert_eq!(got.status, 202, "{}", got.text());
     let next = got.header("location").expect("a location").to_string();
     assert_eq!(capability_of(&next), capability_of(&location), "{next}");
     assert!(
@@ -94,27 +98,19 @@ async fn a_session_continues_on_the_service_with_its_capability_alone() {
     // With Authorization too (podman, oras keep sending it): the same.
     let token = t.token(ALICE, &["repository:alice/app:pull,push"]).await;
     let got = t
-        .request_with_token(&token, Method::PATCH, &next, &[], &data[1000..])
+        .request_as(&token, Method::PATCH, &next, &data[1000..])
         .await;
-    assert_eq!(got.status, 202, "{}", String::from_utf8_lossy(&got.body));
+    assert_eq!(got.status, 202, "{}", got.text());
     let next = got.header("location").expect("a location").to_string();
-    let got = t
-        .request(Method::PUT, &finishing(&next, &digest), &[], b"")
-        .await;
-    assert_eq!(got.status, 201, "{}", String::from_utf8_lossy(&got.body));
+    let got = t.put(&finishing(&next, &digest), b"").await;
+    assert_eq!(got.status, 201, "{}", got.text());
     // The blob's URL is the registry's (the API that opened the session), not the service's.
     assert_eq!(
         got.header("location"),
         Some(format!("https://localhost/v2/alice/app/blobs/{digest}").as_str())
     );
     let got = t
-        .request_with_token(
-            &token,
-            Method::HEAD,
-            &format!("/v2/alice/app/blobs/{digest}"),
-            &[],
-            b"",
-        )
+        .request_as(&token, Method::HEAD, &alice_blob(&digest), b"")
         .await;
     assert_eq!(got.status, 200);
 
@@ -195,45 +191,25 @@ async fn forged_expired_and_other_sessions_capabilities_store_nothing() {
         }
         // Refused even with a valid bearer token beside it: a capability that does not
         // check out is never overlooked.
-        let got = t
-            .request_with_token(&bearer, Method::PATCH, &url, &[], &data)
-            .await;
+        let got = t.request_as(&bearer, Method::PATCH, &url, &data).await;
         assert_eq!(got.status, 401, "{what} capability beside a token");
     }
     // Nothing was stored: the session is where it was, the blob unknown.
     let got = t.get(&mine, &[]).await;
     assert_eq!((got.status, got.header("range")), (204, Some("0-0")));
     let got = t
-        .request_with_token(
-            &bearer,
-            Method::HEAD,
-            &format!("/v2/alice/app/blobs/{digest}"),
-            &[],
-            b"",
-        )
+        .request_as(&bearer, Method::HEAD, &alice_blob(&digest), b"")
         .await;
     assert_eq!(got.status, 404);
 
     // A capability is no bearer token, and opens nothing but its session's routes.
     let capability = capability_of(&mine);
     let got = t
-        .request_with_token(
-            &capability,
-            Method::GET,
-            "/v2/alice/app/tags/list",
-            &[],
-            b"",
-        )
+        .request_as(&capability, Method::GET, "/v2/alice/app/tags/list", b"")
         .await;
     assert_eq!(got.status, 401);
-    let got = t
-        .request(
-            Method::POST,
-            &format!("/v2/alice/app/blobs/uploads/?_upload={capability}"),
-            &[],
-            b"",
-        )
-        .await;
+    let start_with_it = format!("/v2/alice/app/blobs/uploads/?_upload={capability}");
+    let got = t.post(&start_with_it, b"").await;
     assert_eq!(got.status, 401, "a capability opens no new session");
 }
 
@@ -244,13 +220,7 @@ async fn without_the_service_sessions_stay_here() {
     t.add_user("alice", "alice-password").await;
     let token = t.token(ALICE, &["repository:alice/app:pull,push"]).await;
     let got = t
-        .request_with_token(
-            &token,
-            Method::POST,
-            "/v2/alice/app/blobs/uploads/",
-            &[],
-            b"",
-        )
+        .request_as(&token, Method::POST, "/v2/alice/app/blobs/uploads/", b"")
         .await;
     assert_eq!(got.status, 202);
     let location = got.header("location").expect("a location");

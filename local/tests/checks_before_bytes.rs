@@ -6,14 +6,23 @@
 mod support;
 
 use std::io::Write;
-use support::{Server, agent, closed_by_server, read_answer, send_head, start_upload};
+use support::{
+    Server, agent, closed_by_server, read_answer, send_head, send_head_of, start_upload,
+};
 
 const MIB: u64 = 1024 * 1024;
 
+/// registry-local with `args`, over a data folder of its own (there as long as the test
+/// holds it).
+fn serve(args: &[&str]) -> (tempfile::TempDir, Server) {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), args);
+    (dir, server)
+}
+
 #[test]
 fn a_tokenless_patch_declaring_400_mib_gets_401_at_once_and_nothing_is_read() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(&dir.path().join("data"), &["--auth"]);
+    let (_dir, server) = serve(&["--auth"]);
     let before = server.memory_kib("VmHWM");
     let mut stream = server.connect();
     // Only the headers: the answer must not wait for a body.
@@ -37,8 +46,7 @@ fn a_tokenless_patch_declaring_400_mib_gets_401_at_once_and_nothing_is_read() {
 
 #[test]
 fn a_content_length_over_the_largest_blob_gets_413_before_a_byte_is_sent() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(&dir.path().join("data"), &["--max-blob-bytes", "1048576"]);
+    let (_dir, server) = serve(&["--max-blob-bytes", "1048576"]);
     let location = start_upload(&server, "acme/big");
     for (method, target) in [
         ("PATCH", location.clone()),
@@ -55,13 +63,7 @@ fn a_content_length_over_the_largest_blob_gets_413_before_a_byte_is_sent() {
         ),
     ] {
         let mut stream = server.connect();
-        send_head(
-            &mut stream,
-            &format!(
-                "{method} {target} HTTP/1.1\nHost: x\nContent-Length: {}\n\n",
-                2 * MIB
-            ),
-        );
+        send_head_of(&mut stream, method, &target, 2 * MIB);
         let answer = read_answer(&mut stream).unwrap();
         assert_eq!(answer.status, 413, "{method}: {answer:?}");
         assert!(answer.body.contains("SIZE_INVALID"), "{}", answer.body);
@@ -83,8 +85,7 @@ fn with_digest(location: &str, digest: &str) -> String {
 
 #[test]
 fn a_client_sending_a_large_body_after_a_401_reads_the_401() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(&dir.path().join("data"), &["--auth"]);
+    let (_dir, server) = serve(&["--auth"]);
     let chunk = vec![0x5au8; MIB as usize];
     // As a client that writes its whole request before it reads (no reset may come
     // first), with Content-Length and with chunks as docker sends a layer.
@@ -126,8 +127,7 @@ fn a_client_sending_a_large_body_after_a_401_reads_the_401() {
 
 #[test]
 fn a_slow_loris_is_cut_off_by_the_header_timeout() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(&dir.path().join("data"), &["--header-timeout", "2s"]);
+    let (_dir, server) = serve(&["--header-timeout", "2s"]);
     let mut stream = server.connect();
     stream
         .set_read_timeout(Some(std::time::Duration::from_secs(1)))
@@ -166,20 +166,13 @@ fn a_slow_loris_is_cut_off_by_the_header_timeout() {
 
 #[test]
 fn over_the_upload_limit_a_request_gets_429_before_its_body_is_read() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(&dir.path().join("data"), &["--max-uploads", "1"]);
+    let (_dir, server) = serve(&["--max-uploads", "1"]);
     let first = start_upload(&server, "acme/one");
     // Starting an upload sends no blob bytes: it takes no slot.
     let second = start_upload(&server, "acme/two");
     // The only slot, held by a body half sent.
     let mut sending = server.connect();
-    send_head(
-        &mut sending,
-        &format!(
-            "PATCH {first} HTTP/1.1\nHost: x\nContent-Length: {}\n\n",
-            2 * MIB
-        ),
-    );
+    send_head_of(&mut sending, "PATCH", &first, 2 * MIB);
     sending.write_all(&vec![1u8; MIB as usize]).unwrap();
     // Which of two requests the server takes first is not known here (on a loaded machine
     // the second's head may be read first): ask until one of them is refused, and go on
@@ -197,10 +190,7 @@ fn over_the_upload_limit_a_request_gets_429_before_its_body_is_read() {
         for _ in 0..100 {
             let mut probe = server.connect();
             probe.set_read_timeout(short).unwrap();
-            send_head(
-                &mut probe,
-                &format!("PATCH {second} HTTP/1.1\nHost: x\nContent-Length: {MIB}\n\n"),
-            );
+            send_head_of(&mut probe, "PATCH", &second, MIB);
             match read_answer(&mut probe) {
                 Ok(got) if got.status == 429 => break 'asked (got, sending, MIB, second),
                 Ok(got) => panic!("a request waiting for its slot got {got:?}"),
@@ -237,17 +227,10 @@ fn over_the_upload_limit_a_request_gets_429_before_its_body_is_read() {
 
 #[test]
 fn a_stalled_body_is_dropped_and_the_upload_resumes() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(&dir.path().join("data"), &["--body-idle-timeout", "2s"]);
+    let (_dir, server) = serve(&["--body-idle-timeout", "2s"]);
     let location = start_upload(&server, "acme/slow");
     let mut stream = server.connect();
-    send_head(
-        &mut stream,
-        &format!(
-            "PATCH {location} HTTP/1.1\nHost: x\nContent-Length: {}\n\n",
-            4 * MIB
-        ),
-    );
+    send_head_of(&mut stream, "PATCH", &location, 4 * MIB);
     stream.write_all(&vec![3u8; MIB as usize]).unwrap();
     // No more bytes: the server gives up on the body and says so.
     let answer = read_answer(&mut stream).unwrap();
@@ -285,18 +268,11 @@ fn a_stalled_body_is_dropped_and_the_upload_resumes() {
 
 #[test]
 fn a_client_gone_mid_patch_does_not_hold_the_upload() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(&dir.path().join("data"), &[]);
+    let (_dir, server) = serve(&[]);
     let location = start_upload(&server, "acme/gone");
     {
         let mut stream = server.connect();
-        send_head(
-            &mut stream,
-            &format!(
-                "PATCH {location} HTTP/1.1\nHost: x\nContent-Length: {}\n\n",
-                8 * MIB
-            ),
-        );
+        send_head_of(&mut stream, "PATCH", &location, 8 * MIB);
         stream.write_all(&vec![4u8; MIB as usize]).unwrap();
         // Dropped: the client went away (a network failure, a killed push).
     }
@@ -320,8 +296,7 @@ fn a_client_gone_mid_patch_does_not_hold_the_upload() {
 
 #[test]
 fn the_server_speaks_http_1_1_only() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(&dir.path().join("data"), &[]);
+    let (_dir, server) = serve(&[]);
     // HTTP/2 with prior knowledge (h2c), as `curl --http2-prior-knowledge` starts it.
     let mut stream = server.connect();
     stream
@@ -340,8 +315,7 @@ fn the_server_speaks_http_1_1_only() {
 
 #[test]
 fn bad_paths_and_broken_chunked_bodies_get_the_registrys_400() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(&dir.path().join("data"), &[]);
+    let (_dir, server) = serve(&[]);
     let request = |head: &str, body: &[u8]| {
         let mut stream = server.connect();
         send_head(&mut stream, head);

@@ -11,7 +11,7 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use support::{Generated, Server, agent, read_answer, send_head, start_upload};
+use support::{Generated, Server, agent, read_answer, send_head, send_head_of, start_upload};
 
 const MIB: usize = 1024 * 1024;
 
@@ -191,14 +191,25 @@ fn uploads_survive_a_kill_9_and_resume() {
     let seen = Seen::default();
     let mut server = Server::start(&data, &[]);
     let base = server.base.clone();
+    // A PATCH of `bytes` to the upload at `location`; the PUT that finishes it as `digest`,
+    // with no body.
+    let patch = |location: &str, bytes: &[u8]| {
+        agent()
+            .patch(&format!("{base}{location}"))
+            .send(bytes)
+            .unwrap()
+    };
+    let finish = |location: &str, digest: &str| {
+        agent()
+            .put(&format!("{base}{}", with_digest(location, digest)))
+            .send_empty()
+            .unwrap()
+    };
 
     // Mid-PATCH: 4 MiB recorded, then a chunk of 8 MiB of which 2 are sent.
     let (whole1, digest1) = blob(1, 12 * MIB);
     let u1 = start_upload(&server, "acme/one");
-    let first = agent()
-        .patch(&format!("{base}{u1}"))
-        .send(&whole1[..4 * MIB])
-        .unwrap();
+    let first = patch(&u1, &whole1[..4 * MIB]);
     assert_eq!(first.status(), 202);
     let mut mid_patch = server.connect();
     send_head(
@@ -216,38 +227,19 @@ fn uploads_survive_a_kill_9_and_resume() {
     let (whole2, digest2) = blob(2, 8 * MIB);
     let u2 = start_upload(&server, "acme/two");
     let mut mid_put = server.connect();
-    send_head(
-        &mut mid_put,
-        &format!(
-            "PUT {} HTTP/1.1\nHost: x\nContent-Length: {}\n\n",
-            with_digest(&u2, &digest2),
-            8 * MIB
-        ),
-    );
+    send_head_of(&mut mid_put, "PUT", &with_digest(&u2, &digest2), 8 * MIB);
     mid_put.write_all(&whole2[..3 * MIB]).unwrap();
 
     // Finished, but the client never saw the 201 (it retries the PUT).
     let (whole3, digest3) = blob(3, 3 * MIB);
     let u3 = start_upload(&server, "acme/three");
-    let patch3 = agent()
-        .patch(&format!("{base}{u3}"))
-        .send(&whole3[..])
-        .unwrap();
-    assert_eq!(patch3.status(), 202);
-    let put3 = agent()
-        .put(&format!("{base}{}", with_digest(&u3, &digest3)))
-        .send_empty()
-        .unwrap();
-    assert_eq!(put3.status(), 201);
+    assert_eq!(patch(&u3, &whole3).status(), 202);
+    assert_eq!(finish(&u3, &digest3).status(), 201);
 
     // Every byte sent, the finishing PUT not yet.
     let (whole4, digest4) = blob(4, 5 * MIB);
     let u4 = start_upload(&server, "acme/four");
-    let patch4 = agent()
-        .patch(&format!("{base}{u4}"))
-        .send(&whole4[..])
-        .unwrap();
-    assert_eq!(patch4.status(), 202);
+    assert_eq!(patch(&u4, &whole4).status(), 202);
 
     // Clients pushing small blobs one after another, killed wherever they are: at a
     // POST, mid-PATCH, at the finishing PUT; restarted and resumed, in several rounds so
@@ -288,38 +280,22 @@ fn uploads_survive_a_kill_9_and_resume() {
                 .send(&whole1[stored..])
                 .unwrap();
             assert_eq!(seen.note("u1 PATCH", rest.status().as_u16()), 202);
-            let put1 = agent()
-                .put(&format!("{base}{}", with_digest(&u1, &digest1)))
-                .send_empty()
-                .unwrap();
+            let put1 = finish(&u1, &digest1);
             assert_eq!(seen.note("u1 PUT", put1.status().as_u16()), 201);
 
             // Mid finishing PUT: sent again, whole.
             let mut retry2 = server.connect();
-            send_head(
-                &mut retry2,
-                &format!(
-                    "PUT {} HTTP/1.1\nHost: x\nContent-Length: {}\n\n",
-                    with_digest(&u2, &digest2),
-                    8 * MIB
-                ),
-            );
+            send_head_of(&mut retry2, "PUT", &with_digest(&u2, &digest2), 8 * MIB);
             retry2.write_all(&whole2).unwrap();
             let put2 = read_answer(&mut retry2).unwrap();
             assert_eq!(seen.note("u2 PUT", put2.status), 201, "{put2:?}");
 
             // Finished before the crash: the retried PUT answers as the first did.
-            let again3 = agent()
-                .put(&format!("{base}{}", with_digest(&u3, &digest3)))
-                .send_empty()
-                .unwrap();
+            let again3 = finish(&u3, &digest3);
             assert_eq!(seen.note("u3 PUT", again3.status().as_u16()), 201);
 
             // Every byte recorded before the crash: the PUT finishes it.
-            let put4 = agent()
-                .put(&format!("{base}{}", with_digest(&u4, &digest4)))
-                .send_empty()
-                .unwrap();
+            let put4 = finish(&u4, &digest4);
             assert_eq!(seen.note("u4 PUT", put4.status().as_u16()), 201);
         }
         let jobs = jobs.into_inner().unwrap();

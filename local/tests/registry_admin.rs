@@ -2,12 +2,14 @@
 //! data folder, HTTP. Secrets go in by standard input and come out once; neither the
 //! database nor the server's log holds them.
 
+mod support;
+
 use base64::Engine as _;
 use std::io::Write;
-use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+use support::{Server, agent, free_port, registry_local_on};
 
 fn admin(data_dir: &Path, args: &[&str], stdin: &str) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_registry-admin"))
@@ -38,55 +40,21 @@ fn ok(output: Output, what: &str) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
+/// `registry-local --auth` over `data_dir`, logging at debug level to `log`.
 fn start(data_dir: &Path, log: &Path) -> Server {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(env!("CARGO_BIN_EXE_registry-local"))
-        .args([
-            "--auth",
-            "--addr",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-        ])
-        .arg(data_dir)
+    let port = free_port();
+    let mut command = registry_local_on(port, data_dir);
+    command
+        .arg("--auth")
         .env_remove("QUAYSIDE_BACKEND")
-        .env("RUST_LOG", "debug")
-        .stdout(std::fs::File::create(log).unwrap())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("registry-local starts");
-    let server = Server {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-    };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "registry-local did not listen");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    server
-}
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into()
+        .env("RUST_LOG", "debug");
+    Server::spawn(
+        command,
+        port,
+        log.to_path_buf(),
+        false,
+        Duration::from_secs(30),
+    )
 }
 
 fn basic(user: &str, secret: &str) -> String {

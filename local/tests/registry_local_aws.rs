@@ -6,105 +6,34 @@
 //! push, with another push made while registry-local is down): every event arrives, each
 //! with the stable id subscribers drop copies by. Fails (never skips) without moto.
 
+mod support;
+
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::path::Path;
+use std::time::{Duration, Instant};
+use support::{Server, aws_command, aws_names, free_port, provision};
 
 const INDEX: &str = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[],"annotations":{"from":"registry-local"}}"#;
 const INDEX_TYPE: &str = "application/vnd.oci.image.index.v1+json";
 
 /// Resource names of this test only, as registry-local reads them.
 fn names() -> Vec<(&'static str, String)> {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    let name = format!("qs-local-{}-{nanos}", std::process::id());
-    vec![
-        ("QUAYSIDE_TABLE", name.clone()),
-        ("QUAYSIDE_BUCKET", name.clone()),
-        ("QUAYSIDE_KMS_KEY", format!("alias/{name}")),
-        ("QUAYSIDE_TOPIC", name),
-    ]
-}
-
-fn registry_local(env: &[(&'static str, String)]) -> Command {
-    assert!(
-        std::env::var("AWS_ENDPOINT_URL").is_ok_and(|v| !v.is_empty()),
-        "AWS_ENDPOINT_URL is not set: this test needs moto's server; run tests/run"
-    );
-    let mut command = Command::new(env!("CARGO_BIN_EXE_registry-local"));
-    command.envs(env.iter().map(|(k, v)| (*k, v.as_str())));
-    command
-}
-
-fn provision(env: &[(&'static str, String)]) {
-    let provisioned = registry_local(env)
-        .arg("provision")
-        .output()
-        .expect("registry-local provision runs");
-    assert!(
-        provisioned.status.success(),
-        "provision failed: {}",
-        String::from_utf8_lossy(&provisioned.stderr)
-    );
+    aws_names("qs-local")
 }
 
 /// `registry-local --backend aws` on a free port, its log in `data_dir`. Dropping it kills
 /// it with SIGKILL: no chance to finish anything.
-struct Server {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-}
-
-impl Server {
-    fn start(env: &[(&'static str, String)], data_dir: &Path, run: &str) -> Server {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let log = data_dir.join(format!("registry-local-{run}.log"));
-        let child = registry_local(env)
-            .args(["--backend", "aws", "--addr", &format!("127.0.0.1:{port}")])
-            .arg("--data-dir")
-            .arg(data_dir)
-            // Log lines go to standard output, a panic to standard error: both in the log.
-            .stdout(std::fs::File::create(&log).unwrap())
-            .stderr(std::fs::OpenOptions::new().append(true).open(&log).unwrap())
-            .spawn()
-            .expect("registry-local starts");
-        let server = Server { child, port, log };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "registry-local did not listen: {}",
-                server.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        server
-    }
-
-    fn base(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn serve(env: &[(&'static str, String)], data_dir: &Path, run: &str) -> Server {
+    let port = free_port();
+    let log = data_dir.join(format!("registry-local-{run}.log"));
+    let mut command = aws_command(env!("CARGO_BIN_EXE_registry-local"), env);
+    command
+        .args(["--backend", "aws", "--addr", &format!("127.0.0.1:{port}")])
+        .arg("--data-dir")
+        .arg(data_dir);
+    // Log lines go to standard output, a panic to standard error: both in the log.
+    Server::spawn(command, port, log, true, Duration::from_secs(30))
 }
 
 /// PUTs the index under `tag` of `local/aws` at `base`; the digest.
@@ -232,7 +161,7 @@ impl Queue {
                 Instant::now() < deadline,
                 "no event for tag {tag} reached the queue; received {:?}; registry-local's log:\n{}",
                 self.received,
-                server.map(Server::log).unwrap_or_default()
+                server.map(Server::log_text).unwrap_or_default()
             );
             self.receive().await;
         }
@@ -260,10 +189,10 @@ async fn provision_then_serve_over_aws_and_publish_to_sns() {
     // A queue subscribed to the topic, to see what registry-local publishes.
     let mut queue = Queue::subscribe(&topic_name).await;
     let data = tempfile::tempdir().unwrap();
-    let server = Server::start(&env, data.path(), "first");
+    let server = serve(&env, data.path(), "first");
 
-    let base = format!("{}/v2/local/aws/manifests", server.base());
-    let digest = push(&server.base(), "latest").await;
+    let base = format!("{}/v2/local/aws/manifests", server.base);
+    let digest = push(&server.base, "latest").await;
     let mut got =
         tokio::task::spawn_blocking(move || ureq::get(&format!("{base}/latest")).call().unwrap())
             .await
@@ -290,25 +219,25 @@ async fn restarts_publish_what_was_written_meanwhile_and_nothing_twice() {
     let mut queue = Queue::subscribe(&topic_name).await;
     let data = tempfile::tempdir().unwrap();
 
-    let first = Server::start(&env, data.path(), "first");
-    push(&first.base(), "one").await;
+    let first = serve(&env, data.path(), "first");
+    push(&first.base, "one").await;
     queue.wait_for("one", Some(&first)).await;
-    push(&first.base(), "two").await;
+    push(&first.base, "two").await;
     queue.wait_for("two", Some(&first)).await;
     // `two` is published; wait until its place is saved too, so that which events may
     // come again below is known (a SIGKILL between a publish and its checkpoint sends that
     // one again, as Lambda would).
     wait_for_checkpoint_at_stream_end(&env, data.path(), &first).await;
-    push(&first.base(), "three").await;
+    push(&first.base, "three").await;
     drop(first); // SIGKILL, right after the push
 
     // Written while registry-local is down, with the library itself.
     write_without_registry_local(&env, "four").await;
 
-    let second = Server::start(&env, data.path(), "second");
+    let second = serve(&env, data.path(), "second");
     queue.wait_for("four", Some(&second)).await;
     queue.wait_for("three", Some(&second)).await;
-    push(&second.base(), "five").await;
+    push(&second.base, "five").await;
     queue.wait_for("five", Some(&second)).await;
     // The stream is read in order: by now everything before `five` has been published.
     while queue.receive().await > 0 {}
@@ -366,7 +295,7 @@ async fn wait_for_checkpoint_at_stream_end(
             Instant::now() < deadline,
             "no checkpoint at {last} in {}: {saved:?}; registry-local's log:\n{}",
             dir.display(),
-            server.log()
+            server.log_text()
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -418,15 +347,17 @@ async fn a_stacks_table_gets_no_second_publisher() {
         .unwrap();
     let mut queue = Queue::subscribe(&topic_name).await;
     let data = tempfile::tempdir().unwrap();
-    let server = Server::start(&env, data.path(), "stack");
-    push(&server.base(), "stacked").await;
+    let server = serve(&env, data.path(), "stack");
+    push(&server.base, "stacked").await;
     for _ in 0..5 {
         queue.receive().await;
     }
     assert!(queue.received.is_empty(), "published: {:?}", queue.received);
     assert!(
-        server.log().contains("not publishing the table's events"),
+        server
+            .log_text()
+            .contains("not publishing the table's events"),
         "{}",
-        server.log()
+        server.log_text()
     );
 }

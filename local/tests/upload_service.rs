@@ -6,131 +6,32 @@
 //! for byte. Also: what the service does not serve, its health check, and its memory with
 //! uploads in flight. Fails (never skips) without moto.
 
+mod support;
+
 use std::io::Write;
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use support::{Server, aws_command, aws_names, free_port, provision};
 
 const MIB: usize = 1024 * 1024;
 const PASSWORD: &str = "upload-service-test-password";
-
-/// Resource names of this test only.
-fn names() -> Vec<(&'static str, String)> {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    let name = format!("qs-upl-{}-{nanos}", std::process::id());
-    vec![
-        ("QUAYSIDE_TABLE", name.clone()),
-        ("QUAYSIDE_BUCKET", name.clone()),
-        ("QUAYSIDE_KMS_KEY", format!("alias/{name}")),
-        ("QUAYSIDE_TOPIC", name),
-    ]
-}
-
-fn command(binary: &str, env: &[(&'static str, String)]) -> Command {
-    assert!(
-        std::env::var("AWS_ENDPOINT_URL").is_ok_and(|v| !v.is_empty()),
-        "AWS_ENDPOINT_URL is not set: this test needs moto's server; run tests/run"
-    );
-    let mut command = Command::new(binary);
-    command.envs(env.iter().map(|(k, v)| (*k, v.as_str())));
-    command
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A process on a port, its log in a file; dropping it kills it (SIGKILL).
-struct Process {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-}
-
-impl Process {
-    fn start(mut command: Command, port: u16, log: PathBuf) -> Process {
-        // Log lines go to standard output, a panic to standard error: both in the log.
-        let child = command
-            .stdout(std::fs::File::create(&log).unwrap())
-            .stderr(std::fs::OpenOptions::new().append(true).open(&log).unwrap())
-            .spawn()
-            .expect("starts");
-        let process = Process { child, port, log };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "did not listen: {}",
-                process.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        process
-    }
-
-    fn base(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// The peak resident memory of the process so far, from `/proc`.
-    fn peak_rss_bytes(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .expect("/proc status");
-        let kib: u64 = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .expect("VmHWM");
-        kib * 1024
-    }
-
-    fn kill(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// The deployment in small: resources at moto, the user `ci`, the registry and one upload
 /// service task.
 struct Deployment {
     env: Vec<(&'static str, String)>,
     dir: tempfile::TempDir,
-    registry: Process,
+    registry: Server,
 }
 
 impl Deployment {
-    fn start() -> (Deployment, Process) {
-        let env = names();
+    fn start() -> (Deployment, Server) {
+        let env = aws_names("qs-upl");
         let dir = tempfile::tempdir().unwrap();
-        let provisioned = command(env!("CARGO_BIN_EXE_registry-local"), &env)
-            .arg("provision")
-            .output()
-            .expect("provision runs");
-        assert!(
-            provisioned.status.success(),
-            "{}",
-            String::from_utf8_lossy(&provisioned.stderr)
-        );
-        let mut add = command(env!("CARGO_BIN_EXE_registry-admin"), &env)
+        provision(&env);
+        let mut add = aws_command(env!("CARGO_BIN_EXE_registry-admin"), &env)
             .args(["--backend", "aws", "user", "add", "ci"])
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
@@ -144,7 +45,7 @@ impl Deployment {
         assert!(add.wait().unwrap().success(), "user add");
         let service = Self::service(&env, dir.path(), "first");
         let port = free_port();
-        let mut registry = command(env!("CARGO_BIN_EXE_registry-local"), &env);
+        let mut registry = aws_command(env!("CARGO_BIN_EXE_registry-local"), &env);
         registry
             .args([
                 "--backend",
@@ -153,17 +54,17 @@ impl Deployment {
                 "--addr",
                 &format!("127.0.0.1:{port}"),
             ])
-            .args(["--upload-service", &service.base()])
+            .args(["--upload-service", &service.base])
             .arg("--data-dir")
             .arg(dir.path());
-        let registry = Process::start(registry, port, dir.path().join("registry.log"));
+        let registry = started(registry, port, dir.path().join("registry.log"));
         (Deployment { env, dir, registry }, service)
     }
 
     /// An upload-service task over the same resources; a dead writer's claim lapses in 2 s.
-    fn service(env: &[(&'static str, String)], dir: &Path, run: &str) -> Process {
+    fn service(env: &[(&'static str, String)], dir: &Path, run: &str) -> Server {
         let port = free_port();
-        let mut service = command(env!("CARGO_BIN_EXE_upload-service"), env);
+        let mut service = aws_command(env!("CARGO_BIN_EXE_upload-service"), env);
         service
             .args([
                 "--addr",
@@ -172,10 +73,10 @@ impl Deployment {
                 "2s",
             ])
             .env("RUST_LOG", "info");
-        Process::start(service, port, dir.join(format!("upload-service-{run}.log")))
+        started(service, port, dir.join(format!("upload-service-{run}.log")))
     }
 
-    fn another_service(&self, run: &str) -> Process {
+    fn another_service(&self, run: &str) -> Server {
         Self::service(&self.env, self.dir.path(), run)
     }
 
@@ -186,7 +87,7 @@ impl Deployment {
             "GET",
             &format!(
                 "{}/v2/auth?service=quayside&scope={scope}",
-                self.registry.base()
+                self.registry.base
             ),
             &[("authorization", &format!("Basic {basic}"))],
             b"",
@@ -197,23 +98,57 @@ impl Deployment {
     }
 
     /// Opens a session of `repo`: its URL on the service.
-    fn open(&self, repo: &str, service: &Process) -> String {
+    fn open(&self, repo: &str, service: &Server) -> String {
         let token = self.token(&format!("repository:{repo}:pull,push"));
         let (status, headers, body) = request(
             "POST",
-            &format!("{}/v2/{repo}/blobs/uploads/", self.registry.base()),
+            &format!("{}/v2/{repo}/blobs/uploads/", self.registry.base),
             &[("authorization", &format!("Bearer {token}"))],
             b"",
         );
         assert_eq!(status, 202, "{}", String::from_utf8_lossy(&body));
         let location = header(&headers, "location").expect("a location");
         assert!(
-            location.starts_with(&format!("{}/v2/{repo}/blobs/uploads/", service.base()))
+            location.starts_with(&format!("{}/v2/{repo}/blobs/uploads/", service.base))
                 && location.contains("?_upload="),
             "{location}"
         );
         location
     }
+}
+
+/// `command` started on `port`, once it listens; its log lines (standard output) and a
+/// panic (standard error) in `log`.
+fn started(command: Command, port: u16, log: std::path::PathBuf) -> Server {
+    Server::spawn(command, port, log, true, Duration::from_secs(30))
+}
+
+/// The peak resident memory of `server` so far, from `/proc`.
+fn peak_rss_bytes(server: &Server) -> u64 {
+    server.memory_kib("VmHWM") * 1024
+}
+
+/// A socket to `service` on which the head of a `method` request of `url` (on the service)
+/// is sent, with `headers` (each `Name: value`), for a body of `len` bytes: the body is the
+/// caller's to send, or not.
+fn raw_request(
+    service: &Server,
+    method: &str,
+    url: &str,
+    headers: &[&str],
+    len: usize,
+) -> TcpStream {
+    let target = url
+        .strip_prefix(&service.base)
+        .expect("a URL on the service");
+    let mut head = format!("{method} {target} HTTP/1.1\r\nHost: 127.0.0.1\r\n");
+    for header in headers {
+        head.push_str(&format!("{header}\r\n"));
+    }
+    head.push_str(&format!("Content-Length: {len}\r\n\r\n"));
+    let mut socket = TcpStream::connect(("127.0.0.1", service.port)).unwrap();
+    socket.write_all(head.as_bytes()).unwrap();
+    socket
 }
 
 /// One HTTP/1.1 request (no redirects followed): status, headers, body.
@@ -258,12 +193,12 @@ fn header(headers: &[(String, String)], name: &str) -> Option<String> {
 }
 
 /// `url` moved onto `service`'s host (what a load balancer in front of several tasks does).
-fn on(service: &Process, url: &str) -> String {
+fn on(service: &Server, url: &str) -> String {
     let path = url
         .split_once("/v2/")
         .map(|(_, p)| p)
         .expect("a registry URL");
-    format!("{}/v2/{path}", service.base())
+    format!("{}/v2/{path}", service.base)
 }
 
 /// The bytes stored so far: the end of `Range` plus one.
@@ -294,28 +229,22 @@ fn sha256(bytes: &[u8]) -> String {
 
 #[test]
 fn a_session_moves_to_another_task_after_a_crash_and_its_blob_is_served() {
-    let (deployment, first) = Deployment::start();
+    let (deployment, mut first) = Deployment::start();
     let data = layer(40 * MIB);
     let digest = sha256(&data);
     let session = deployment.open("ci/app", &first);
 
     // The first task takes the body as it comes, without Authorization, and dies in the
     // middle of it, once two S3 parts are recorded.
-    let target = session.strip_prefix(&first.base()).unwrap().to_string();
-    let mut socket = TcpStream::connect(("127.0.0.1", first.port)).unwrap();
-    write!(
-        socket,
-        "PATCH {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n",
-        data.len()
-    )
-    .unwrap();
+    let octets = ["Content-Type: application/octet-stream"];
+    let mut socket = raw_request(&first, "PATCH", &session, &octets, data.len());
     socket.write_all(&data[..20 * MIB]).unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     while stored(&session) < 16 * MIB {
         assert!(
             Instant::now() < deadline,
             "no part recorded: {}",
-            first.log()
+            first.log_text()
         );
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -357,7 +286,7 @@ fn a_session_moves_to_another_task_after_a_crash_and_its_blob_is_served() {
     );
     let (status, headers, body) = request(
         "PUT",
-        &format!("{}{next}&digest={digest}", second.base()),
+        &format!("{}{next}&digest={digest}", second.base),
         &[],
         b"",
     );
@@ -367,7 +296,7 @@ fn a_session_moves_to_another_task_after_a_crash_and_its_blob_is_served() {
         header(&headers, "location"),
         Some(format!(
             "{}/v2/ci/app/blobs/{digest}",
-            deployment.registry.base()
+            deployment.registry.base
         ))
     );
 
@@ -375,7 +304,7 @@ fn a_session_moves_to_another_task_after_a_crash_and_its_blob_is_served() {
     let token = deployment.token("repository:ci/app:pull");
     let (status, headers, _) = request(
         "GET",
-        &format!("{}/v2/ci/app/blobs/{digest}", deployment.registry.base()),
+        &format!("{}/v2/ci/app/blobs/{digest}", deployment.registry.base),
         &[("authorization", &format!("Bearer {token}"))],
         b"",
     );
@@ -388,7 +317,7 @@ fn a_session_moves_to_another_task_after_a_crash_and_its_blob_is_served() {
 #[test]
 fn the_service_serves_sessions_and_its_health_check_only() {
     let (deployment, service) = Deployment::start();
-    let (status, _, body) = request("GET", &format!("{}/health", service.base()), &[], b"");
+    let (status, _, body) = request("GET", &format!("{}/health", service.base), &[], b"");
     assert_eq!((status, body.as_slice()), (200, &b"ok\n"[..]));
     let token = deployment.token("repository:ci/app:pull,push");
     let bearer = format!("Bearer {token}");
@@ -401,7 +330,7 @@ fn the_service_serves_sessions_and_its_health_check_only() {
     ] {
         let (status, _, body) = request(
             method,
-            &format!("{}{path}", service.base()),
+            &format!("{}{path}", service.base),
             &[("authorization", &bearer)],
             b"",
         );
@@ -437,7 +366,7 @@ fn uploads_in_flight_hold_bounded_memory() {
             });
         }
     });
-    let peak = service.peak_rss_bytes();
+    let peak = peak_rss_bytes(&service);
     eprintln!(
         "upload-service peak RSS with 4 × 48 MiB in flight: {} MiB",
         peak / MIB as u64
@@ -458,14 +387,8 @@ fn sigterm_drains_the_upload_in_flight() {
     let data = layer(12 * MIB);
     let digest = sha256(&data);
     let session = deployment.open("ci/drain", &service);
-    let target = session.strip_prefix(&service.base()).unwrap().to_string();
-    let mut socket = TcpStream::connect(("127.0.0.1", service.port)).unwrap();
-    write!(
-        socket,
-        "PUT {target}&digest={digest} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\n\r\n",
-        data.len()
-    )
-    .unwrap();
+    let finishing = format!("{session}&digest={digest}");
+    let mut socket = raw_request(&service, "PUT", &finishing, &[], data.len());
     socket.write_all(&data[..MIB]).unwrap();
     // The request is under way: stop the task.
     let pid = service.child.id().to_string();
@@ -481,14 +404,14 @@ fn sigterm_drains_the_upload_in_flight() {
     let mut buf = [0u8; 4096];
     while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
         let n = std::io::Read::read(&mut socket, &mut buf).unwrap();
-        assert!(n > 0, "closed without an answer: {}", service.log());
+        assert!(n > 0, "closed without an answer: {}", service.log_text());
         answer.extend_from_slice(&buf[..n]);
     }
     let head = String::from_utf8_lossy(&answer);
     assert!(
         head.starts_with("HTTP/1.1 201"),
         "{head}\n{}",
-        service.log()
+        service.log_text()
     );
     let mut service = service;
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -499,5 +422,9 @@ fn sigterm_drains_the_upload_in_flight() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert!(service.log().contains("stopping"), "{}", service.log());
+    assert!(
+        service.log_text().contains("stopping"),
+        "{}",
+        service.log_text()
+    );
 }

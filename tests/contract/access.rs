@@ -10,28 +10,18 @@ use quayside::ports::{AccessStore, Permission, PrincipalRecord, RepositoryAccess
 use std::collections::BTreeSet;
 
 /// One `#[tokio::test]` per case of this suite, each on a store from `$open` (an async
-/// function returning the store and whatever must live as long as it).
+/// function returning the store and whatever must live as long as it): see
+/// [`contract_cases`](crate::contract_cases).
 #[macro_export]
 macro_rules! access_contract {
-    ($open:path) => {
-        $crate::access_contract!(@cases $open;
-            principals_are_created_once_read_changed_and_deleted,
-            grants_are_set_replaced_revoked_and_listed_both_ways,
-            deleting_a_principal_removes_its_grants,
-            repository_access_tells_visibility_creator_and_the_principals_grant,
-            a_repository_is_claimed_once,
-            namespace_create_rights_are_set_and_cleared,
-        );
-    };
-    (@cases $open:path; $($case:ident),+ $(,)?) => {
-        $(
-            #[tokio::test]
-            async fn $case() {
-                let (store, _keep) = $open().await;
-                $crate::contract::access::$case(store.as_ref()).await;
-            }
-        )+
-    };
+    ($open:path) => { $crate::contract_cases!(access, $open;
+        principals_are_created_once_read_changed_and_deleted,
+        grants_are_set_replaced_revoked_and_listed_both_ways,
+        deleting_a_principal_removes_its_grants,
+        repository_access_tells_visibility_creator_and_the_principals_grant,
+        a_repository_is_claimed_once,
+        namespace_create_rights_are_set_and_cleared,
+    ); };
 }
 
 fn repo(name: &str) -> RepositoryName {

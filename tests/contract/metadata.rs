@@ -16,41 +16,31 @@ use quayside::registry::image_chain;
 use std::collections::{HashMap, HashSet};
 
 /// One `#[tokio::test]` per case of this suite, each on a store from `$open` (an async
-/// function returning the store and whatever must live as long as it).
+/// function returning the store and whatever must live as long as it): see
+/// [`contract_cases`](crate::contract_cases).
 #[macro_export]
 macro_rules! metadata_contract {
-    ($open:path) => {
-        $crate::metadata_contract!(@cases $open;
-            push_then_read_by_tag_and_digest,
-            lookup_finds_only_what_the_repository_has,
-            delete_manifest_keeps_schema1_tags_and_removes_plain_ones,
-            delete_manifest_removes_its_referrer_entry,
-            schema1_tag_without_surviving_image_is_removed,
-            attach_generated_manifest_succeeds_once_then_conflicts_without_writing,
-            image_chain_is_leaf_first_and_survives_cycles,
-            existing_images_are_not_overwritten,
-            pushing_a_tag_again_overwrites_it,
-            delete_tag_removes_only_the_tag,
-            prefixes_do_not_leak_between_similar_repositories,
-            tags_are_paged_in_ascii_order,
-            tags_of_empty_unknown_and_similarly_named_repositories,
-            a_schema1_tag_kept_without_its_manifest_is_listed,
-            repositories_are_paged_in_ascii_order,
-            blob_link_and_unlink,
-            uploads_are_created_read_updated_and_deleted,
-            uploads_started_before_a_time_are_listed_across_repositories,
-            update_upload_conflicts_without_writing
-        );
-    };
-    (@cases $open:path; $($case:ident),+ $(,)?) => {
-        $(
-            #[tokio::test]
-            async fn $case() {
-                let (store, _keep) = $open().await;
-                $crate::contract::metadata::$case(store.as_ref()).await;
-            }
-        )+
-    };
+    ($open:path) => { $crate::contract_cases!(metadata, $open;
+        push_then_read_by_tag_and_digest,
+        lookup_finds_only_what_the_repository_has,
+        delete_manifest_keeps_schema1_tags_and_removes_plain_ones,
+        delete_manifest_removes_its_referrer_entry,
+        schema1_tag_without_surviving_image_is_removed,
+        attach_generated_manifest_succeeds_once_then_conflicts_without_writing,
+        image_chain_is_leaf_first_and_survives_cycles,
+        existing_images_are_not_overwritten,
+        pushing_a_tag_again_overwrites_it,
+        delete_tag_removes_only_the_tag,
+        prefixes_do_not_leak_between_similar_repositories,
+        tags_are_paged_in_ascii_order,
+        tags_of_empty_unknown_and_similarly_named_repositories,
+        a_schema1_tag_kept_without_its_manifest_is_listed,
+        repositories_are_paged_in_ascii_order,
+        blob_link_and_unlink,
+        uploads_are_created_read_updated_and_deleted,
+        uploads_started_before_a_time_are_listed_across_repositories,
+        update_upload_conflicts_without_writing
+    ); };
 }
 
 pub fn repo() -> RepositoryName {
@@ -113,6 +103,33 @@ pub fn schema1_push(m: &StoredManifest, t: &str) -> Push {
     }
 }
 
+/// Deletes manifest `m` of [`repo`], which must be there; what the delete removed and kept.
+pub async fn delete(store: &dyn MetadataStore, m: &StoredManifest) -> DeletedManifest {
+    store
+        .delete_manifest(&repo(), &m.digest, &event())
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+/// `refused` is a conflict, and upload `id` of [`repo`] is as it was: `kept` (`None`: not
+/// there).
+pub async fn assert_conflict_kept(
+    store: &dyn MetadataStore,
+    refused: quayside::ports::StoreResult<()>,
+    id: &str,
+    kept: Option<Upload>,
+) {
+    let err = refused.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+    assert_eq!(store.upload(&repo(), id).await.unwrap(), kept);
+}
+
+/// Commits `p` to [`repo`]; it must succeed.
+pub async fn commit(store: &dyn MetadataStore, p: &Push) {
+    store.commit_push(&repo(), p).await.unwrap();
+}
+
 pub fn names(names: &[&str]) -> Vec<String> {
     names.iter().map(|n| n.to_string()).collect()
 }
@@ -151,10 +168,7 @@ pub fn upload(id: &str, offset: u64) -> Upload {
 pub async fn push_then_read_by_tag_and_digest(store: &dyn MetadataStore) {
     let m = manifest("one");
     assert!(!store.repository_exists(&repo()).await.unwrap());
-    store
-        .commit_push(&repo(), &push(&m, Some("latest")))
-        .await
-        .unwrap();
+    commit(store, &push(&m, Some("latest"))).await;
 
     assert!(store.repository_exists(&repo()).await.unwrap());
     let target = store.tag(&repo(), &tag("latest")).await.unwrap().unwrap();
@@ -186,10 +200,7 @@ pub async fn lookup_finds_only_what_the_repository_has(store: &dyn MetadataStore
     store.link_blob(&repo(), &b1, 2).await.unwrap();
     store.link_blob(&other, &b2, 2).await.unwrap();
     let m = manifest("m");
-    store
-        .commit_push(&repo(), &schema1_push(&m, "v1"))
-        .await
-        .unwrap();
+    commit(store, &schema1_push(&m, "v1")).await;
 
     let found = store
         .lookup(
@@ -225,25 +236,12 @@ pub async fn lookup_finds_only_what_the_repository_has(store: &dyn MetadataStore
 
 pub async fn delete_manifest_keeps_schema1_tags_and_removes_plain_ones(store: &dyn MetadataStore) {
     let m = manifest("schema1");
-    store
-        .commit_push(&repo(), &schema1_push(&m, "old"))
-        .await
-        .unwrap();
-    store
-        .commit_push(&repo(), &push(&m, Some("plain")))
-        .await
-        .unwrap();
+    commit(store, &schema1_push(&m, "old")).await;
+    commit(store, &push(&m, Some("plain"))).await;
     let untouched = manifest("other");
-    store
-        .commit_push(&repo(), &push(&untouched, Some("keepme")))
-        .await
-        .unwrap();
+    commit(store, &push(&untouched, Some("keepme"))).await;
 
-    let deleted = store
-        .delete_manifest(&repo(), &m.digest, &event())
-        .await
-        .unwrap()
-        .unwrap();
+    let deleted = delete(store, &m).await;
     assert_eq!(
         deleted,
         DeletedManifest {
@@ -274,10 +272,7 @@ pub async fn delete_manifest_keeps_schema1_tags_and_removes_plain_ones(store: &d
 
 pub async fn delete_manifest_removes_its_referrer_entry(store: &dyn MetadataStore) {
     let subject = manifest("subject");
-    store
-        .commit_push(&repo(), &push(&subject, Some("latest")))
-        .await
-        .unwrap();
+    commit(store, &push(&subject, Some("latest"))).await;
     let sig = manifest("signature");
     let referrer = Referrer {
         subject: subject.digest.clone(),
@@ -291,7 +286,7 @@ pub async fn delete_manifest_removes_its_referrer_entry(store: &dyn MetadataStor
         referrer: Some(referrer.clone()),
         ..push(&sig, None)
     };
-    store.commit_push(&repo(), &p).await.unwrap();
+    commit(store, &p).await;
     assert_eq!(
         store.referrers(&repo(), &subject.digest).await.unwrap(),
         vec![referrer]
@@ -318,12 +313,8 @@ pub async fn schema1_tag_without_surviving_image_is_removed(store: &dyn Metadata
         tag_v1_image: Some("missing".into()),
         ..push(&m, Some("t"))
     };
-    store.commit_push(&repo(), &p).await.unwrap();
-    let deleted = store
-        .delete_manifest(&repo(), &m.digest, &event())
-        .await
-        .unwrap()
-        .unwrap();
+    commit(store, &p).await;
+    let deleted = delete(store, &m).await;
     assert_eq!(deleted.removed_tags, vec![tag("t")]);
     assert!(deleted.kept_tags.is_empty());
 }
@@ -332,15 +323,8 @@ pub async fn attach_generated_manifest_succeeds_once_then_conflicts_without_writ
     store: &dyn MetadataStore,
 ) {
     let m = manifest("pushed");
-    store
-        .commit_push(&repo(), &schema1_push(&m, "old"))
-        .await
-        .unwrap();
-    store
-        .delete_manifest(&repo(), &m.digest, &event())
-        .await
-        .unwrap()
-        .unwrap();
+    commit(store, &schema1_push(&m, "old")).await;
+    delete(store, &m).await;
 
     // Wrong v1 image: conflict, nothing written.
     let wrong = manifest("generated-wrong");
@@ -396,7 +380,7 @@ pub async fn image_chain_is_leaf_first_and_survives_cycles(store: &dyn MetadataS
         ],
         ..push(&manifest("chain"), None)
     };
-    store.commit_push(&repo(), &p).await.unwrap();
+    commit(store, &p).await;
     let ids = |chain: Vec<V1Image>| chain.into_iter().map(|i| i.docker_id).collect::<Vec<_>>();
     assert_eq!(
         ids(image_chain(store, &repo(), "c").await.unwrap()),
@@ -409,7 +393,7 @@ pub async fn image_chain_is_leaf_first_and_survives_cycles(store: &dyn MetadataS
         images: vec![image("orphan", Some("gone"))],
         ..push(&manifest("o"), None)
     };
-    store.commit_push(&repo(), &p).await.unwrap();
+    commit(store, &p).await;
     assert_eq!(
         ids(image_chain(store, &repo(), "orphan").await.unwrap()),
         ["orphan"]
@@ -420,7 +404,7 @@ pub async fn image_chain_is_leaf_first_and_survives_cycles(store: &dyn MetadataS
         images: vec![image("x", Some("y")), image("y", Some("x"))],
         ..push(&manifest("cycle"), None)
     };
-    store.commit_push(&repo(), &p).await.unwrap();
+    commit(store, &p).await;
     assert_eq!(
         ids(image_chain(store, &repo(), "x").await.unwrap()),
         ["x", "y"]
@@ -433,7 +417,7 @@ pub async fn existing_images_are_not_overwritten(store: &dyn MetadataStore) {
         images: vec![first.clone()],
         ..push(&manifest("1"), None)
     };
-    store.commit_push(&repo(), &p).await.unwrap();
+    commit(store, &p).await;
     let changed = V1Image {
         comment: Some("changed".into()),
         ..first.clone()
@@ -442,20 +426,14 @@ pub async fn existing_images_are_not_overwritten(store: &dyn MetadataStore) {
         images: vec![changed],
         ..push(&manifest("2"), None)
     };
-    store.commit_push(&repo(), &p).await.unwrap();
+    commit(store, &p).await;
     assert_eq!(image_chain(store, &repo(), "a").await.unwrap(), vec![first]);
 }
 
 pub async fn pushing_a_tag_again_overwrites_it(store: &dyn MetadataStore) {
     let (first, second) = (manifest("first"), manifest("second"));
-    store
-        .commit_push(&repo(), &schema1_push(&first, "latest"))
-        .await
-        .unwrap();
-    store
-        .commit_push(&repo(), &push(&second, Some("latest")))
-        .await
-        .unwrap();
+    commit(store, &schema1_push(&first, "latest")).await;
+    commit(store, &push(&second, Some("latest"))).await;
     let target = store.tag(&repo(), &tag("latest")).await.unwrap().unwrap();
     assert_eq!(
         target,
@@ -473,14 +451,8 @@ pub async fn pushing_a_tag_again_overwrites_it(store: &dyn MetadataStore) {
 
 pub async fn delete_tag_removes_only_the_tag(store: &dyn MetadataStore) {
     let m = manifest("m");
-    store
-        .commit_push(&repo(), &push(&m, Some("a")))
-        .await
-        .unwrap();
-    store
-        .commit_push(&repo(), &push(&m, Some("b")))
-        .await
-        .unwrap();
+    commit(store, &push(&m, Some("a"))).await;
+    commit(store, &push(&m, Some("b"))).await;
     assert!(
         store
             .delete_tag(&repo(), &tag("a"), &event())
@@ -500,20 +472,13 @@ pub async fn delete_tag_removes_only_the_tag(store: &dyn MetadataStore) {
 pub async fn prefixes_do_not_leak_between_similar_repositories(store: &dyn MetadataStore) {
     let longer = RepositoryName::parse("library/app-x").unwrap();
     let m = manifest("m");
-    store
-        .commit_push(&repo(), &push(&m, Some("mine")))
-        .await
-        .unwrap();
+    commit(store, &push(&m, Some("mine"))).await;
     store
         .commit_push(&longer, &push(&m, Some("theirs")))
         .await
         .unwrap();
     assert_eq!(all_tags(store, &repo()).await, Some(names(&["mine"])));
-    let deleted = store
-        .delete_manifest(&repo(), &m.digest, &event())
-        .await
-        .unwrap()
-        .unwrap();
+    let deleted = delete(store, &m).await;
     assert_eq!(deleted.removed_tags, vec![tag("mine")]);
     assert!(store.tag(&longer, &tag("theirs")).await.unwrap().is_some());
 }
@@ -522,10 +487,7 @@ pub async fn tags_are_paged_in_ascii_order(store: &dyn MetadataStore) {
     let m = manifest("m");
     // Pushed out of order; `B` sorts before `a` in ASCII.
     for t in ["c", "a", "B", "b", "a.1", "d"] {
-        store
-            .commit_push(&repo(), &push(&m, Some(t)))
-            .await
-            .unwrap();
+        commit(store, &push(&m, Some(t))).await;
     }
     let expect = |names_: &[&str], more| {
         Some(Page {
@@ -581,10 +543,7 @@ pub async fn tags_of_empty_unknown_and_similarly_named_repositories(store: &dyn 
         store.tags(&repo(), &page(10, None)).await.unwrap(),
         Some(Page::default())
     );
-    store
-        .commit_push(&repo(), &push(&m, Some("mine")))
-        .await
-        .unwrap();
+    commit(store, &push(&m, Some("mine"))).await;
     assert_eq!(
         store.tags(&repo(), &page(1, None)).await.unwrap(),
         Some(Page {
@@ -600,15 +559,8 @@ pub async fn tags_of_empty_unknown_and_similarly_named_repositories(store: &dyn 
 
 pub async fn a_schema1_tag_kept_without_its_manifest_is_listed(store: &dyn MetadataStore) {
     let m = manifest("s1");
-    store
-        .commit_push(&repo(), &schema1_push(&m, "old"))
-        .await
-        .unwrap();
-    store
-        .delete_manifest(&repo(), &m.digest, &event())
-        .await
-        .unwrap()
-        .unwrap();
+    commit(store, &schema1_push(&m, "old")).await;
+    delete(store, &m).await;
     assert_eq!(all_tags(store, &repo()).await, Some(names(&["old"])));
 }
 
@@ -681,15 +633,8 @@ pub async fn uploads_are_created_read_updated_and_deleted(store: &dyn MetadataSt
     // An upload belongs to its repository.
     assert_eq!(store.upload(&other, id).await.unwrap(), None);
     // The same id again is refused and changes nothing.
-    let err = store
-        .create_upload(&repo(), &upload(id, 9))
-        .await
-        .unwrap_err();
-    assert!(matches!(err, StoreError::Conflict(_)), "{err}");
-    assert_eq!(
-        store.upload(&repo(), id).await.unwrap(),
-        Some(first.clone())
-    );
+    let refused = store.create_upload(&repo(), &upload(id, 9)).await;
+    assert_conflict_kept(store, refused, id, Some(first.clone())).await;
 
     let second = Upload {
         handle: Some("h".into()),
@@ -759,37 +704,19 @@ pub async fn update_upload_conflicts_without_writing(store: &dyn MetadataStore) 
     store.create_upload(&repo(), &stored).await.unwrap();
 
     // Another writer advanced it from 0 first: this one expected 0 but it is at 10.
-    let err = store
-        .update_upload(&repo(), &upload(id, 20), 0)
-        .await
-        .unwrap_err();
-    assert!(matches!(err, StoreError::Conflict(_)), "{err}");
-    assert_eq!(
-        store.upload(&repo(), id).await.unwrap(),
-        Some(stored.clone())
-    );
+    let refused = store.update_upload(&repo(), &upload(id, 20), 0).await;
+    assert_conflict_kept(store, refused, id, Some(stored.clone())).await;
 
     // An unknown upload is a conflict too, and is not created.
     let gone = "ffffffff-9d5f-4c1e-8a7b-123456789abc";
-    let err = store
-        .update_upload(&repo(), &upload(gone, 5), 0)
-        .await
-        .unwrap_err();
-    assert!(matches!(err, StoreError::Conflict(_)), "{err}");
-    assert_eq!(store.upload(&repo(), gone).await.unwrap(), None);
+    let refused = store.update_upload(&repo(), &upload(gone, 5), 0).await;
+    assert_conflict_kept(store, refused, gone, None).await;
 
     // The right expectation succeeds, once.
     store
         .update_upload(&repo(), &upload(id, 20), 10)
         .await
         .unwrap();
-    let err = store
-        .update_upload(&repo(), &upload(id, 30), 10)
-        .await
-        .unwrap_err();
-    assert!(matches!(err, StoreError::Conflict(_)), "{err}");
-    assert_eq!(
-        store.upload(&repo(), id).await.unwrap(),
-        Some(upload(id, 20))
-    );
+    let refused = store.update_upload(&repo(), &upload(id, 30), 10).await;
+    assert_conflict_kept(store, refused, id, Some(upload(id, 20))).await;
 }

@@ -3,3 +3,18 @@
 
 pub mod access;
 pub mod metadata;
+
+/// One `#[tokio::test]` per case of the suite `contract::$suite`, each on a store from
+/// `$open` (an async function returning the store and whatever must live as long as it).
+#[macro_export]
+macro_rules! contract_cases {
+    ($suite:ident, $open:path; $($case:ident),+ $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $case() {
+                let (store, _keep) = $open().await;
+                $crate::contract::$suite::$case(store.as_ref()).await;
+            }
+        )+
+    };
+}

@@ -1,9 +1,10 @@
-//! What the tests of the real registry-local binary share: starting it (as
-//! `registry_local.rs` does: a free port, wait until it listens), its memory from
+//! What the tests of the real binaries (registry-local, registry-admin, upload-service)
+//! share: starting one (a free port, its log in a file, wait until it listens), the AWS
+//! resources of a test against moto's server, a process's memory from
 //! `/proc/<pid>/status`, raw HTTP/1.1 over a socket (for requests no client library sends:
 //! headers without their body, a trickle), and blob bytes made as they are sent.
 //!
-//! May call: the binary (as a process), std, ureq, sha2. Each test file uses part of it.
+//! May call: the binaries (as processes), std, ureq, sha2. Each test file uses part of it.
 #![allow(dead_code)]
 
 use sha2::{Digest as _, Sha256};
@@ -13,6 +14,27 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// A free port: bind to 0, note it, let it go.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// registry-local listening on `port`, over `data_dir`: the rest of its arguments and
+/// environment are the caller's to add.
+pub fn registry_local_on(port: u16, data_dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_registry-local"));
+    command
+        .args(["--addr", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .arg(data_dir);
+    command
+}
+
+/// One of the package's servers, running on a port, its log in a file. Dropping it kills
+/// it (SIGKILL: no chance to finish anything).
 pub struct Server {
     pub child: Child,
     pub port: u16,
@@ -23,13 +45,7 @@ pub struct Server {
 impl Server {
     /// The binary over `data_dir` with `args`, logging to `data_dir/../<port>.log`.
     pub fn start(data_dir: &Path, args: &[&str]) -> Server {
-        // A free port: bind to 0, note it, let it go.
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        Server::start_on(data_dir, port, args)
+        Server::start_on(data_dir, free_port(), args)
     }
 
     /// The same on a given port (a restart where clients already point).
@@ -38,32 +54,60 @@ impl Server {
             .parent()
             .unwrap_or(data_dir)
             .join(format!("registry-local-{port}-{}.log", std::process::id()));
-        let child = Command::new(env!("CARGO_BIN_EXE_registry-local"))
-            .args(["--addr", &format!("127.0.0.1:{port}"), "--data-dir"])
-            .arg(data_dir)
+        let mut command = registry_local_on(port, data_dir);
+        command
             .args(args)
             .env_remove("QUAYSIDE_BACKEND")
-            .env("RUST_LOG", "info")
-            .stdout(std::fs::File::create(&log).unwrap())
-            .stderr(Stdio::null())
+            .env("RUST_LOG", "info");
+        Server::spawn(command, port, log, false, Duration::from_secs(60))
+    }
+
+    /// Starts `command`, which is to listen on `port`, and waits until it does (for up to
+    /// `wait`; then the test fails with its log). Its standard output goes to the file
+    /// `log`; its standard error too if `stderr_too` (a panic, after the log lines), else
+    /// nowhere.
+    pub fn spawn(
+        mut command: Command,
+        port: u16,
+        log: PathBuf,
+        stderr_too: bool,
+        wait: Duration,
+    ) -> Server {
+        let program = Path::new(command.get_program())
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        command.stdout(std::fs::File::create(&log).unwrap());
+        if stderr_too {
+            command.stderr(std::fs::OpenOptions::new().append(true).open(&log).unwrap());
+        } else {
+            command.stderr(Stdio::null());
+        }
+        let child = command
             .spawn()
-            .expect("registry-local starts");
+            .unwrap_or_else(|e| panic!("{program} starts: {e}"));
         let server = Server {
             child,
             port,
             base: format!("http://127.0.0.1:{port}"),
             log,
         };
-        let deadline = Instant::now() + Duration::from_secs(60);
+        let deadline = Instant::now() + wait;
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(
                 Instant::now() < deadline,
-                "registry-local did not listen: {}",
-                std::fs::read_to_string(&server.log).unwrap_or_default()
+                "{program} did not listen: {}",
+                server.log_text()
             );
             std::thread::sleep(Duration::from_millis(50));
         }
         server
+    }
+
+    /// What the server logged so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     pub fn pid(&self) -> u32 {
@@ -101,6 +145,47 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Names of AWS resources of one test only (`<prefix>-<pid>-<nanos>`), as registry-local
+/// reads them from its environment: table, bucket, KMS key alias and topic.
+pub fn aws_names(prefix: &str) -> Vec<(&'static str, String)> {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let name = format!("{prefix}-{}-{nanos}", std::process::id());
+    vec![
+        ("QUAYSIDE_TABLE", name.clone()),
+        ("QUAYSIDE_BUCKET", name.clone()),
+        ("QUAYSIDE_KMS_KEY", format!("alias/{name}")),
+        ("QUAYSIDE_TOPIC", name),
+    ]
+}
+
+/// The binary at `path` with the resource names `env`, against moto's server: a test of the
+/// AWS backend fails (never skips) without `AWS_ENDPOINT_URL`.
+pub fn aws_command(path: &str, env: &[(&'static str, String)]) -> Command {
+    assert!(
+        std::env::var("AWS_ENDPOINT_URL").is_ok_and(|v| !v.is_empty()),
+        "AWS_ENDPOINT_URL is not set: this test needs moto's server; run tests/run"
+    );
+    let mut command = Command::new(path);
+    command.envs(env.iter().map(|(k, v)| (*k, v.as_str())));
+    command
+}
+
+/// `registry-local provision` of the resources `env` names, which must succeed.
+pub fn provision(env: &[(&'static str, String)]) {
+    let provisioned = aws_command(env!("CARGO_BIN_EXE_registry-local"), env)
+        .arg("provision")
+        .output()
+        .expect("registry-local provision runs");
+    assert!(
+        provisioned.status.success(),
+        "provision failed: {}",
+        String::from_utf8_lossy(&provisioned.stderr)
+    );
 }
 
 pub fn agent() -> ureq::Agent {
@@ -257,6 +342,20 @@ pub fn digest_of_reader(mut reader: impl Read) -> (String, u64) {
         total += n as u64;
     }
     (format!("sha256:{}", hex::encode(hasher.finalize())), total)
+}
+
+/// Writes the head of a `method` request of `target` with a body of `len` bytes; the body
+/// is the caller's to send (or not).
+pub fn send_head_of(
+    stream: &mut TcpStream,
+    method: &str,
+    target: &str,
+    len: impl std::fmt::Display,
+) {
+    send_head(
+        stream,
+        &format!("{method} {target} HTTP/1.1\nHost: x\nContent-Length: {len}\n\n"),
+    );
 }
 
 /// Writes a request head; the body, if any, is the caller's to send (or not).
