@@ -1,11 +1,11 @@
-//! The ports' contract suites ([`quayside_tests::contract`]: metadata, access), run on
+//! The ports' contract suites ([`quayside_tests::contract`]: metadata, access, blobs), run on
 //! every adapter: the embedded one, and the AWS one at moto (`tests/run` starts it; without
 //! it these fail, never skip). Then what only the embedded store promises: durability
 //! across reopening, and a read cache that never answers stale.
 
 use quayside::digest::Digest;
-use quayside::embedded::RedbMetadata;
-use quayside::ports::{AccessStore, Lookup, MetadataStore};
+use quayside::embedded::{FolderBlobs, RedbMetadata};
+use quayside::ports::{AccessStore, BlobStore, Lookup, MetadataStore};
 use quayside::registry::image_chain;
 use quayside_tests::aws_support::AwsEnv;
 use quayside_tests::contract::metadata::*;
@@ -19,12 +19,18 @@ mod embedded {
     mod access {
         quayside_tests::access_contract!(super::super::open_embedded_access);
     }
+    mod blobs {
+        quayside_tests::blob_contract!(super::super::open_folder_blobs);
+    }
 }
 
 mod aws {
     quayside_tests::metadata_contract!(super::open_aws);
     mod access {
         quayside_tests::access_contract!(super::super::open_aws_access);
+    }
+    mod blobs {
+        quayside_tests::blob_contract!(super::super::open_s3_blobs);
     }
 }
 
@@ -52,6 +58,19 @@ async fn open_aws_access() -> (Arc<dyn AccessStore>, Keep) {
     let env = AwsEnv::provision().await;
     let access: Arc<dyn AccessStore> = quayside::backend::aws_access(&env.aws, &env.settings);
     (access, Box::new(env))
+}
+
+/// A fresh blob folder (and uploads folder) of its own.
+async fn open_folder_blobs() -> (Arc<dyn BlobStore>, Keep) {
+    let dir = tempfile::tempdir().unwrap();
+    let blobs = FolderBlobs::open(&dir.path().join("blobs"), &dir.path().join("uploads"));
+    (Arc::new(blobs.unwrap()), Box::new(dir))
+}
+
+/// The S3 blob store over a bucket of its own at moto.
+async fn open_s3_blobs() -> (Arc<dyn BlobStore>, Keep) {
+    let env = AwsEnv::provision().await;
+    (env.registry().blobs, Box::new(env))
 }
 
 fn open(dir: &tempfile::TempDir) -> RedbMetadata {

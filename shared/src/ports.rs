@@ -432,7 +432,10 @@ pub trait BlobStore: Send + Sync {
     /// ever stored under a digest that was not computed over exactly its bytes.
     async fn put(&self, digest: &Digest, bytes: Bytes) -> StoreResult<()>;
 
-    /// How a client gets the blob's bytes, `range` (inclusive, as HTTP `Range`) or all.
+    /// How a client gets the blob's bytes, `range` (inclusive, as HTTP `Range`) or all;
+    /// `None` when it is not stored. A store that answers with a redirect may do so without
+    /// asking whether the blob is there (S3 presigns without a call): the registry fetches
+    /// only blobs its link says are stored.
     async fn fetch(
         &self,
         digest: &Digest,

@@ -1,7 +1,8 @@
 //! The ports' contract suites: each case a function over the port's trait, for every
-//! adapter to pass unchanged (`tests/contract.rs` runs them on each).
+//! adapter to pass unchanged (`tests/contract_suites.rs` runs them on each).
 
 pub mod access;
+pub mod blobs;
 pub mod metadata;
 
 /// One `#[tokio::test]` per case of the suite `contract::$suite`, each on a store from
