@@ -14,24 +14,25 @@ use std::sync::Arc;
 
 type Keep = Box<dyn Any + Send>;
 
+/// Every suite over one backend's adapters, each from its opener below.
+macro_rules! every_contract {
+    ($metadata:ident, $access:ident, $blobs:ident) => {
+        quayside_tests::metadata_contract!(super::$metadata);
+        mod access {
+            quayside_tests::access_contract!(super::super::$access);
+        }
+        mod blobs {
+            quayside_tests::blob_contract!(super::super::$blobs);
+        }
+    };
+}
+
 mod embedded {
-    quayside_tests::metadata_contract!(super::open_embedded);
-    mod access {
-        quayside_tests::access_contract!(super::super::open_embedded_access);
-    }
-    mod blobs {
-        quayside_tests::blob_contract!(super::super::open_folder_blobs);
-    }
+    every_contract!(open_embedded, open_embedded_access, open_folder_blobs);
 }
 
 mod aws {
-    quayside_tests::metadata_contract!(super::open_aws);
-    mod access {
-        quayside_tests::access_contract!(super::super::open_aws_access);
-    }
-    mod blobs {
-        quayside_tests::blob_contract!(super::super::open_s3_blobs);
-    }
+    every_contract!(open_aws, open_aws_access, open_s3_blobs);
 }
 
 /// A fresh redb store in a folder of its own (kept as long as the store).
