@@ -1,0 +1,362 @@
+//! The metadata port: repositories, tags, manifests, v1 images, blob links, uploads; the
+//! records it keeps, and the rules of theirs both stores apply.
+
+use super::*;
+use crate::digest::Digest;
+use crate::names::{RepositoryName, Tag};
+use async_trait::async_trait;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet};
+use std::time::SystemTime;
+
+/// A manifest exactly as pushed: its digest, media type and bytes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredManifest {
+    pub digest: Digest,
+    pub media_type: String,
+    pub body: Bytes,
+}
+
+/// What a tag points at. A schema1 tag also names the leaf of its v1 image chain, so that it
+/// survives the deletion of its manifest and a new one can be built from the chain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TagTarget {
+    pub manifest: Option<StoredManifest>,
+    pub v1_image: Option<String>,
+}
+
+/// A v1 image synthesized from a schema1 manifest's `v1Compatibility`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct V1Image {
+    pub docker_id: String,
+    pub parent: Option<String>,
+    /// The layer blob of this image.
+    pub blob: Digest,
+    pub created: Option<String>,
+    pub comment: Option<String>,
+    pub command: Option<String>,
+    /// The `v1Compatibility` string as pushed, kept verbatim to rebuild manifests.
+    pub v1_json: String,
+}
+
+/// A manifest that names another in its `subject` (OCI 1.1 referrers), as the referrers
+/// API lists it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Referrer {
+    pub subject: Digest,
+    pub digest: Digest,
+    pub media_type: String,
+    pub size: u64,
+    pub artifact_type: Option<String>,
+    pub annotations: Option<HashMap<String, String>>,
+}
+
+/// Everything a manifest PUT needs to know before it writes, asked in one batch.
+#[derive(Clone, Debug, Default)]
+pub struct Lookup {
+    pub blobs: Vec<Digest>,
+    pub manifests: Vec<Digest>,
+    pub images: Vec<String>,
+}
+
+/// The part of a [`Lookup`] that exists in the repository.
+#[derive(Clone, Debug, Default)]
+pub struct Found {
+    pub blobs: HashSet<Digest>,
+    pub manifests: HashSet<Digest>,
+    pub images: HashMap<String, V1Image>,
+}
+
+/// One push, written atomically: the manifest, its tags, the v1 images it synthesizes and
+/// its referrer entry. The repository is created if it does not exist.
+#[derive(Clone, Debug)]
+pub struct Push {
+    pub manifest: StoredManifest,
+    /// The tags the push points at the manifest: the reference's, when pushed by tag, and
+    /// those of `tag` parameters (OCI dev spec); none for a plain push by digest. Distinct.
+    pub tags: Vec<Tag>,
+    /// For a schema1 push with tags: the leaf image id (`fsLayers[0]`) they point at.
+    pub tag_v1_image: Option<String>,
+    /// New images only (existing ones are left as they are); parents come before children.
+    pub images: Vec<V1Image>,
+    pub referrer: Option<Referrer>,
+    /// The `repo_push` event of this push. A store with an outbox (DynamoDB, whose stream
+    /// feeds the notifier) writes it in the same transaction; others may ignore it.
+    pub event: RegistryEvent,
+}
+
+/// What a manifest deletion did to the tags that pointed at it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DeletedManifest {
+    /// Tags removed with the manifest.
+    pub removed_tags: Vec<Tag>,
+    /// Schema1 tags kept because their v1 image chain remains; they now have no manifest.
+    pub kept_tags: Vec<Tag>,
+}
+
+/// Repositories, tags, manifests, v1 images, blob links (and later uploads).
+#[async_trait]
+pub trait MetadataStore: Send + Sync {
+    async fn repository_exists(&self, repo: &RepositoryName) -> StoreResult<bool>;
+
+    /// The tag's target, with the manifest's bytes: one read.
+    async fn tag(&self, repo: &RepositoryName, tag: &Tag) -> StoreResult<Option<TagTarget>>;
+
+    /// A manifest by digest: one read.
+    async fn manifest(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+    ) -> StoreResult<Option<StoredManifest>>;
+
+    /// Which of the asked blobs, manifests and images the repository has: one batched read.
+    async fn lookup(&self, repo: &RepositoryName, lookup: &Lookup) -> StoreResult<Found>;
+
+    /// The repository's v1 image `id`, if stored (its chain is walked by
+    /// [`crate::registry::image_chain`]).
+    async fn image(&self, repo: &RepositoryName, id: &str) -> StoreResult<Option<V1Image>>;
+
+    /// Writes a push atomically: all of it or none of it.
+    async fn commit_push(&self, repo: &RepositoryName, push: &Push) -> StoreResult<()>;
+
+    /// Stores a manifest built for a tag that had none and points the tag at it, only if
+    /// the tag still names `v1_image` and has no manifest (else `Conflict`, nothing written).
+    async fn attach_generated_manifest(
+        &self,
+        repo: &RepositoryName,
+        tag: &Tag,
+        v1_image: &str,
+        manifest: &StoredManifest,
+    ) -> StoreResult<()>;
+
+    /// Deletes a manifest. Tags that pointed at it go too, except those with a v1 image,
+    /// which stay without a manifest. `None` when the manifest is unknown. `event`
+    /// (`manifest_delete`) is for an outbox, as in [`Push::event`]; the store sets its
+    /// `updated_tags` to the tags it removed.
+    async fn delete_manifest(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+        event: &RegistryEvent,
+    ) -> StoreResult<Option<DeletedManifest>>;
+
+    /// Deletes a tag only. False when the tag is unknown. `event` (`tag_delete`) is for an
+    /// outbox, as in [`Push::event`].
+    async fn delete_tag(
+        &self,
+        repo: &RepositoryName,
+        tag: &Tag,
+        event: &RegistryEvent,
+    ) -> StoreResult<bool>;
+
+    /// Links a blob to a repository, creating the repository if needed (the upload API
+    /// does this; tests seed with it).
+    async fn link_blob(&self, repo: &RepositoryName, digest: &Digest, size: u64)
+    -> StoreResult<()>;
+
+    // The rest of the distribution API: both adapters implement all of it (no defaults:
+    // every function links a whole metadata store).
+
+    /// The size of a blob linked to the repository, or `None`: one read.
+    async fn blob_link(&self, repo: &RepositoryName, digest: &Digest) -> StoreResult<Option<u64>>;
+
+    /// Removes a blob's link to the repository (the bytes stay for other repositories).
+    /// False when it was not linked.
+    async fn unlink_blob(&self, repo: &RepositoryName, digest: &Digest) -> StoreResult<bool>;
+
+    /// A page of the repository's tags in ASCII order, after `page.last`; `None` when the
+    /// repository does not exist.
+    async fn tags(&self, repo: &RepositoryName, page: &PageRequest) -> StoreResult<Option<Page>>;
+
+    /// A page of every repository's name in ASCII order, after `page.last`.
+    async fn repositories(&self, page: &PageRequest) -> StoreResult<Page>;
+
+    /// The manifests of the repository whose `subject` is `subject`.
+    async fn referrers(
+        &self,
+        repo: &RepositoryName,
+        subject: &Digest,
+    ) -> StoreResult<Vec<Referrer>>;
+
+    async fn create_upload(&self, repo: &RepositoryName, upload: &Upload) -> StoreResult<()>;
+
+    async fn upload(&self, repo: &RepositoryName, id: &str) -> StoreResult<Option<Upload>>;
+
+    /// Replaces an upload's state, only if the stored one is still at `expected_version`
+    /// (else `Conflict`, nothing written): of two writers that read one state, one wins.
+    async fn update_upload(
+        &self,
+        repo: &RepositoryName,
+        upload: &Upload,
+        expected_version: u64,
+    ) -> StoreResult<()>;
+
+    /// Forgets an upload, atomically: returns the state it had when it was deleted (what
+    /// names its bytes, which the caller then removes), or `None` when it was unknown. A
+    /// writer that took the upload before can then record nothing: its next update finds
+    /// no upload (`Conflict`).
+    async fn delete_upload(&self, repo: &RepositoryName, id: &str) -> StoreResult<Option<Upload>>;
+
+    /// Every upload of every repository whose `started` is before `cutoff` (or cannot be
+    /// read: it has no age, and would otherwise stay for ever): what a purge of abandoned
+    /// uploads removes. Uploads are few (each lives a day by default), so all come at once.
+    async fn uploads_started_before(
+        &self,
+        cutoff: SystemTime,
+    ) -> StoreResult<Vec<(RepositoryName, Upload)>>;
+}
+
+/// What deleting a manifest does to a tag naming it, in every store: a schema1 tag whose v1
+/// image is stored stays, without a manifest (the next `GET` by tag builds one from the
+/// image chain, as the seed did: docs/seed.md); any other tag goes, and so does a schema1
+/// tag whose image is missing, for which nothing could be built.
+pub fn tag_outlives_its_manifest(v1_image: Option<&str>, image_stored: bool) -> bool {
+    v1_image.is_some() && image_stored
+}
+
+/// Whether an upload's `started` (RFC 3339) is before `cutoff`; a time that does not parse
+/// counts as before: such an upload has no age, and a purge must not keep it for ever.
+pub fn started_before(upload: &Upload, cutoff: SystemTime) -> bool {
+    match humantime::parse_rfc3339_weak(&upload.started) {
+        Ok(started) => started < cutoff,
+        Err(_) => true,
+    }
+}
+
+/// What a client asks of a list: at most `limit` names after `last`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PageRequest {
+    pub limit: usize,
+    pub last: Option<String>,
+}
+
+/// A page of names, and whether more follow.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Page {
+    pub names: Vec<String>,
+    pub more: bool,
+}
+
+/// A blob upload in progress: its state between requests, each of which may be a separate
+/// Lambda invocation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Upload {
+    pub id: String,
+    /// Bytes received so far.
+    pub offset: u64,
+    /// The serialized SHA-256 state over those bytes, so no request re-reads them.
+    pub hash_state: Vec<u8>,
+    /// Bytes received but held back until they make a part (see [`BlobStore::put_pending`]).
+    pub pending: u64,
+    /// The key [`BlobStore::put_pending`] gave those bytes. Each write of pending bytes has
+    /// a key of its own, so a request that loses a race for the upload can never change the
+    /// bytes the winner recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_key: Option<String>,
+    /// The backend's handle of the parts (S3's multipart UploadId), once one is written.
+    pub handle: Option<String>,
+    pub parts: Vec<Part>,
+    /// RFC 3339, UTC.
+    pub started: String,
+    /// Bumped by every update: what [`MetadataStore::update_upload`] conditions on.
+    #[serde(default)]
+    pub version: u64,
+    /// The request writing to the upload now, if one is: one writer at a time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub writer: Option<String>,
+    /// Until when (Unix seconds) the writer's claim holds; a writer that died loses it then.
+    #[serde(default)]
+    pub lease_until: u64,
+}
+
+/// How long an upload may live from its start, unless configured otherwise: a day, as
+/// S3's lifecycle rules count (in whole days).
+pub const DEFAULT_UPLOAD_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// The variable that configures it: registry-local's `--upload-max-age`, and on Lambda the
+/// template's `UploadMaxAgeDays`. A duration as `24h`, `90m`, `2days`.
+pub const UPLOAD_MAX_AGE_VAR: &str = "QUAYSIDE_UPLOAD_MAX_AGE";
+
+/// An upload's greatest age as configured: `24h`, `90m`, `2days` (at least a minute: an
+/// upload must have time to finish).
+pub fn parse_upload_max_age(text: &str) -> Result<std::time::Duration, String> {
+    let age = humantime::parse_duration(text.trim())
+        .map_err(|e| format!("{UPLOAD_MAX_AGE_VAR}={text:?} is not a duration ({e})"))?;
+    if age < std::time::Duration::from_secs(60) {
+        return Err(format!(
+            "{UPLOAD_MAX_AGE_VAR}={text:?}: an upload needs at least a minute to finish"
+        ));
+    }
+    Ok(age)
+}
+
+/// [`UPLOAD_MAX_AGE_VAR`] from the environment, [`DEFAULT_UPLOAD_MAX_AGE`] when it is unset.
+pub fn upload_max_age_from_env() -> Result<std::time::Duration, String> {
+    match std::env::var(UPLOAD_MAX_AGE_VAR) {
+        Ok(text) => parse_upload_max_age(&text),
+        Err(_) => Ok(DEFAULT_UPLOAD_MAX_AGE),
+    }
+}
+
+/// The whole days S3's lifecycle rules must wait before removing an upload's bytes: the
+/// greatest age rounded up (so a rule never removes the bytes of an upload that may still
+/// finish), at least one.
+pub fn upload_max_age_days(age: std::time::Duration) -> i32 {
+    let days = age.as_secs().div_ceil(24 * 3600).max(1);
+    i32::try_from(days).unwrap_or(i32::MAX)
+}
+
+/// A stored part of an upload.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Part {
+    /// 1-based, as S3 numbers parts.
+    pub number: u32,
+    /// The backend's tag of the part (S3's ETag).
+    pub tag: String,
+    pub size: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn an_uploads_greatest_age_is_a_duration_of_a_minute_or_more() {
+        let hours = |h: u64| Duration::from_secs(h * 3600);
+        assert_eq!(parse_upload_max_age("24h"), Ok(hours(24)));
+        assert_eq!(parse_upload_max_age("1days"), Ok(hours(24)));
+        assert_eq!(parse_upload_max_age(" 90m "), Ok(Duration::from_secs(5400)));
+        for bad in ["", "30s", "0", "soon", "-1h"] {
+            assert!(parse_upload_max_age(bad).is_err(), "{bad:?}");
+        }
+        // S3's lifecycle rules wait whole days, never fewer than the age.
+        assert_eq!(upload_max_age_days(Duration::from_secs(5400)), 1);
+        assert_eq!(upload_max_age_days(hours(24)), 1);
+        assert_eq!(upload_max_age_days(hours(25)), 2);
+        assert_eq!(upload_max_age_days(hours(24 * 365)), 365);
+    }
+
+    #[test]
+    fn an_upload_started_before_a_cutoff_or_of_no_readable_age_is_stale() {
+        let upload = |started: &str| Upload {
+            id: "u".into(),
+            offset: 0,
+            hash_state: vec![],
+            pending: 0,
+            pending_key: None,
+            handle: None,
+            parts: vec![],
+            started: started.into(),
+            version: 0,
+            writer: None,
+            lease_until: 0,
+        };
+        let cutoff = humantime::parse_rfc3339("2026-01-02T00:00:00Z").unwrap();
+        assert!(started_before(&upload("2026-01-01T23:59:59Z"), cutoff));
+        assert!(!started_before(&upload("2026-01-02T00:00:00Z"), cutoff));
+        assert!(!started_before(&upload("2026-01-03T00:00:00Z"), cutoff));
+        assert!(started_before(&upload("not a time"), cutoff));
+    }
+}
