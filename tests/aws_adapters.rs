@@ -18,6 +18,7 @@ use quayside::ports::{
     BlobStore, Push, RegistryEvent, Signer, StoreError, StoredManifest, TagTarget, V1Image,
 };
 use quayside_tests::aws_support::AwsEnv;
+use quayside_tests::contract::metadata::generated_for;
 use quayside_tests::*;
 use rsa::pkcs8::DecodePublicKey;
 use serde_json::{Value, json};
@@ -379,7 +380,7 @@ async fn a_failed_condition_writes_nothing() {
     let before = partition(env, "library/cond").await;
     let generated = manifest("generated");
     let refused = store
-        .attach_generated_manifest(&repo, &tag, "leaf", &generated)
+        .attach_generated_manifest(&repo, generated_for(&tag, "leaf", &generated))
         .await;
     assert!(
         matches!(refused, Err(StoreError::Conflict(_))),

@@ -9,8 +9,8 @@ use bytes::Bytes;
 use quayside::digest::Digest;
 use quayside::names::{RepositoryName, Tag};
 use quayside::ports::{
-    DeletedManifest, Lookup, MetadataStore, Page, PageRequest, Push, Referrer, RegistryEvent,
-    StoreError, StoredManifest, TagTarget, Upload, V1Image,
+    DeletedManifest, GeneratedManifest, Lookup, MetadataStore, Page, PageRequest, Push, Referrer,
+    RegistryEvent, StoreError, StoredManifest, TagTarget, Upload, V1Image,
 };
 use quayside::registry::image_chain;
 use std::collections::{HashMap, HashSet};
@@ -79,6 +79,19 @@ pub fn push(m: &StoredManifest, t: Option<&str>) -> Push {
         images: vec![],
         referrer: None,
         event: event(),
+    }
+}
+
+/// What the registry hands a store to attach a built manifest to `tag`.
+pub fn generated_for<'a>(
+    tag: &'a Tag,
+    v1_image: &'a str,
+    manifest: &'a StoredManifest,
+) -> GeneratedManifest<'a> {
+    GeneratedManifest {
+        tag,
+        v1_image,
+        manifest,
     }
 }
 
@@ -329,7 +342,7 @@ pub async fn attach_generated_manifest_succeeds_once_then_conflicts_without_writ
     // Wrong v1 image: conflict, nothing written.
     let wrong = manifest("generated-wrong");
     let err = store
-        .attach_generated_manifest(&repo(), &tag("old"), "base", &wrong)
+        .attach_generated_manifest(&repo(), generated_for(&tag("old"), "base", &wrong))
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::Conflict(_)), "{err}");
@@ -337,7 +350,7 @@ pub async fn attach_generated_manifest_succeeds_once_then_conflicts_without_writ
 
     // Unknown tag: conflict too.
     let err = store
-        .attach_generated_manifest(&repo(), &tag("nope"), "leaf", &wrong)
+        .attach_generated_manifest(&repo(), generated_for(&tag("nope"), "leaf", &wrong))
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::Conflict(_)));
@@ -345,7 +358,7 @@ pub async fn attach_generated_manifest_succeeds_once_then_conflicts_without_writ
 
     let generated = manifest("generated");
     store
-        .attach_generated_manifest(&repo(), &tag("old"), "leaf", &generated)
+        .attach_generated_manifest(&repo(), generated_for(&tag("old"), "leaf", &generated))
         .await
         .unwrap();
     let target = store.tag(&repo(), &tag("old")).await.unwrap().unwrap();
@@ -360,7 +373,7 @@ pub async fn attach_generated_manifest_succeeds_once_then_conflicts_without_writ
     // The tag has a manifest now: a second attach conflicts and changes nothing.
     let again = manifest("generated-again");
     let err = store
-        .attach_generated_manifest(&repo(), &tag("old"), "leaf", &again)
+        .attach_generated_manifest(&repo(), generated_for(&tag("old"), "leaf", &again))
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::Conflict(_)));

@@ -32,8 +32,8 @@ use super::{OrBackend, blocking_on};
 use crate::digest::Digest;
 use crate::names::{RepositoryName, Tag};
 use crate::ports::{
-    DeletedManifest, Found, Lookup, MetadataStore, Page, PageRequest, Push, Referrer,
-    RegistryEvent, StoreError, StoreResult, StoredManifest, TagTarget, Upload, V1Image,
+    DeletedManifest, Found, GeneratedManifest, Lookup, MetadataStore, Page, PageRequest, Push,
+    Referrer, RegistryEvent, StoreError, StoreResult, StoredManifest, TagTarget, Upload, V1Image,
     started_before, tag_outlives_its_manifest,
 };
 use async_trait::async_trait;
@@ -362,10 +362,13 @@ impl MetadataStore for RedbMetadata {
     async fn attach_generated_manifest(
         &self,
         repo: &RepositoryName,
-        tag: &Tag,
-        v1_image: &str,
-        manifest: &StoredManifest,
+        generated: GeneratedManifest<'_>,
     ) -> StoreResult<()> {
+        let GeneratedManifest {
+            tag,
+            v1_image,
+            manifest,
+        } = generated;
         let repo = repo.as_str().to_string();
         let tag_key = key(&repo, tag.as_str());
         let tag_name = format!("{repo}:{tag}");

@@ -86,6 +86,15 @@ pub struct Push {
     pub event: RegistryEvent,
 }
 
+/// A schema1 manifest the registry built for `tag`, from its v1 image chain whose leaf is
+/// `v1_image`, to attach to the tag ([`MetadataStore::attach_generated_manifest`]).
+#[derive(Clone, Copy, Debug)]
+pub struct GeneratedManifest<'a> {
+    pub tag: &'a Tag,
+    pub v1_image: &'a str,
+    pub manifest: &'a StoredManifest,
+}
+
 /// What a manifest deletion did to the tags that pointed at it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DeletedManifest {
@@ -121,13 +130,12 @@ pub trait MetadataStore: Send + Sync {
     async fn commit_push(&self, repo: &RepositoryName, push: &Push) -> StoreResult<()>;
 
     /// Stores a manifest built for a tag that had none and points the tag at it, only if
-    /// the tag still names `v1_image` and has no manifest (else `Conflict`, nothing written).
+    /// the tag still names the v1 image and has no manifest (else `Conflict`, nothing
+    /// written).
     async fn attach_generated_manifest(
         &self,
         repo: &RepositoryName,
-        tag: &Tag,
-        v1_image: &str,
-        manifest: &StoredManifest,
+        generated: GeneratedManifest<'_>,
     ) -> StoreResult<()>;
 
     /// Deletes a manifest. Tags that pointed at it go too, except those with a v1 image,

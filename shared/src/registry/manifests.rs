@@ -10,8 +10,8 @@ use crate::manifest::schema1_builder::Schema1Builder;
 use crate::manifest::{Content, Format, Manifest};
 use crate::names::{Reference, RepositoryName, Tag};
 use crate::ports::{
-    Lookup, MetadataStore, Push, Referrer, RegistryEvent, StoreError, StoredManifest, TagTarget,
-    V1Image,
+    GeneratedManifest, Lookup, MetadataStore, Push, Referrer, RegistryEvent, StoreError,
+    StoredManifest, TagTarget, V1Image,
 };
 use bytes::Bytes;
 use oci_spec::image::ImageIndex;
@@ -493,7 +493,14 @@ impl Registry {
         let manifest = schema1_record(&builder.build(self.signer.as_ref()).await?);
         match self
             .metadata
-            .attach_generated_manifest(repo, tag, leaf, &manifest)
+            .attach_generated_manifest(
+                repo,
+                GeneratedManifest {
+                    tag,
+                    v1_image: leaf,
+                    manifest: &manifest,
+                },
+            )
             .await
         {
             Ok(()) => Ok(manifest),

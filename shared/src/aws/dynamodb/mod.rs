@@ -95,9 +95,9 @@ use super::sdk_error;
 use crate::digest::Digest;
 use crate::names::{RepositoryName, Tag};
 use crate::ports::{
-    BlobStore, DEFAULT_UPLOAD_MAX_AGE, DeletedManifest, Found, Lookup, MetadataStore, Page,
-    PageRequest, Push, Referrer, RegistryEvent, StoreResult, StoredManifest, TagTarget, Upload,
-    V1Image, upload_max_age_from_env,
+    BlobStore, DEFAULT_UPLOAD_MAX_AGE, DeletedManifest, Found, GeneratedManifest, Lookup,
+    MetadataStore, Page, PageRequest, Push, Referrer, RegistryEvent, StoreResult, StoredManifest,
+    TagTarget, Upload, V1Image, upload_max_age_from_env,
 };
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
@@ -239,12 +239,9 @@ impl MetadataStore for DynamoMetadata {
     async fn attach_generated_manifest(
         &self,
         repo: &RepositoryName,
-        tag: &Tag,
-        v1_image: &str,
-        manifest: &StoredManifest,
+        generated: GeneratedManifest<'_>,
     ) -> StoreResult<()> {
-        self.transact_generated_manifest(repo, tag, v1_image, manifest)
-            .await
+        self.transact_generated_manifest(repo, generated).await
     }
 
     async fn delete_manifest(

@@ -10,8 +10,8 @@ use super::transactions::{
 };
 use crate::aws::sdk_error;
 use crate::digest::Digest;
-use crate::names::{RepositoryName, Tag};
-use crate::ports::{Push, StoreError, StoreResult, StoredManifest, V1Image};
+use crate::names::RepositoryName;
+use crate::ports::{GeneratedManifest, Push, StoreError, StoreResult, StoredManifest, V1Image};
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use bytes::Bytes;
 use std::collections::HashSet;
@@ -130,10 +130,13 @@ impl DynamoMetadata {
     pub(super) async fn transact_generated_manifest(
         &self,
         repo: &RepositoryName,
-        tag: &Tag,
-        v1_image: &str,
-        manifest: &StoredManifest,
+        generated: GeneratedManifest<'_>,
     ) -> StoreResult<()> {
+        let GeneratedManifest {
+            tag,
+            v1_image,
+            manifest,
+        } = generated;
         self.spill_if_large(manifest).await?;
         let id = random_id()?;
         for attempt in 0..ATTEMPTS {
