@@ -364,16 +364,11 @@ impl MetadataStore for RedbMetadata {
         repo: &RepositoryName,
         generated: GeneratedManifest<'_>,
     ) -> StoreResult<()> {
-        let GeneratedManifest {
-            tag,
-            v1_image,
-            manifest,
-        } = generated;
         let repo = repo.as_str().to_string();
-        let tag_key = key(&repo, tag.as_str());
-        let tag_name = format!("{repo}:{tag}");
-        let v1_image = v1_image.to_string();
-        let manifest = manifest.clone();
+        let tag_key = key(&repo, generated.tag.as_str());
+        let tag_name = format!("{repo}:{}", generated.tag);
+        let v1_image = generated.v1_image.to_string();
+        let manifest = generated.manifest.clone();
         self.write(move |db| {
             let txn = db.begin_write().or_backend()?;
             let conflict = {
