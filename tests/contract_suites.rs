@@ -144,13 +144,7 @@ async fn every_write_is_seen_by_the_next_read_though_reads_are_cached() {
             .unwrap()
     );
     assert_eq!(latest(&store).await, None);
-    assert!(
-        store
-            .delete_manifest(&repo(), &first.digest, &event())
-            .await
-            .unwrap()
-            .is_some()
-    );
+    delete(&store, &first, &[]).await;
     assert_eq!(store.manifest(&repo(), &first.digest).await.unwrap(), None);
     // A clone shares the cache, so a write through one is seen through the other.
     let clone = store.clone();
@@ -158,10 +152,7 @@ async fn every_write_is_seen_by_the_next_read_though_reads_are_cached() {
         clone.manifest(&repo(), &second.digest).await.unwrap(),
         Some(second.clone())
     );
-    store
-        .delete_manifest(&repo(), &second.digest, &event())
-        .await
-        .unwrap();
+    delete(&store, &second, &[]).await;
     assert_eq!(clone.manifest(&repo(), &second.digest).await.unwrap(), None);
 }
 

@@ -1,7 +1,8 @@
 //! quayside's shared crate: everything the Lambda functions and registry-local have in common.
 //!
 //! Layers, each allowed to call only those above it:
-//! - domain: [`digest`], [`names`], [`error`], [`manifest`] (one module per format), [`signing`];
+//! - domain: [`digest`], [`names`], [`error`], [`manifest`] (one module per format), [`signing`],
+//!   [`retry`];
 //! - [`ports`]: the storage traits, and [`registry`]: the registry's operations over them;
 //!   [`auth`]: who may do what, and the bearer tokens that say so;
 //! - adapters: [`embedded`] (redb, a blob folder, a key file, a JSON-lines file) and
@@ -21,4 +22,5 @@ pub mod manifest;
 pub mod names;
 pub mod ports;
 pub mod registry;
+pub mod retry;
 pub mod signing;

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use quayside::digest::Digest;
 use quayside::names::{RepositoryName, Tag};
 use quayside::ports::{
-    DeletedManifest, GeneratedManifest, Lookup, MetadataStore, Page, PageRequest, Push, Referrer,
+    GeneratedManifest, Lookup, ManifestDeletion, MetadataStore, Push, Referrer,
     RegistryEvent, StoreError, StoredManifest, TagTarget, Upload, V1Image,
 };
 use quayside::registry::image_chain;
@@ -23,9 +23,10 @@ macro_rules! metadata_contract {
     ($open:path) => { $crate::contract_cases!(metadata, $open;
         push_then_read_by_tag_and_digest,
         lookup_finds_only_what_the_repository_has,
-        delete_manifest_keeps_schema1_tags_and_removes_plain_ones,
-        delete_manifest_removes_its_referrer_entry,
-        schema1_tag_without_surviving_image_is_removed,
+        a_deletion_reads_the_tags_naming_a_manifest,
+        a_deletion_keeps_the_planned_tags_and_removes_the_others,
+        a_deletion_removes_the_referrer_entry,
+        a_deletion_conflicts_without_writing_when_its_read_no_longer_holds,
         attach_generated_manifest_succeeds_once_then_conflicts_without_writing,
         image_chain_is_leaf_first_and_survives_cycles,
         existing_images_are_not_overwritten,
@@ -116,13 +117,44 @@ pub fn schema1_push(m: &StoredManifest, t: &str) -> Push {
     }
 }
 
-/// Deletes manifest `m` of [`repo`], which must be there; what the delete removed and kept.
-pub async fn delete(store: &dyn MetadataStore, m: &StoredManifest) -> DeletedManifest {
-    store
-        .delete_manifest(&repo(), &m.digest, &event())
+/// The deletion of manifest `m` of [`repo`] (which must be there) as read now, keeping
+/// `kept` of the tags naming it.
+pub async fn deletion(
+    store: &dyn MetadataStore,
+    m: &StoredManifest,
+    kept: &[&str],
+) -> ManifestDeletion {
+    let read = store
+        .manifest_in_use(&repo(), &m.digest)
         .await
         .unwrap()
-        .unwrap()
+        .unwrap();
+    ManifestDeletion {
+        digest: m.digest.clone(),
+        read,
+        kept_tags: kept.iter().map(|t| tag(t)).collect(),
+        event: event(),
+    }
+}
+
+/// Deletes manifest `m` of [`repo`], which must be there, keeping `kept` of its tags.
+pub async fn delete(store: &dyn MetadataStore, m: &StoredManifest, kept: &[&str]) {
+    let planned = deletion(store, m, kept).await;
+    store.commit_deletion(&repo(), &planned).await.unwrap();
+}
+
+/// The tags naming manifest `m` of [`repo`] with their v1 images; `None` if it is unknown.
+pub async fn tags_naming(
+    store: &dyn MetadataStore,
+    m: &StoredManifest,
+) -> Option<Vec<(String, Option<String>)>> {
+    let read = store.manifest_in_use(&repo(), &m.digest).await.unwrap()?;
+    Some(
+        read.tags
+            .into_iter()
+            .map(|t| (t.tag.to_string(), t.v1_image))
+            .collect(),
+    )
 }
 
 /// `refused` is a conflict, and upload `id` of [`repo`] is as it was: `kept` (`None`: not
@@ -147,18 +179,13 @@ pub fn names(names: &[&str]) -> Vec<String> {
     names.iter().map(|n| n.to_string()).collect()
 }
 
-pub fn page(limit: usize, last: Option<&str>) -> PageRequest {
-    PageRequest {
-        limit,
-        last: last.map(str::to_string),
-    }
-}
-
-/// Every tag of `repo` in one page, or `None` if the repository does not exist.
+/// Every tag of `repo`, or `None` if the repository does not exist.
 pub async fn all_tags(store: &dyn MetadataStore, repo: &RepositoryName) -> Option<Vec<String>> {
-    let page = store.tags(repo, &page(usize::MAX, None)).await.unwrap()?;
-    assert!(!page.more);
-    Some(page.names)
+    let tags = store.tags(repo, None, usize::MAX).await.unwrap();
+    match tags.is_empty() && !store.repository_exists(repo).await.unwrap() {
+        true => None,
+        false => Some(tags),
+    }
 }
 
 pub fn upload(id: &str, offset: u64) -> Upload {
@@ -247,22 +274,44 @@ pub async fn lookup_finds_only_what_the_repository_has(store: &dyn MetadataStore
     assert!(found.images.is_empty());
 }
 
-pub async fn delete_manifest_keeps_schema1_tags_and_removes_plain_ones(store: &dyn MetadataStore) {
+pub async fn a_deletion_reads_the_tags_naming_a_manifest(store: &dyn MetadataStore) {
+    let m = manifest("schema1");
+    assert_eq!(tags_naming(store, &m).await, None, "unknown");
+    commit(store, &push(&m, None)).await;
+    assert_eq!(
+        tags_naming(store, &m).await,
+        Some(vec![]),
+        "pushed by digest"
+    );
+    commit(store, &schema1_push(&m, "old")).await;
+    commit(store, &push(&m, Some("plain"))).await;
+    commit(store, &push(&manifest("other"), Some("elsewhere"))).await;
+    assert_eq!(
+        tags_naming(store, &m).await,
+        Some(vec![
+            ("old".to_string(), Some("leaf".to_string())),
+            ("plain".to_string(), None)
+        ]),
+        "in ASCII order, only the manifest's"
+    );
+    let read = store
+        .manifest_in_use(&repo(), &m.digest)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(read.subject, None);
+}
+
+pub async fn a_deletion_keeps_the_planned_tags_and_removes_the_others(store: &dyn MetadataStore) {
     let m = manifest("schema1");
     commit(store, &schema1_push(&m, "old")).await;
     commit(store, &push(&m, Some("plain"))).await;
     let untouched = manifest("other");
     commit(store, &push(&untouched, Some("keepme"))).await;
 
-    let deleted = delete(store, &m).await;
-    assert_eq!(
-        deleted,
-        DeletedManifest {
-            removed_tags: vec![tag("plain")],
-            kept_tags: vec![tag("old")]
-        }
-    );
+    delete(store, &m, &["old"]).await;
     assert_eq!(store.manifest(&repo(), &m.digest).await.unwrap(), None);
+    assert_eq!(tags_naming(store, &m).await, None);
     let kept = store.tag(&repo(), &tag("old")).await.unwrap().unwrap();
     assert_eq!(
         kept,
@@ -273,17 +322,13 @@ pub async fn delete_manifest_keeps_schema1_tags_and_removes_plain_ones(store: &d
     );
     assert_eq!(store.tag(&repo(), &tag("plain")).await.unwrap(), None);
     assert!(store.tag(&repo(), &tag("keepme")).await.unwrap().is_some());
-    // Unknown now.
     assert_eq!(
-        store
-            .delete_manifest(&repo(), &m.digest, &event())
-            .await
-            .unwrap(),
-        None
+        all_tags(store, &repo()).await,
+        Some(names(&["keepme", "old"]))
     );
 }
 
-pub async fn delete_manifest_removes_its_referrer_entry(store: &dyn MetadataStore) {
+pub async fn a_deletion_removes_the_referrer_entry(store: &dyn MetadataStore) {
     let subject = manifest("subject");
     commit(store, &push(&subject, Some("latest"))).await;
     let sig = manifest("signature");
@@ -304,12 +349,10 @@ pub async fn delete_manifest_removes_its_referrer_entry(store: &dyn MetadataStor
         store.referrers(&repo(), &subject.digest).await.unwrap(),
         vec![referrer]
     );
+    let planned = deletion(store, &sig, &[]).await;
+    assert_eq!(planned.read.subject.as_ref(), Some(&subject.digest));
 
-    let deleted = store
-        .delete_manifest(&repo(), &sig.digest, &event())
-        .await
-        .unwrap();
-    assert_eq!(deleted, Some(DeletedManifest::default()));
+    store.commit_deletion(&repo(), &planned).await.unwrap();
     assert!(
         store
             .referrers(&repo(), &subject.digest)
@@ -317,19 +360,63 @@ pub async fn delete_manifest_removes_its_referrer_entry(store: &dyn MetadataStor
             .unwrap()
             .is_empty()
     );
+    assert!(
+        store.tag(&repo(), &tag("latest")).await.unwrap().is_some(),
+        "the subject's tag stays"
+    );
 }
 
-pub async fn schema1_tag_without_surviving_image_is_removed(store: &dyn MetadataStore) {
-    let m = manifest("s1");
-    // The tag names a v1 image that was never stored: nothing to rebuild from.
-    let p = Push {
-        tag_v1_image: Some("missing".into()),
-        ..push(&m, Some("t"))
+/// A tag pointed at the manifest, a tag moved away from it, the manifest deleted by another
+/// writer: each since the read, each a `Conflict` that writes nothing.
+pub async fn a_deletion_conflicts_without_writing_when_its_read_no_longer_holds(
+    store: &dyn MetadataStore,
+) {
+    let m = manifest("m");
+    let other = manifest("other");
+    commit(store, &push(&m, Some("a"))).await;
+    commit(store, &push(&m, Some("b"))).await;
+    let assert_refused = |refused: quayside::ports::StoreResult<()>| {
+        let err = refused.unwrap_err();
+        assert!(matches!(err, StoreError::Conflict(_)), "{err}");
     };
-    commit(store, &p).await;
-    let deleted = delete(store, &m).await;
-    assert_eq!(deleted.removed_tags, vec![tag("t")]);
-    assert!(deleted.kept_tags.is_empty());
+
+    let stale = deletion(store, &m, &[]).await;
+    commit(store, &push(&m, Some("c"))).await;
+    assert_refused(store.commit_deletion(&repo(), &stale).await);
+    assert_eq!(
+        store.manifest(&repo(), &m.digest).await.unwrap(),
+        Some(m.clone())
+    );
+    assert_eq!(
+        all_tags(store, &repo()).await,
+        Some(names(&["a", "b", "c"]))
+    );
+
+    let stale = deletion(store, &m, &[]).await;
+    commit(store, &push(&other, Some("a"))).await;
+    assert_refused(store.commit_deletion(&repo(), &stale).await);
+    assert_eq!(
+        store.manifest(&repo(), &m.digest).await.unwrap(),
+        Some(m.clone())
+    );
+    assert_eq!(
+        tags_naming(store, &m).await,
+        Some(vec![("b".to_string(), None), ("c".to_string(), None)])
+    );
+
+    let stale = deletion(store, &m, &[]).await;
+    delete(store, &m, &[]).await;
+    assert_refused(store.commit_deletion(&repo(), &stale).await);
+    assert_eq!(all_tags(store, &repo()).await, Some(names(&["a"])));
+    assert_eq!(
+        store
+            .tag(&repo(), &tag("a"))
+            .await
+            .unwrap()
+            .unwrap()
+            .manifest,
+        Some(other)
+    );
 }
 
 pub async fn attach_generated_manifest_succeeds_once_then_conflicts_without_writing(
@@ -337,7 +424,7 @@ pub async fn attach_generated_manifest_succeeds_once_then_conflicts_without_writ
 ) {
     let m = manifest("pushed");
     commit(store, &schema1_push(&m, "old")).await;
-    delete(store, &m).await;
+    delete(store, &m, &["old"]).await;
 
     // Wrong v1 image: conflict, nothing written.
     let wrong = manifest("generated-wrong");
@@ -491,8 +578,11 @@ pub async fn prefixes_do_not_leak_between_similar_repositories(store: &dyn Metad
         .await
         .unwrap();
     assert_eq!(all_tags(store, &repo()).await, Some(names(&["mine"])));
-    let deleted = delete(store, &m).await;
-    assert_eq!(deleted.removed_tags, vec![tag("mine")]);
+    assert_eq!(
+        tags_naming(store, &m).await,
+        Some(vec![("mine".to_string(), None)])
+    );
+    delete(store, &m, &[]).await;
     assert!(store.tag(&longer, &tag("theirs")).await.unwrap().is_some());
 }
 
@@ -502,44 +592,33 @@ pub async fn tags_are_paged_in_ascii_order(store: &dyn MetadataStore) {
     for t in ["c", "a", "B", "b", "a.1", "d"] {
         commit(store, &push(&m, Some(t))).await;
     }
-    let expect = |names_: &[&str], more| {
-        Some(Page {
-            names: names(names_),
-            more,
-        })
-    };
-    let tags = |limit, last| async move { store.tags(&repo(), &page(limit, last)).await.unwrap() };
-    assert_eq!(tags(2, None).await, expect(&["B", "a"], true));
-    assert_eq!(tags(2, Some("a")).await, expect(&["a.1", "b"], true));
-    assert_eq!(tags(2, Some("b")).await, expect(&["c", "d"], false));
+    let tags = |after, count| async move { store.tags(&repo(), after, count).await.unwrap() };
+    assert_eq!(tags(None, 2).await, names(&["B", "a"]));
+    assert_eq!(tags(Some("a"), 2).await, names(&["a.1", "b"]));
+    assert_eq!(tags(Some("b"), 3).await, names(&["c", "d"]));
     assert_eq!(
-        tags(10, None).await,
-        expect(&["B", "a", "a.1", "b", "c", "d"], false)
+        tags(None, 10).await,
+        names(&["B", "a", "a.1", "b", "c", "d"])
     );
-    // Exactly the rest: no more, though the page is full.
-    assert_eq!(tags(3, Some("a.1")).await, expect(&["b", "c", "d"], false));
-    // `last` need not be a tag: the page starts after where it would sort.
-    assert_eq!(tags(2, Some("a0")).await, expect(&["b", "c"], true));
-    assert_eq!(tags(2, Some("d")).await, expect(&[], false));
-    assert_eq!(tags(2, Some("zzz")).await, expect(&[], false));
-    // A limit of 0 lists nothing but still says whether anything follows.
-    assert_eq!(tags(0, Some("c")).await, expect(&[], true));
-    assert_eq!(tags(0, Some("d")).await, expect(&[], false));
+    assert_eq!(tags(Some("a.1"), 3).await, names(&["b", "c", "d"]));
+    // `after` need not be a tag: the names start after where it would sort.
+    assert_eq!(tags(Some("a0"), 2).await, names(&["b", "c"]));
+    assert_eq!(tags(Some("d"), 2).await, names(&[]));
+    assert_eq!(tags(Some("zzz"), 2).await, names(&[]));
+    assert_eq!(tags(Some("c"), 0).await, names(&[]));
 }
 
 pub async fn tags_of_empty_unknown_and_similarly_named_repositories(store: &dyn MetadataStore) {
     let unknown = RepositoryName::parse("library/nope").unwrap();
-    assert_eq!(store.tags(&unknown, &page(10, None)).await.unwrap(), None);
+    assert_eq!(store.tags(&unknown, None, 10).await.unwrap(), names(&[]));
+    assert_eq!(all_tags(store, &unknown).await, None);
 
     // A repository with a blob but no tag exists, with no tags.
     store
         .link_blob(&repo(), &Digest::sha256(b"x"), 1)
         .await
         .unwrap();
-    assert_eq!(
-        store.tags(&repo(), &page(10, None)).await.unwrap(),
-        Some(Page::default())
-    );
+    assert_eq!(all_tags(store, &repo()).await, Some(names(&[])));
 
     // Names that share a prefix with `library/app` (or it with them) are not it.
     let m = manifest("m");
@@ -552,18 +631,9 @@ pub async fn tags_of_empty_unknown_and_similarly_named_repositories(store: &dyn 
         let other = RepositoryName::parse(name).unwrap();
         store.commit_push(&other, &push(&m, Some(t))).await.unwrap();
     }
-    assert_eq!(
-        store.tags(&repo(), &page(10, None)).await.unwrap(),
-        Some(Page::default())
-    );
+    assert_eq!(all_tags(store, &repo()).await, Some(names(&[])));
     commit(store, &push(&m, Some("mine"))).await;
-    assert_eq!(
-        store.tags(&repo(), &page(1, None)).await.unwrap(),
-        Some(Page {
-            names: names(&["mine"]),
-            more: false
-        })
-    );
+    assert_eq!(store.tags(&repo(), None, 2).await.unwrap(), names(&["mine"]));
     assert_eq!(
         all_tags(store, &RepositoryName::parse("library/app-x").unwrap()).await,
         Some(names(&["x"]))
@@ -573,13 +643,13 @@ pub async fn tags_of_empty_unknown_and_similarly_named_repositories(store: &dyn 
 pub async fn a_schema1_tag_kept_without_its_manifest_is_listed(store: &dyn MetadataStore) {
     let m = manifest("s1");
     commit(store, &schema1_push(&m, "old")).await;
-    delete(store, &m).await;
+    delete(store, &m, &["old"]).await;
     assert_eq!(all_tags(store, &repo()).await, Some(names(&["old"])));
 }
 
 pub async fn repositories_are_paged_in_ascii_order(store: &dyn MetadataStore) {
-    let repos = |limit, last| async move { store.repositories(&page(limit, last)).await.unwrap() };
-    assert_eq!(repos(10, None).await, Page::default());
+    let repos = |after, count| async move { store.repositories(after, count).await.unwrap() };
+    assert_eq!(repos(None, 10).await, names(&[]));
     for name in ["library/app-x", "library/app", "acme/b", "library/app_x"] {
         let name = RepositoryName::parse(name).unwrap();
         store
@@ -587,31 +657,22 @@ pub async fn repositories_are_paged_in_ascii_order(store: &dyn MetadataStore) {
             .await
             .unwrap();
     }
-    let expect = |names_: &[&str], more| Page {
-        names: names(names_),
-        more,
-    };
     assert_eq!(
-        repos(10, None).await,
-        expect(
-            &["acme/b", "library/app", "library/app-x", "library/app_x"],
-            false
-        )
+        repos(None, 10).await,
+        names(&["acme/b", "library/app", "library/app-x", "library/app_x"])
+    );
+    assert_eq!(repos(None, 2).await, names(&["acme/b", "library/app"]));
+    assert_eq!(
+        repos(Some("library/app"), 3).await,
+        names(&["library/app-x", "library/app_x"])
     );
     assert_eq!(
-        repos(2, None).await,
-        expect(&["acme/b", "library/app"], true)
+        repos(Some("library/app-x"), 1).await,
+        names(&["library/app_x"])
     );
-    assert_eq!(
-        repos(2, Some("library/app")).await,
-        expect(&["library/app-x", "library/app_x"], false)
-    );
-    assert_eq!(
-        repos(1, Some("library/app-x")).await,
-        expect(&["library/app_x"], false)
-    );
-    assert_eq!(repos(5, Some("library/app_x")).await, expect(&[], false));
-    assert_eq!(repos(1, Some("a")).await, expect(&["acme/b"], true));
+    assert_eq!(repos(Some("library/app_x"), 5).await, names(&[]));
+    assert_eq!(repos(Some("a"), 1).await, names(&["acme/b"]));
+    assert_eq!(repos(None, 0).await, names(&[]));
 }
 
 pub async fn blob_link_and_unlink(store: &dyn MetadataStore) {

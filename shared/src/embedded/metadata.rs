@@ -19,8 +19,8 @@
 //! | `uploads`      | `repo\0id`                   | [`Upload`] as JSON                           |
 //!
 //! Keys sort bytewise, which for names and tags (ASCII) is the order the list APIs page in:
-//! a page is one range scan that starts just after `last` and stops after `limit + 1` rows
-//! (the extra row only says whether more follow), never a load of every name.
+//! a page is one range scan that starts just after `last` and stops after the rows asked,
+//! never a load of every name.
 //! A manifest row keeps its subject so that deleting the manifest finds its referrer row.
 //! Finding the tags of a deleted manifest scans the repository's tags: fine for a local
 //! registry, and it spares a reverse index that every tag write would have to keep in step.
@@ -32,9 +32,9 @@ use super::{OrBackend, blocking_on};
 use crate::digest::Digest;
 use crate::names::{RepositoryName, Tag};
 use crate::ports::{
-    DeletedManifest, Found, GeneratedManifest, Lookup, MetadataStore, Page, PageRequest, Push,
-    Referrer, RegistryEvent, StoreError, StoreResult, StoredManifest, TagTarget, Upload, V1Image,
-    started_before, tag_outlives_its_manifest,
+    Found, GeneratedManifest, Lookup, ManifestDeletion, ManifestInUse, MetadataStore, Push,
+    Referrer, RegistryEvent, StoreError, StoreResult, StoredManifest, TagOnManifest, TagTarget,
+    Upload, V1Image, started_before,
 };
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -157,38 +157,31 @@ fn prefix_range(prefix: &str) -> (String, String) {
     (format!("{prefix}\0"), format!("{prefix}\u{1}"))
 }
 
-/// One page of the keys that start with `prefix` (they end before `high`, exclusive) and
-/// follow `prefix + page.last`, each without `prefix`: one range scan of `limit + 1` rows.
-fn page_of<V: redb::Value + 'static>(
+/// At most `count` keys that start with `prefix` (they end before `high`, exclusive) and
+/// sort after `prefix` + `after`, with the prefix stripped.
+fn names_after<V: redb::Value + 'static>(
     table: &impl ReadableTable<&'static str, V>,
     prefix: &str,
     high: Bound<&str>,
-    page: &PageRequest,
-) -> StoreResult<Page> {
-    // Without `last`, excluding the prefix itself skips nothing: no key equals it, since
+    after: Option<&str>,
+    count: usize,
+) -> StoreResult<Vec<String>> {
+    // Without `after`, excluding the prefix itself skips nothing: no key equals it, since
     // no name or tag is empty.
-    let low = match &page.last {
-        Some(last) => format!("{prefix}{last}"),
-        None => prefix.to_string(),
-    };
+    let low = format!("{prefix}{}", after.unwrap_or_default());
     let mut names = Vec::new();
-    let mut more = false;
     let range = table
         .range::<&str>((Bound::Excluded(low.as_str()), high))
         .or_backend()?;
-    for row in range {
+    for row in range.take(count) {
         let (k, _) = row.or_backend()?;
-        if names.len() == page.limit {
-            more = true;
-            break;
-        }
         let k = k.value();
         let name = k.strip_prefix(prefix).ok_or_else(|| {
             StoreError::backend(format!("key {k:?} outside the range of {prefix:?}"))
         })?;
         names.push(name.to_string());
     }
-    Ok(Page { names, more })
+    Ok(names)
 }
 
 fn parse_digest(s: &str) -> StoreResult<Digest> {
@@ -407,45 +400,75 @@ impl MetadataStore for RedbMetadata {
         .await
     }
 
-    async fn delete_manifest(
+    async fn manifest_in_use(
         &self,
         repo: &RepositoryName,
         digest: &Digest,
-        // Events go to the JSON-lines sink after the write: this store keeps no outbox.
-        _event: &RegistryEvent,
-    ) -> StoreResult<Option<DeletedManifest>> {
+    ) -> StoreResult<Option<ManifestInUse>> {
         let repo = repo.as_str().to_string();
         let digest = digest.to_string();
+        blocking_on(&self.db, move |db| {
+            // One snapshot: the manifest and the tags naming it agree.
+            let txn = db.begin_read().or_backend()?;
+            let manifests = txn.open_table(MANIFESTS).or_backend()?;
+            let Some(row) = manifests.get(key(&repo, &digest).as_str()).or_backend()? else {
+                return Ok(None);
+            };
+            let subject = row.value().1.map(parse_digest).transpose()?;
+            let tags = tags_naming(&txn.open_table(TAGS).or_backend()?, &repo, &digest)?;
+            Ok(Some(ManifestInUse {
+                subject,
+                tags,
+                mark: None,
+            }))
+        })
+        .await
+    }
+
+    /// The precondition is checked by reading again in the write transaction: redb has
+    /// one writer at a time, so nothing lands between the check and the writes.
+    async fn commit_deletion(
+        &self,
+        repo: &RepositoryName,
+        deletion: &ManifestDeletion,
+    ) -> StoreResult<()> {
+        // Events go to the JSON-lines sink after the write: this store keeps no outbox.
+        let repo = repo.as_str().to_string();
+        let deletion = deletion.clone();
         self.write(move |db| {
             let txn = db.begin_write().or_backend()?;
-            let outcome = {
+            let digest = deletion.digest.to_string();
+            let manifest_key = key(&repo, &digest);
+            let conflict = {
                 let mut manifests = txn.open_table(MANIFESTS).or_backend()?;
-                let removed = manifests
-                    .remove(key(&repo, &digest).as_str())
-                    .or_backend()?
-                    .map(|row| row.value().1.map(str::to_string));
-                match removed {
-                    None => None,
-                    Some(subject) => {
-                        if let Some(subject) = subject {
-                            let mut referrers = txn.open_table(REFERRERS).or_backend()?;
-                            let k = key(&key(&repo, &subject), &digest);
-                            referrers.remove(k.as_str()).or_backend()?;
-                        }
-                        Some(detach_tags(&txn, &repo, &digest)?)
+                let mut tags = txn.open_table(TAGS).or_backend()?;
+                if manifests.get(manifest_key.as_str()).or_backend()?.is_none() {
+                    Some(format!("manifest {digest} of {repo} is gone"))
+                } else if tags_naming(&tags, &repo, &digest)? != deletion.read.tags {
+                    Some(format!("the tags naming {digest} in {repo} changed"))
+                } else {
+                    manifests.remove(manifest_key.as_str()).or_backend()?;
+                    if let Some(subject) = &deletion.read.subject {
+                        let mut referrers = txn.open_table(REFERRERS).or_backend()?;
+                        let k = key(&key(&repo, &subject.to_string()), &digest);
+                        referrers.remove(k.as_str()).or_backend()?;
                     }
+                    for (tag, kept_image) in deletion.tag_fates() {
+                        let tag_key = key(&repo, tag.as_str());
+                        match kept_image {
+                            Some(v1_image) => {
+                                tags.insert(tag_key.as_str(), (None, Some(v1_image)))
+                                    .or_backend()?;
+                            }
+                            None => {
+                                tags.remove(tag_key.as_str()).or_backend()?;
+                            }
+                        }
+                    }
+                    None
                 }
             };
-            match outcome {
-                None => {
-                    txn.abort().or_backend()?;
-                    Ok(None)
-                }
-                Some(deleted) => {
-                    txn.commit().or_backend()?;
-                    Ok(Some(deleted))
-                }
-            }
+            commit_unless(txn, conflict)
         })
         .await
     }
@@ -509,30 +532,30 @@ impl MetadataStore for RedbMetadata {
             .await
     }
 
-    async fn tags(&self, repo: &RepositoryName, page: &PageRequest) -> StoreResult<Option<Page>> {
-        let repo = repo.as_str().to_string();
-        let page = page.clone();
+    async fn tags(
+        &self,
+        repo: &RepositoryName,
+        after: Option<&str>,
+        count: usize,
+    ) -> StoreResult<Vec<String>> {
+        let (prefix, high) = prefix_range(repo.as_str());
+        let after = after.map(str::to_string);
         blocking_on(&self.db, move |db| {
-            // One snapshot: the repository check and its tags agree.
             let txn = db.begin_read().or_backend()?;
-            let repositories = txn.open_table(REPOSITORIES).or_backend()?;
-            if repositories.get(repo.as_str()).or_backend()?.is_none() {
-                return Ok(None);
-            }
             let tags = txn.open_table(TAGS).or_backend()?;
-            let (prefix, high) = prefix_range(&repo);
             // A schema1 tag kept without a manifest is still a row here, so it is listed.
-            page_of(&tags, &prefix, Bound::Excluded(high.as_str()), &page).map(Some)
+            let high = Bound::Excluded(high.as_str());
+            names_after(&tags, &prefix, high, after.as_deref(), count)
         })
         .await
     }
 
-    async fn repositories(&self, page: &PageRequest) -> StoreResult<Page> {
-        let page = page.clone();
+    async fn repositories(&self, after: Option<&str>, count: usize) -> StoreResult<Vec<String>> {
+        let after = after.map(str::to_string);
         blocking_on(&self.db, move |db| {
             let txn = db.begin_read().or_backend()?;
             let repositories = txn.open_table(REPOSITORIES).or_backend()?;
-            page_of(&repositories, "", Bound::Unbounded, &page)
+            names_after(&repositories, "", Bound::Unbounded, after.as_deref(), count)
         })
         .await
     }
@@ -698,7 +721,6 @@ fn read_manifest(
     }))
 }
 
-/// Reads one v1 image row of `repo`.
 /// Commits `txn`, or aborts it and answers `Conflict` when a precondition failed (`why`).
 fn commit_unless(txn: redb::WriteTransaction, conflict: Option<String>) -> StoreResult<()> {
     match conflict {
@@ -710,6 +732,7 @@ fn commit_unless(txn: redb::WriteTransaction, conflict: Option<String>) -> Store
     }
 }
 
+/// Reads one v1 image row of `repo`.
 fn read_image(
     images: &impl ReadableTable<&'static str, &'static [u8]>,
     repo: &str,
@@ -722,41 +745,27 @@ fn read_image(
     }
 }
 
-/// For a manifest being deleted: drops the tags that named it, except schema1 tags whose v1
-/// image is still stored, which stay without a manifest.
-fn detach_tags(
-    txn: &redb::WriteTransaction,
+/// The tags of `repo` naming manifest `digest`, in ASCII order: a scan of the repository's
+/// tags (see the module's doc).
+fn tags_naming(
+    tags: &impl ReadableTable<&'static str, (Option<&'static str>, Option<&'static str>)>,
     repo: &str,
     digest: &str,
-) -> StoreResult<DeletedManifest> {
-    let mut tags = txn.open_table(TAGS).or_backend()?;
-    let images = txn.open_table(IMAGES).or_backend()?;
+) -> StoreResult<Vec<TagOnManifest>> {
     let (low, high) = prefix_range(repo);
-    // Collect first: the range borrows the table, which the updates below need mutably.
-    let mut pointing = Vec::new();
+    let mut naming = Vec::new();
     for row in tags.range(low.as_str()..high.as_str()).or_backend()? {
         let (k, value) = row.or_backend()?;
         let (target, v1_image) = value.value();
         if target == Some(digest) {
-            pointing.push((k.value().to_string(), v1_image.map(str::to_string)));
+            let k = k.value();
+            let tag = Tag::parse(k.strip_prefix(low.as_str()).unwrap_or_default())
+                .map_err(|e| StoreError::backend(format!("stored tag {k:?}: {e}")))?;
+            naming.push(TagOnManifest {
+                tag,
+                v1_image: v1_image.map(str::to_string),
+            });
         }
     }
-    let mut deleted = DeletedManifest::default();
-    for (tag_key, v1_image) in pointing {
-        let name = Tag::parse(tag_key.strip_prefix(low.as_str()).unwrap_or_default())
-            .map_err(|e| StoreError::backend(format!("stored tag {tag_key:?}: {e}")))?;
-        let image_stored = match &v1_image {
-            Some(id) => images.get(key(repo, id).as_str()).or_backend()?.is_some(),
-            None => false,
-        };
-        if tag_outlives_its_manifest(v1_image.as_deref(), image_stored) {
-            tags.insert(tag_key.as_str(), (None, v1_image.as_deref()))
-                .or_backend()?;
-            deleted.kept_tags.push(name);
-        } else {
-            tags.remove(tag_key.as_str()).or_backend()?;
-            deleted.removed_tags.push(name);
-        }
-    }
-    Ok(deleted)
+    Ok(naming)
 }

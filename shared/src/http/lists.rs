@@ -6,7 +6,7 @@
 use super::{answer, digest, path_parameter, query, repository, response};
 use crate::error::RegistryError;
 use crate::manifest::oci_index;
-use crate::ports::Page;
+use crate::registry::Page;
 use crate::registry::Registry;
 use crate::registry::page_request;
 use http::StatusCode;

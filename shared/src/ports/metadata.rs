@@ -95,13 +95,48 @@ pub struct GeneratedManifest<'a> {
     pub manifest: &'a StoredManifest,
 }
 
-/// What a manifest deletion did to the tags that pointed at it.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct DeletedManifest {
-    /// Tags removed with the manifest.
-    pub removed_tags: Vec<Tag>,
-    /// Schema1 tags kept because their v1 image chain remains; they now have no manifest.
+/// A tag naming a manifest, as a deletion reads it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TagOnManifest {
+    pub tag: Tag,
+    /// The leaf of a schema1 tag's v1 image chain.
+    pub v1_image: Option<String>,
+}
+
+/// A manifest as read for its deletion ([`MetadataStore::manifest_in_use`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ManifestInUse {
+    /// The manifest it refers to (OCI 1.1), whose referrers list names it.
+    pub subject: Option<Digest>,
+    /// Every tag naming it, in ASCII order.
+    pub tags: Vec<TagOnManifest>,
+    /// The store's own mark of this read, handed back in [`ManifestDeletion::read`] (the
+    /// DynamoDB item's count of tag writes); opaque to the registry.
+    pub mark: Option<u64>,
+}
+
+/// A deletion the registry planned from a [`ManifestInUse`]: the store applies all of it, or,
+/// when the manifest or the tags naming it changed since that read, nothing (`Conflict`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ManifestDeletion {
+    pub digest: Digest,
+    /// The read the plan was made from: its precondition.
+    pub read: ManifestInUse,
+    /// The tags of `read` that stay, naming their v1 image only; the others go.
     pub kept_tags: Vec<Tag>,
+    /// The `manifest_delete` event, for an outbox as in [`Push::event`].
+    pub event: RegistryEvent,
+}
+
+impl ManifestDeletion {
+    /// Each tag of the read with what becomes of it: `Some(v1 image)`, it stays naming that
+    /// image only; `None`, it goes.
+    pub fn tag_fates(&self) -> impl Iterator<Item = (&Tag, Option<&str>)> {
+        self.read.tags.iter().map(|t| {
+            let kept = self.kept_tags.contains(&t.tag);
+            (&t.tag, t.v1_image.as_deref().filter(|_| kept))
+        })
+    }
 }
 
 /// Repositories, tags, manifests, v1 images, blob links (and later uploads).
@@ -138,16 +173,22 @@ pub trait MetadataStore: Send + Sync {
         generated: GeneratedManifest<'_>,
     ) -> StoreResult<()>;
 
-    /// Deletes a manifest. Tags that pointed at it go too, except those with a v1 image,
-    /// which stay without a manifest. `None` when the manifest is unknown. `event`
-    /// (`manifest_delete`) is for an outbox, as in [`Push::event`]; the store sets its
-    /// `updated_tags` to the tags it removed.
-    async fn delete_manifest(
+    /// The manifest `digest` with the tags naming it, as [`Self::commit_deletion`] takes it
+    /// back; `None` when the manifest is unknown.
+    async fn manifest_in_use(
         &self,
         repo: &RepositoryName,
         digest: &Digest,
-        event: &RegistryEvent,
-    ) -> StoreResult<Option<DeletedManifest>>;
+    ) -> StoreResult<Option<ManifestInUse>>;
+
+    /// Applies a deletion atomically (the manifest, its referrer entry, its tags as planned,
+    /// the event into an outbox), only if exactly the read's tags still name the manifest
+    /// and it is still stored (else `Conflict`, nothing written).
+    async fn commit_deletion(
+        &self,
+        repo: &RepositoryName,
+        deletion: &ManifestDeletion,
+    ) -> StoreResult<()>;
 
     /// Deletes a tag only. False when the tag is unknown. `event` (`tag_delete`) is for an
     /// outbox, as in [`Push::event`].
@@ -173,12 +214,17 @@ pub trait MetadataStore: Send + Sync {
     /// False when it was not linked.
     async fn unlink_blob(&self, repo: &RepositoryName, digest: &Digest) -> StoreResult<bool>;
 
-    /// A page of the repository's tags in ASCII order, after `page.last`; `None` when the
-    /// repository does not exist.
-    async fn tags(&self, repo: &RepositoryName, page: &PageRequest) -> StoreResult<Option<Page>>;
+    /// At most `count` of the repository's tags in ASCII order, those after `after` (none
+    /// for a repository that does not exist: the registry tells it from an empty one).
+    async fn tags(
+        &self,
+        repo: &RepositoryName,
+        after: Option<&str>,
+        count: usize,
+    ) -> StoreResult<Vec<String>>;
 
-    /// A page of every repository's name in ASCII order, after `page.last`.
-    async fn repositories(&self, page: &PageRequest) -> StoreResult<Page>;
+    /// At most `count` repository names in ASCII order, those after `after`.
+    async fn repositories(&self, after: Option<&str>, count: usize) -> StoreResult<Vec<String>>;
 
     /// The manifests of the repository whose `subject` is `subject`.
     async fn referrers(
@@ -215,14 +261,6 @@ pub trait MetadataStore: Send + Sync {
     ) -> StoreResult<Vec<(RepositoryName, Upload)>>;
 }
 
-/// What deleting a manifest does to a tag naming it, in every store: a schema1 tag whose v1
-/// image is stored stays, without a manifest (the next `GET` by tag builds one from the
-/// image chain, as the seed did: docs/seed.md); any other tag goes, and so does a schema1
-/// tag whose image is missing, for which nothing could be built.
-pub fn tag_outlives_its_manifest(v1_image: Option<&str>, image_stored: bool) -> bool {
-    v1_image.is_some() && image_stored
-}
-
 /// Whether an upload's `started` (RFC 3339) is before `cutoff`; a time that does not parse
 /// counts as before: such an upload has no age, and a purge must not keep it for ever.
 pub fn started_before(upload: &Upload, cutoff: SystemTime) -> bool {
@@ -230,20 +268,6 @@ pub fn started_before(upload: &Upload, cutoff: SystemTime) -> bool {
         Ok(started) => started < cutoff,
         Err(_) => true,
     }
-}
-
-/// What a client asks of a list: at most `limit` names after `last`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PageRequest {
-    pub limit: usize,
-    pub last: Option<String>,
-}
-
-/// A page of names, and whether more follow.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Page {
-    pub names: Vec<String>,
-    pub more: bool,
 }
 
 /// A blob upload in progress: its state between requests, each of which may be a separate

@@ -7,27 +7,60 @@ use crate::digest::Digest;
 use crate::error::{ErrorCode, RegistryError, Result};
 use crate::manifest::oci_index;
 use crate::names::RepositoryName;
-use crate::ports::{Page, PageRequest};
 use crate::registry::Registry;
 use serde_json::{Value, json};
 
 /// The page size when the client gives no `n`, and the largest it may ask for.
 pub const MAX_PAGE: usize = 1000;
 
+/// What a client asks of a list: at most `limit` names after `last`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PageRequest {
+    pub limit: usize,
+    pub last: Option<String>,
+}
+
+/// A page of names, and whether more follow.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Page {
+    pub names: Vec<String>,
+    pub more: bool,
+}
+
+impl PageRequest {
+    /// How many names to read for this page: one more than it holds, the extra only saying
+    /// that more follow ([`PageRequest::page`]).
+    fn names_to_read(&self) -> usize {
+        self.limit.saturating_add(1)
+    }
+
+    /// The page of `names`, read as [`PageRequest::names_to_read`] says.
+    fn page(&self, mut names: Vec<String>) -> Page {
+        let more = names.len() > self.limit;
+        names.truncate(self.limit);
+        Page { names, more }
+    }
+}
+
 impl Registry {
-    /// A page of the repository's tags; `NAME_UNKNOWN` if it does not exist.
+    /// A page of the repository's tags; `NAME_UNKNOWN` if it does not exist. `n=0` is an
+    /// empty page (the spec), but the name must still exist.
     pub async fn list_tags(&self, repo: &RepositoryName, page: &PageRequest) -> Result<Page> {
-        if page.limit == 0 {
-            // The spec: n=0 is an empty list, not a lookup (but the name must exist).
-            return match self.metadata.repository_exists(repo).await? {
-                true => Ok(Page::default()),
-                false => Err(name_unknown(repo)),
-            };
+        let names = match page.limit {
+            0 => Vec::new(),
+            _ => {
+                let after = page.last.as_deref();
+                self.metadata
+                    .tags(repo, after, page.names_to_read())
+                    .await?
+            }
+        };
+        // A repository without tags (one with blobs only) lists none; one that does not
+        // exist is an error.
+        if names.is_empty() && !self.metadata.repository_exists(repo).await? {
+            return Err(name_unknown(repo));
         }
-        self.metadata
-            .tags(repo, page)
-            .await?
-            .ok_or_else(|| name_unknown(repo))
+        Ok(page.page(names))
     }
 
     /// The catalog as the caller may see it: every repository where tokens are off; with
@@ -51,7 +84,12 @@ impl Registry {
         if page.limit == 0 {
             return Ok(Page::default());
         }
-        Ok(self.metadata.repositories(page).await?)
+        let after = page.last.as_deref();
+        let names = self
+            .metadata
+            .repositories(after, page.names_to_read())
+            .await?;
+        Ok(page.page(names))
     }
 
     /// The referrers index of `subject`: every manifest of the repository whose `subject` is
@@ -113,4 +151,47 @@ fn name_unknown(repo: &RepositoryName) -> RegistryError {
         format!("repository {repo} is not known to the registry"),
     )
     .with_detail(json!({ "name": repo.as_str() }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_page_is_read_one_name_longer_than_it_holds() {
+        let names = |n: &[&str]| n.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let request = PageRequest {
+            limit: 2,
+            last: None,
+        };
+        assert_eq!(request.names_to_read(), 3);
+        let page = |n: &[&str]| request.page(names(n));
+        assert_eq!(
+            page(&["a", "b", "c"]),
+            Page {
+                names: names(&["a", "b"]),
+                more: true
+            }
+        );
+        assert_eq!(
+            page(&["a", "b"]),
+            Page {
+                names: names(&["a", "b"]),
+                more: false
+            }
+        );
+        assert_eq!(
+            page(&["a"]),
+            Page {
+                names: names(&["a"]),
+                more: false
+            }
+        );
+        assert_eq!(page(&[]), Page::default());
+        let largest = PageRequest {
+            limit: usize::MAX,
+            last: None,
+        };
+        assert_eq!(largest.names_to_read(), usize::MAX, "no overflow");
+    }
 }

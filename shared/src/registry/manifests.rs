@@ -10,13 +10,13 @@ use crate::manifest::schema1_builder::Schema1Builder;
 use crate::manifest::{Content, Format, Manifest};
 use crate::names::{Reference, RepositoryName, Tag};
 use crate::ports::{
-    GeneratedManifest, Lookup, MetadataStore, Push, Referrer, RegistryEvent, StoreError,
-    StoredManifest, TagTarget, V1Image,
+    GeneratedManifest, Lookup, ManifestDeletion, ManifestInUse, MetadataStore, Push, Referrer,
+    RegistryEvent, StoreError, StoredManifest, TagOnManifest, TagTarget, V1Image,
 };
 use bytes::Bytes;
 use oci_spec::image::ImageIndex;
 use serde_json::json;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::SystemTime;
 
 use super::Registry;
@@ -37,6 +37,10 @@ pub struct PushedManifest {
 /// The most tags one push may apply (the reference's and its `tag` parameters): the spec
 /// asks a registry to take at least 10; a DynamoDB transaction holds 100 items.
 pub const MAX_TAGS_PER_PUSH: usize = 32;
+
+/// How many times a manifest deletion is planned and tried while other writers keep moving
+/// tags to or from the manifest.
+const DELETE_ATTEMPTS: u32 = 8;
 
 impl Registry {
     /// GET/HEAD of a manifest by tag or digest, negotiated against `accept`.
@@ -218,17 +222,10 @@ impl Registry {
         reference: &Reference,
     ) -> Result<()> {
         let event = match reference {
-            Reference::Digest(digest) => {
-                let mut event = event("manifest_delete", repo, Vec::new(), Some(digest), None);
-                match self.metadata.delete_manifest(repo, digest, &event).await? {
-                    Some(deleted) => {
-                        event.updated_tags =
-                            deleted.removed_tags.iter().map(|t| t.to_string()).collect();
-                        event
-                    }
-                    None => return Err(self.not_found(repo, reference).await),
-                }
-            }
+            Reference::Digest(digest) => match self.delete_by_digest(repo, digest).await? {
+                Some(event) => event,
+                None => return Err(self.not_found(repo, reference).await),
+            },
             Reference::Tag(tag) => {
                 let event = event("tag_delete", repo, vec![tag.to_string()], None, None);
                 if !self.metadata.delete_tag(repo, tag, &event).await? {
@@ -246,6 +243,48 @@ impl Registry {
         );
         self.announce(&event).await;
         Ok(())
+    }
+
+    /// Deletes manifest `digest` as [`plan_deletion`] decides, again while other writers
+    /// change the tags naming it meanwhile; its event, or `None` when it is unknown.
+    async fn delete_by_digest(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+    ) -> Result<Option<RegistryEvent>> {
+        for attempt in 0..DELETE_ATTEMPTS {
+            let Some(read) = self.metadata.manifest_in_use(repo, digest).await? else {
+                return Ok(None);
+            };
+            let images: Vec<String> = read
+                .tags
+                .iter()
+                .filter_map(|t| t.v1_image.clone())
+                .collect();
+            // Images are never deleted: one read of theirs holds for the commit below.
+            let stored = match images.is_empty() {
+                true => HashMap::new(),
+                false => {
+                    let lookup = Lookup {
+                        images,
+                        ..Lookup::default()
+                    };
+                    self.metadata.lookup(repo, &lookup).await?.images
+                }
+            };
+            let event = event("manifest_delete", repo, Vec::new(), Some(digest), None);
+            let deletion = plan_deletion(digest, read, |id| stored.contains_key(id), event);
+            match self.metadata.commit_deletion(repo, &deletion).await {
+                Ok(()) => return Ok(Some(deletion.event)),
+                // A tag moved to or from the manifest since the read: read again.
+                Err(StoreError::Conflict(_)) => crate::retry::backoff(attempt).await,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(StoreError::Conflict(format!(
+            "deleting {digest} from {repo} kept conflicting with other writers"
+        ))
+        .into())
     }
 
     /// The seed's schema1 checks: name, signature, layers, linked blobs, v1 parents. Returns
@@ -544,6 +583,30 @@ impl Registry {
 }
 
 /// An event of `repo`, now.
+/// What deleting a manifest does to the tags naming it, decided here for every store: a
+/// schema1 tag whose v1 image is stored stays, without a manifest (the next `GET` by tag
+/// builds one from the image chain, as the seed did: docs/seed.md); any other tag goes, and
+/// so does a schema1 tag whose image is missing, for which nothing could be built. The
+/// event's `updated_tags` are the tags that go.
+fn plan_deletion(
+    digest: &Digest,
+    read: ManifestInUse,
+    image_stored: impl Fn(&str) -> bool,
+    mut event: RegistryEvent,
+) -> ManifestDeletion {
+    let (kept, removed): (Vec<&TagOnManifest>, Vec<&TagOnManifest>) = read
+        .tags
+        .iter()
+        .partition(|t| t.v1_image.as_deref().is_some_and(&image_stored));
+    event.updated_tags = removed.iter().map(|t| t.tag.to_string()).collect();
+    ManifestDeletion {
+        digest: digest.clone(),
+        kept_tags: kept.into_iter().map(|t| t.tag.clone()).collect(),
+        read,
+        event,
+    }
+}
+
 fn event(
     kind: &str,
     repo: &RepositoryName,
@@ -605,4 +668,48 @@ pub async fn image_chain(
         chain.push(image);
     }
     Ok(chain)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn on(tag: &str, v1_image: Option<&str>) -> TagOnManifest {
+        TagOnManifest {
+            tag: Tag::parse(tag).unwrap(),
+            v1_image: v1_image.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn a_deletion_keeps_only_schema1_tags_whose_image_is_stored() {
+        let digest = Digest::sha256(b"m");
+        let repo = RepositoryName::parse("library/app").unwrap();
+        let read = ManifestInUse {
+            subject: None,
+            tags: vec![
+                on("missing", Some("gone")),
+                on("old", Some("leaf")),
+                on("plain", None),
+            ],
+            mark: Some(3),
+        };
+        let event = event("manifest_delete", &repo, Vec::new(), Some(&digest), None);
+        let deletion = plan_deletion(&digest, read.clone(), |id| id == "leaf", event);
+        assert_eq!(deletion.kept_tags, [Tag::parse("old").unwrap()]);
+        assert_eq!(deletion.event.updated_tags, ["missing", "plain"]);
+        assert_eq!(deletion.read, read, "the read stays the precondition");
+        let fates: Vec<(String, Option<&str>)> = deletion
+            .tag_fates()
+            .map(|(t, kept)| (t.to_string(), kept))
+            .collect();
+        assert_eq!(
+            fates,
+            [
+                ("missing".to_string(), None),
+                ("old".to_string(), Some("leaf")),
+                ("plain".to_string(), None)
+            ]
+        );
+    }
 }

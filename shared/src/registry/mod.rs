@@ -22,7 +22,7 @@ mod upload_body;
 mod uploads;
 
 pub use blobs::{ByteRange, FetchedBlob};
-pub use lists::{MAX_PAGE, page_request};
+pub use lists::{MAX_PAGE, Page, PageRequest, page_request};
 pub use manifests::{MAX_TAGS_PER_PUSH, PushedManifest, image_chain};
 pub use upload_body::UploadBody;
 pub use uploads::{Purged, UploadStatus};

@@ -10,8 +10,8 @@ use crate::auth::token::{InvalidToken, UploadClaims, Verifier};
 use crate::auth::{Action, Auth, AuthFailure, Grant, IssuedToken, Requested, held_actions};
 use crate::error::{ErrorCode, RegistryError};
 use crate::names::RepositoryName;
-use crate::ports::{Page, PageRequest, StoreResult};
-use crate::registry::Registry;
+use crate::ports::StoreResult;
+use crate::registry::{Page, PageRequest, Registry};
 use std::sync::Arc;
 
 impl Registry {
@@ -130,15 +130,9 @@ impl Registry {
         }
         let mut cursor = page.last.clone();
         loop {
-            let batch = self
-                .metadata
-                .repositories(&PageRequest {
-                    limit: page.limit.clamp(50, 100),
-                    last: cursor.clone(),
-                })
-                .await?;
+            let count = page.limit.clamp(50, 100);
+            let batch = self.metadata.repositories(cursor.as_deref(), count).await?;
             let repos: Vec<RepositoryName> = batch
-                .names
                 .iter()
                 .filter_map(|n| RepositoryName::parse(n).ok())
                 .collect();
@@ -152,10 +146,10 @@ impl Registry {
                     out.names.push(repo.as_str().to_string());
                 }
             }
-            if !batch.more {
+            if batch.len() < count {
                 return Ok(out);
             }
-            cursor = batch.names.last().cloned();
+            cursor = batch.last().cloned();
         }
     }
 

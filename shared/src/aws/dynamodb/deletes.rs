@@ -1,9 +1,11 @@
-//! Deletes: a manifest with its tags (in as few transactions as fit, again while tags move)
-//! and a tag, each with its outbox event.
+//! Deletes: what a manifest deletion reads, the deletion the registry planned from it (in as
+//! few transactions as fit), and a tag, each with its outbox event.
 //! May call: `items`, `transactions`, the store's lookup, the DynamoDB client. No HTTP.
 
 use super::DynamoMetadata;
-use super::items::{manifest_sk, n, optional_s, referrer_sk, required_n, required_s, s, tag_sk};
+use super::items::{
+    manifest_sk, n, optional_s, parse_digest, referrer_sk, required_n, required_s, s, tag_sk,
+};
 use super::transactions::{
     ATTEMPTS, MAX_TRANSACTION_ITEMS, TxFailure, backoff, build_error, condition_failed, transient,
 };
@@ -11,84 +13,54 @@ use crate::aws::sdk_error;
 use crate::digest::Digest;
 use crate::names::{RepositoryName, Tag};
 use crate::ports::{
-    DeletedManifest, Lookup, MetadataStore, RegistryEvent, StoreError, StoreResult,
-    tag_outlives_its_manifest,
+    ManifestDeletion, ManifestInUse, RegistryEvent, StoreError, StoreResult, TagOnManifest,
 };
 use aws_sdk_dynamodb::types::{Delete, TransactWriteItem, Update};
 use std::collections::HashMap;
 
 impl DynamoMetadata {
-    /// The body of `MetadataStore::delete_manifest`:
-    /// [`Self::try_delete_manifest`] until no tag moves meanwhile.
-    pub(super) async fn delete_manifest_retrying(
+    /// The body of `MetadataStore::manifest_in_use`: the manifest item, then the tags
+    /// naming it (one `Query`, paged). The item's count of tag writes is the read's mark.
+    pub(super) async fn read_manifest_in_use(
         &self,
         repo: &RepositoryName,
         digest: &Digest,
-        event: &RegistryEvent,
-    ) -> StoreResult<Option<DeletedManifest>> {
-        for attempt in 0..ATTEMPTS {
-            match self.try_delete_manifest(repo, digest, event).await? {
-                Ok(outcome) => return Ok(outcome),
-                // A tag moved or was added meanwhile: read again.
-                Err(()) => backoff(attempt).await,
-            }
-        }
-        Err(StoreError::Conflict(format!(
-            "deleting {digest} from {repo} kept conflicting with other writers"
-        )))
-    }
-
-    /// One attempt at deleting a manifest. `Ok(Err(()))` means "a condition failed: read
-    /// again and retry".
-    async fn try_delete_manifest(
-        &self,
-        repo: &RepositoryName,
-        digest: &Digest,
-        event: &RegistryEvent,
-    ) -> StoreResult<Result<Option<DeletedManifest>, ()>> {
+    ) -> StoreResult<Option<ManifestInUse>> {
         let Some(manifest) = self
             .get_item(Self::key(repo, manifest_sk(digest)), "GetItem manifest")
             .await?
         else {
-            return Ok(Ok(None));
+            return Ok(None);
         };
-        // Every write of a manifest item sets `tag_writes`; an item without it (written by
-        // hand, say) is deleted only if it still has none.
-        let tag_writes = required_n(&manifest, "tag_writes").ok();
-        let subject = optional_s(&manifest, "subject").map(str::to_string);
-        let pointing = self.tags_pointing_at(repo, digest).await?;
-        // Images are never deleted: one read of theirs holds for the transaction below.
-        let v1_images: Vec<String> = pointing.iter().filter_map(|(_, v1)| v1.clone()).collect();
-        let stored = match v1_images.is_empty() {
-            true => HashMap::new(),
-            false => {
-                let lookup = Lookup {
-                    images: v1_images,
-                    ..Lookup::default()
-                };
-                self.lookup(repo, &lookup).await?.images
-            }
-        };
+        let subject = optional_s(&manifest, "subject")
+            .map(parse_digest)
+            .transpose()?;
+        Ok(Some(ManifestInUse {
+            subject,
+            tags: self.tags_pointing_at(repo, digest).await?,
+            // Every write of a manifest item sets `tag_writes`; an item without it (written
+            // by hand, say) is deleted only if it still has none.
+            mark: required_n(&manifest, "tag_writes").ok(),
+        }))
+    }
 
-        let mut deleted = DeletedManifest::default();
+    /// The body of `MetadataStore::commit_deletion`: the manifest item goes only if its
+    /// count of tag writes is still the read's (no tag was pointed at it since), each tag
+    /// changes only if it still names the manifest.
+    pub(super) async fn transact_deletion(
+        &self,
+        repo: &RepositoryName,
+        deletion: &ManifestDeletion,
+    ) -> StoreResult<()> {
+        let digest = &deletion.digest;
         let mut detach = Vec::new();
-        for (tag, v1) in &pointing {
-            let v1 = v1.as_deref();
-            let kept = tag_outlives_its_manifest(v1, v1.is_some_and(|id| stored.contains_key(id)));
-            detach.push(self.detach_tag(repo, tag, v1.filter(|_| kept), digest)?);
-            if kept {
-                deleted.kept_tags.push(tag.clone());
-            } else {
-                deleted.removed_tags.push(tag.clone());
-            }
+        for (tag, kept_image) in deletion.tag_fates() {
+            detach.push(self.detach_tag(repo, tag, kept_image, digest)?);
         }
-        let mut event = event.clone();
-        event.updated_tags = deleted.removed_tags.iter().map(|t| t.to_string()).collect();
-        let (event_item, id) = Self::event_item(repo, &event)?;
+        let (event_item, id) = Self::event_item(repo, &deletion.event)?;
 
-        // The manifest goes only if no tag was pointed at it since it was read.
         let tw = ("#tw".to_string(), "tag_writes".to_string());
-        let (condition, names, values) = match tag_writes {
+        let (condition, names, values) = match deletion.read.mark {
             Some(count) => (
                 "#tw = :tw",
                 HashMap::from([tw]),
@@ -115,16 +87,13 @@ impl DynamoMetadata {
                 .build(),
             self.put(event_item, Some("attribute_not_exists(#pk)"))?,
         ];
-        if let Some(subject) = subject {
-            let subject: Digest = subject
-                .parse()
-                .map_err(|e| StoreError::backend(format!("stored subject {subject:?}: {e}")))?;
+        if let Some(subject) = &deletion.read.subject {
             last.push(
                 TransactWriteItem::builder()
                     .delete(
                         Delete::builder()
                             .table_name(&self.table)
-                            .set_key(Some(Self::key(repo, referrer_sk(&subject, digest))))
+                            .set_key(Some(Self::key(repo, referrer_sk(subject, digest))))
                             .build()
                             .map_err(build_error)?,
                     )
@@ -137,34 +106,47 @@ impl DynamoMetadata {
         let early = detach.len().saturating_sub(room);
         let mut rest = detach.split_off(early);
         for (i, chunk) in detach.chunks(MAX_TRANSACTION_ITEMS).enumerate() {
-            match self.transact(chunk.to_vec(), &format!("{id}-t{i}")).await {
-                Ok(()) => {}
-                Err(TxFailure::Cancelled(codes))
-                    if transient(&codes) || codes.iter().any(|c| condition_failed(c)) =>
-                {
-                    return Ok(Err(()));
-                }
-                Err(f) => return Err(f.into_store_error("detaching tags")),
-            }
+            self.transact_or_conflict(chunk.to_vec(), &format!("{id}-t{i}"), "detaching tags")
+                .await?;
         }
         rest.extend(last);
-        match self.transact(rest, &id).await {
-            Ok(()) => Ok(Ok(Some(deleted))),
-            Err(TxFailure::Cancelled(codes))
-                if transient(&codes) || codes.iter().any(|c| condition_failed(c)) =>
-            {
-                Ok(Err(()))
-            }
-            Err(f) => Err(f.into_store_error("deleting a manifest")),
-        }
+        self.transact_or_conflict(rest, &id, "deleting a manifest")
+            .await
     }
 
-    /// The tags of `repo` that point at `digest`, with their v1 images: one `Query` (paged).
+    /// One transaction, retried while DynamoDB cancels it for another in flight; a failed
+    /// condition is the caller's `Conflict`.
+    async fn transact_or_conflict(
+        &self,
+        items: Vec<TransactWriteItem>,
+        token: &str,
+        what: &str,
+    ) -> StoreResult<()> {
+        for attempt in 0..ATTEMPTS {
+            match self
+                .transact(items.clone(), &format!("{token}-{attempt}"))
+                .await
+            {
+                Ok(()) => return Ok(()),
+                Err(TxFailure::Cancelled(codes)) if codes.iter().any(|c| condition_failed(c)) => {
+                    return Err(StoreError::Conflict(format!("{what}: a condition failed")));
+                }
+                Err(TxFailure::Cancelled(codes)) if transient(&codes) => backoff(attempt).await,
+                Err(f) => return Err(f.into_store_error(what)),
+            }
+        }
+        Err(StoreError::Conflict(format!(
+            "{what} kept conflicting with other transactions"
+        )))
+    }
+
+    /// The tags of `repo` that point at `digest`, with their v1 images, in ASCII order: one
+    /// `Query` (paged).
     async fn tags_pointing_at(
         &self,
         repo: &RepositoryName,
         digest: &Digest,
-    ) -> StoreResult<Vec<(Tag, Option<String>)>> {
+    ) -> StoreResult<Vec<TagOnManifest>> {
         let mut pages = self
             .client
             .query()
@@ -190,7 +172,10 @@ impl DynamoMetadata {
                 let name = sk.strip_prefix("TAG#").unwrap_or(sk);
                 let tag = Tag::parse(name)
                     .map_err(|e| StoreError::backend(format!("stored tag {sk:?}: {e}")))?;
-                tags.push((tag, optional_s(item, "v1_image").map(str::to_string)));
+                tags.push(TagOnManifest {
+                    tag,
+                    v1_image: optional_s(item, "v1_image").map(str::to_string),
+                });
             }
         }
         Ok(tags)

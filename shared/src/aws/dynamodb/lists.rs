@@ -8,28 +8,25 @@ use super::{CATALOG_INDEX, DynamoMetadata};
 use crate::aws::sdk_error;
 use crate::digest::Digest;
 use crate::names::RepositoryName;
-use crate::ports::{
-    Found, Lookup, MetadataStore, Page, PageRequest, Referrer, StoreError, StoreResult,
-};
+use crate::ports::{Found, Lookup, Referrer, StoreError, StoreResult};
 use aws_sdk_dynamodb::types::KeysAndAttributes;
 use std::collections::{BTreeMap, HashMap};
 
 impl DynamoMetadata {
-    /// Up to `limit` names from a `Query` (whose items each carry `attribute`, named after
-    /// `prefix`), and whether more follow: one request, more only past DynamoDB's 1 MB page.
-    async fn page(
+    /// Up to `count` names from a `Query` (whose items each carry `attribute`, named after
+    /// `prefix`): one request, more only past DynamoDB's 1 MB page.
+    async fn names(
         &self,
         query: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
         prefix: &str,
         attribute: &str,
-        limit: usize,
-    ) -> StoreResult<Page> {
-        let mut out = Page::default();
+        count: usize,
+    ) -> StoreResult<Vec<String>> {
+        let mut names = Vec::new();
         let mut start = None;
         let mut first = true;
-        loop {
-            // One more than asked tells whether more follow.
-            let wanted = limit.saturating_sub(out.names.len()).saturating_add(1);
+        while names.len() < count {
+            let wanted = count - names.len();
             let mut request = query
                 .clone()
                 .limit(i32::try_from(wanted).unwrap_or(i32::MAX).min(1000));
@@ -38,29 +35,26 @@ impl DynamoMetadata {
             }
             first = false;
             let result = request.send().await.map_err(|e| sdk_error("Query", e))?;
-            for item in result.items() {
+            for item in result.items().iter().take(wanted) {
                 let value = required_s(item, attribute)?;
-                let name = value.strip_prefix(prefix).unwrap_or(value);
-                if out.names.len() == limit {
-                    out.more = true;
-                    return Ok(out);
-                }
-                out.names.push(name.to_string());
+                names.push(value.strip_prefix(prefix).unwrap_or(value).to_string());
             }
             match result.last_evaluated_key {
                 Some(key) if !key.is_empty() => start = Some(key),
-                _ => return Ok(out),
+                _ => break,
             }
         }
+        Ok(names)
     }
 
     /// The body of `MetadataStore::tags`.
     pub(super) async fn query_tags(
         &self,
         repo: &RepositoryName,
-        page: &PageRequest,
-    ) -> StoreResult<Option<Page>> {
-        let start = page.last.as_ref().map(|last| {
+        after: Option<&str>,
+        count: usize,
+    ) -> StoreResult<Vec<String>> {
+        let start = after.map(|last| {
             HashMap::from([
                 ("pk".to_string(), s(repo.as_str())),
                 ("sk".to_string(), s(format!("TAG#{last}"))),
@@ -78,19 +72,19 @@ impl DynamoMetadata {
             .expression_attribute_values(":prefix", s("TAG#"))
             .consistent_read(true)
             .set_exclusive_start_key(start);
-        let found = self.page(query, "TAG#", "sk", page.limit).await?;
-        if found.names.is_empty() && !self.repository_exists(repo).await? {
-            return Ok(None);
-        }
-        Ok(Some(found))
+        self.names(query, "TAG#", "sk", count).await
     }
 
     /// The body of `MetadataStore::repositories`.
-    pub(super) async fn query_catalog(&self, page: &PageRequest) -> StoreResult<Page> {
-        let start = page.last.as_ref().map(|last| {
+    pub(super) async fn query_catalog(
+        &self,
+        after: Option<&str>,
+        count: usize,
+    ) -> StoreResult<Vec<String>> {
+        let start = after.map(|last| {
             HashMap::from([
                 ("catalog".to_string(), s("repository")),
-                ("pk".to_string(), s(last.as_str())),
+                ("pk".to_string(), s(last)),
                 ("sk".to_string(), s("REPOSITORY")),
             ])
         });
@@ -103,7 +97,7 @@ impl DynamoMetadata {
             .expression_attribute_names("#catalog", "catalog")
             .expression_attribute_values(":catalog", s("repository"))
             .set_exclusive_start_key(start);
-        self.page(query, "", "pk", page.limit).await
+        self.names(query, "", "pk", count).await
     }
 
     /// The body of `MetadataStore::referrers`.

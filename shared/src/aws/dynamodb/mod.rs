@@ -95,8 +95,8 @@ use super::sdk_error;
 use crate::digest::Digest;
 use crate::names::{RepositoryName, Tag};
 use crate::ports::{
-    BlobStore, DEFAULT_UPLOAD_MAX_AGE, DeletedManifest, Found, GeneratedManifest, Lookup,
-    MetadataStore, Page, PageRequest, Push, Referrer, RegistryEvent, StoreResult, StoredManifest,
+    BlobStore, DEFAULT_UPLOAD_MAX_AGE, Found, GeneratedManifest, Lookup, ManifestDeletion,
+    ManifestInUse, MetadataStore, Push, Referrer, RegistryEvent, StoreResult, StoredManifest,
     TagTarget, Upload, V1Image, upload_max_age_from_env,
 };
 use async_trait::async_trait;
@@ -244,13 +244,20 @@ impl MetadataStore for DynamoMetadata {
         self.transact_generated_manifest(repo, generated).await
     }
 
-    async fn delete_manifest(
+    async fn manifest_in_use(
         &self,
         repo: &RepositoryName,
         digest: &Digest,
-        event: &RegistryEvent,
-    ) -> StoreResult<Option<DeletedManifest>> {
-        self.delete_manifest_retrying(repo, digest, event).await
+    ) -> StoreResult<Option<ManifestInUse>> {
+        self.read_manifest_in_use(repo, digest).await
+    }
+
+    async fn commit_deletion(
+        &self,
+        repo: &RepositoryName,
+        deletion: &ManifestDeletion,
+    ) -> StoreResult<()> {
+        self.transact_deletion(repo, deletion).await
     }
 
     async fn delete_tag(
@@ -286,16 +293,20 @@ impl MetadataStore for DynamoMetadata {
             .await
     }
 
-    /// One `Query` (paged by DynamoDB past 1 MB); a repository with no tag on the page
-    /// costs one `GetItem` more, to tell "no tags" from "no repository".
-    async fn tags(&self, repo: &RepositoryName, page: &PageRequest) -> StoreResult<Option<Page>> {
-        self.query_tags(repo, page).await
+    /// One `Query` (paged by DynamoDB past 1 MB).
+    async fn tags(
+        &self,
+        repo: &RepositoryName,
+        after: Option<&str>,
+        count: usize,
+    ) -> StoreResult<Vec<String>> {
+        self.query_tags(repo, after, count).await
     }
 
     /// A `Query` of the sparse index `catalog` (eventually consistent, as every index is:
     /// a repository created a moment ago may be missing for that moment).
-    async fn repositories(&self, page: &PageRequest) -> StoreResult<Page> {
-        self.query_catalog(page).await
+    async fn repositories(&self, after: Option<&str>, count: usize) -> StoreResult<Vec<String>> {
+        self.query_catalog(after, count).await
     }
 
     /// One `Query`, ordered by the referrers' digests.

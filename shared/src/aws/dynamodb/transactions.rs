@@ -9,7 +9,6 @@ use crate::ports::{StoreError, StoreResult};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// DynamoDB's limit of actions in one `TransactWriteItems`.
 pub(super) const MAX_TRANSACTION_ITEMS: usize = 100;
@@ -236,15 +235,4 @@ pub(super) fn random_id() -> StoreResult<String> {
     Ok(hex::encode(bytes))
 }
 
-/// Waits before retry `attempt` (0-based): exponential from 25 ms, capped, with jitter so
-/// that two conflicting writers do not retry in step.
-pub(super) async fn backoff(attempt: u32) {
-    let base = 25u64 << attempt.min(5);
-    let jitter = u64::from(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or_default(),
-    ) % base.max(1);
-    tokio::time::sleep(Duration::from_millis(base + jitter)).await;
-}
+pub(super) use crate::retry::backoff;
