@@ -34,7 +34,7 @@ use crate::names::{RepositoryName, Tag};
 use crate::ports::{
     Found, GeneratedManifest, Lookup, ManifestDeletion, ManifestInUse, MetadataStore, Push,
     Referrer, RegistryEvent, StoreError, StoreResult, StoredManifest, TagOnManifest, TagTarget,
-    Upload, V1Image, started_before,
+    Upload, V1Image,
 };
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -42,7 +42,6 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use std::ops::Bound;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::SystemTime;
 
 const REPOSITORIES: TableDefinition<&str, ()> = TableDefinition::new("repositories");
 /// `(manifest digest, v1 image id)`.
@@ -668,26 +667,20 @@ impl MetadataStore for RedbMetadata {
 
     /// A scan of the `uploads` table on the blocking pool: it holds only uploads in
     /// progress, a few rows each a few hundred bytes.
-    async fn uploads_started_before(
-        &self,
-        cutoff: SystemTime,
-    ) -> StoreResult<Vec<(RepositoryName, Upload)>> {
+    async fn uploads(&self) -> StoreResult<Vec<(RepositoryName, Upload)>> {
         blocking_on(&self.db, move |db| {
             let txn = db.begin_read().or_backend()?;
             let uploads = txn.open_table(UPLOADS).or_backend()?;
-            let mut stale = Vec::new();
+            let mut all = Vec::new();
             for row in uploads.iter().or_backend()? {
                 let (k, v) = row.or_backend()?;
                 let (repo, _) = k.value().split_once('\0').ok_or_else(|| {
                     StoreError::backend(format!("upload key {:?} has no repository", k.value()))
                 })?;
                 let repo = RepositoryName::parse(repo).map_err(StoreError::backend)?;
-                let upload: Upload = serde_json::from_slice(v.value()).or_backend()?;
-                if started_before(&upload, cutoff) {
-                    stale.push((repo, upload));
-                }
+                all.push((repo, serde_json::from_slice(v.value()).or_backend()?));
             }
-            Ok(stale)
+            Ok(all)
         })
         .await
     }

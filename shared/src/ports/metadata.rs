@@ -252,13 +252,10 @@ pub trait MetadataStore: Send + Sync {
     /// no upload (`Conflict`).
     async fn delete_upload(&self, repo: &RepositoryName, id: &str) -> StoreResult<Option<Upload>>;
 
-    /// Every upload of every repository whose `started` is before `cutoff` (or cannot be
-    /// read: it has no age, and would otherwise stay for ever): what a purge of abandoned
-    /// uploads removes. Uploads are few (each lives a day by default), so all come at once.
-    async fn uploads_started_before(
-        &self,
-        cutoff: SystemTime,
-    ) -> StoreResult<Vec<(RepositoryName, Upload)>>;
+    /// Every upload in progress, of every repository: what a purge chooses the abandoned
+    /// ones from ([`started_before`]). Uploads are few (each lives a day by default), so
+    /// all come at once.
+    async fn uploads(&self) -> StoreResult<Vec<(RepositoryName, Upload)>>;
 }
 
 /// Whether an upload's `started` (RFC 3339) is before `cutoff`; a time that does not parse

@@ -337,7 +337,11 @@ impl Registry {
     pub async fn purge_uploads(&self, max_age: Duration) -> Result<Purged> {
         let cutoff = SystemTime::now().checked_sub(max_age).unwrap_or(UNIX_EPOCH);
         let mut purged = Purged::default();
-        for (repo, stale) in self.metadata.uploads_started_before(cutoff).await? {
+        let uploads = self.metadata.uploads().await?;
+        let stale = uploads
+            .into_iter()
+            .filter(|(_, u)| started_before(u, cutoff));
+        for (repo, stale) in stale {
             let removed = async {
                 match self.metadata.delete_upload(&repo, &stale.id).await? {
                     Some(last) => self.remove_bytes(&last).await.map(|()| true),
@@ -366,12 +370,8 @@ impl Registry {
     /// out. Never with stores that other processes write (the AWS backend): their claims
     /// may be live. Returns how many were let go; a claim that changed meanwhile is left.
     pub async fn release_dead_claims(&self) -> Result<u64> {
-        // Every upload: none starts a year from now.
-        let all = SystemTime::now()
-            .checked_add(Duration::from_secs(365 * 24 * 3600))
-            .unwrap_or(SystemTime::now());
         let mut released = 0u64;
-        for (repo, upload) in self.metadata.uploads_started_before(all).await? {
+        for (repo, upload) in self.metadata.uploads().await? {
             if upload.writer.is_none() {
                 continue;
             }

@@ -63,7 +63,7 @@
 //! count the same days from each object's creation. DynamoDB deletes expired items lazily
 //! (within days); the registry treats an upload past its age as gone from then
 //! (`Limits::upload_max_age`), so an upload ends at its age exactly, and costs nothing to
-//! remove. [`MetadataStore::uploads_started_before`]
+//! remove. [`MetadataStore::uploads`]
 //! (registry-local's hourly purge, which removes their bytes at once too) is a `Scan`: the
 //! Lambda deployment never runs it, TTL and the lifecycle rules being free and enough.
 //!
@@ -102,7 +102,7 @@ use crate::ports::{
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 mod deletes;
 mod items;
@@ -349,10 +349,7 @@ impl MetadataStore for DynamoMetadata {
     /// old is no news): only their keys and state come back, but every item is read, so a
     /// table of 1 GB costs about 131 000 read request units a run. registry-local's purge
     /// runs it at start and hourly; the Lambda deployment never does (TTL is free).
-    async fn uploads_started_before(
-        &self,
-        cutoff: SystemTime,
-    ) -> StoreResult<Vec<(RepositoryName, Upload)>> {
-        self.scan_uploads_started_before(cutoff).await
+    async fn uploads(&self) -> StoreResult<Vec<(RepositoryName, Upload)>> {
+        self.scan_uploads().await
     }
 }

@@ -6,9 +6,8 @@ use super::DynamoMetadata;
 use super::items::{required_s, s, upload_of, upload_sk};
 use crate::aws::sdk_error;
 use crate::names::RepositoryName;
-use crate::ports::{StoreError, StoreResult, Upload, started_before};
+use crate::ports::{StoreError, StoreResult, Upload};
 use aws_sdk_dynamodb::types::ReturnValue;
-use std::time::SystemTime;
 
 impl DynamoMetadata {
     /// The body of `MetadataStore::create_upload`.
@@ -87,11 +86,8 @@ impl DynamoMetadata {
         result.attributes.as_ref().map(upload_of).transpose()
     }
 
-    /// The body of `MetadataStore::uploads_started_before`.
-    pub(super) async fn scan_uploads_started_before(
-        &self,
-        cutoff: SystemTime,
-    ) -> StoreResult<Vec<(RepositoryName, Upload)>> {
+    /// The body of `MetadataStore::uploads`: a `Scan` of the upload items.
+    pub(super) async fn scan_uploads(&self) -> StoreResult<Vec<(RepositoryName, Upload)>> {
         let mut pages = self
             .client
             .scan()
@@ -104,18 +100,15 @@ impl DynamoMetadata {
             .expression_attribute_values(":prefix", s("UPLOAD#"))
             .into_paginator()
             .send();
-        let mut stale = Vec::new();
+        let mut all = Vec::new();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| sdk_error("Scan uploads", e))?;
             for item in page.items() {
-                let upload = upload_of(item)?;
-                if started_before(&upload, cutoff) {
-                    let repo = RepositoryName::parse(required_s(item, "pk")?)
-                        .map_err(StoreError::backend)?;
-                    stale.push((repo, upload));
-                }
+                let repo =
+                    RepositoryName::parse(required_s(item, "pk")?).map_err(StoreError::backend)?;
+                all.push((repo, upload_of(item)?));
             }
         }
-        Ok(stale)
+        Ok(all)
     }
 }
