@@ -33,12 +33,13 @@ pub fn open_embedded_with_auth(
     })
 }
 
-/// The registry over the AWS adapters this build links: DynamoDB always, S3 and KMS when
-/// their features are on (a function that never reads blobs or signs does without them,
-/// and a call to the missing port is a backend error naming it). Events go to the log:
+/// The registry over the AWS adapters this build links: DynamoDB and KMS always (every
+/// function's gate verifies tokens with the key), S3 when its feature is on (a function
+/// that never reads blobs does without it, and a call to the missing port is a backend
+/// error naming it). Events go to the log:
 /// their delivery is the table's outbox, stream and notify-push. Builds clients only; no
 /// call is made until a request needs one.
-#[cfg(feature = "dynamodb")]
+#[cfg(all(feature = "dynamodb", feature = "kms"))]
 pub fn open_aws(aws: &crate::aws::Aws, settings: &crate::aws::Settings) -> Registry {
     use crate::ports::{BlobStore, Signer};
     use std::sync::Arc;
@@ -52,11 +53,8 @@ pub fn open_aws(aws: &crate::aws::Aws, settings: &crate::aws::Settings) -> Regis
     #[cfg(not(feature = "s3"))]
     let blobs: Arc<dyn BlobStore> = Arc::new(crate::aws::NotLinked("the blob store (S3)"));
 
-    #[cfg(feature = "kms")]
     let signer: Arc<dyn Signer> =
         Arc::new(crate::aws::kms::KmsSigner::new(aws.kms(), &settings.key_id));
-    #[cfg(not(feature = "kms"))]
-    let signer: Arc<dyn Signer> = Arc::new(crate::aws::NotLinked("the signer (KMS)"));
 
     let metadata = crate::aws::dynamodb::DynamoMetadata::new(
         aws.dynamodb(),
@@ -95,7 +93,7 @@ pub const UPLOAD_SERVICE_VAR: &str = "QUAYSIDE_UPLOAD_SERVICE_URL";
 /// template names in `QUAYSIDE_*` variables, credentials and region from Lambda's
 /// environment ([`crate::aws::Aws::from_lambda_env`]), and token authentication always on (`QUAYSIDE_AUTH_*`, see
 /// [`crate::auth::AuthSettings::from_env`]): a function without its settings does not start.
-#[cfg(feature = "dynamodb")]
+#[cfg(all(feature = "dynamodb", feature = "kms"))]
 pub async fn from_env() -> Result<Registry, StoreError> {
     let settings = crate::aws::Settings::from_env()?;
     let auth = crate::auth::AuthSettings::from_env().map_err(StoreError::Backend)?;
@@ -111,7 +109,7 @@ pub async fn from_env() -> Result<Registry, StoreError> {
 /// The whole `main` of an API function: logging, the registry of [`from_env`] built once
 /// per container, then every invocation served by the route `route_name` of
 /// [`crate::http::routes`] (its gate checks the caller before the handler runs).
-#[cfg(feature = "dynamodb")]
+#[cfg(all(feature = "dynamodb", feature = "kms"))]
 pub async fn run_lambda_route(route_name: &str) -> Result<(), lambda_http::Error> {
     crate::aws::logging::init();
     let registry = from_env().await?;

@@ -78,15 +78,12 @@ pub const EVENT_PREFIX: &str = "EVENT#";
 #[cfg(feature = "aws")]
 mod config {
     use crate::digest::Digest;
-    use crate::ports::{
-        BlobStore, EventSink, PublicJwk, RegistryEvent, Signer, StoreError, StoreResult,
-    };
+    use crate::ports::{BlobStore, EventSink, RegistryEvent, StoreError, StoreResult};
     use async_trait::async_trait;
     use aws_config::timeout::TimeoutConfig;
     use aws_config::{BehaviorVersion, SdkConfig};
     use aws_smithy_runtime_api::client::interceptors::SharedInterceptor;
     use bytes::Bytes;
-    use std::sync::Arc;
     use std::time::Duration;
 
     /// The AWS resources the registry uses, by name.
@@ -368,9 +365,10 @@ mod config {
         }
     }
 
-    /// Stands in for a port a function does not use, so that the function need not link
-    /// (nor be granted) that service: write-manifest never signs, delete-manifest never
-    /// reads blobs. Every call is a backend error naming what is missing.
+    /// Stands in for the blob store in a function built without S3, so that it need not
+    /// link (nor be granted) the service: list-tags, catalog, delete-manifest and the others
+    /// whose routes never read or write blob bytes. Every call is a backend error naming
+    /// what is missing. (Every API function links KMS: its gate verifies tokens.)
     #[derive(Clone, Copy, Debug)]
     pub struct NotLinked(pub &'static str);
 
@@ -389,16 +387,6 @@ mod config {
             Err(self.error())
         }
         async fn put(&self, _: &Digest, _: Bytes) -> StoreResult<()> {
-            Err(self.error())
-        }
-    }
-
-    #[async_trait]
-    impl Signer for NotLinked {
-        async fn sign_rs256(&self, _: &[u8]) -> StoreResult<Vec<u8>> {
-            Err(self.error())
-        }
-        async fn public_jwk(&self) -> StoreResult<Arc<PublicJwk>> {
             Err(self.error())
         }
     }
