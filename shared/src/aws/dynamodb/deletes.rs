@@ -6,9 +6,7 @@ use super::DynamoMetadata;
 use super::items::{
     manifest_sk, n, optional_s, parse_digest, referrer_sk, required_n, required_s, s, tag_sk,
 };
-use super::transactions::{
-    ATTEMPTS, MAX_TRANSACTION_ITEMS, TxFailure, backoff, build_error, condition_failed, transient,
-};
+use super::transactions::{MAX_TRANSACTION_ITEMS, build_error};
 use crate::aws::sdk_error;
 use crate::digest::Digest;
 use crate::names::{RepositoryName, Tag};
@@ -106,38 +104,12 @@ impl DynamoMetadata {
         let early = detach.len().saturating_sub(room);
         let mut rest = detach.split_off(early);
         for (i, chunk) in detach.chunks(MAX_TRANSACTION_ITEMS).enumerate() {
-            self.transact_or_conflict(chunk.to_vec(), &format!("{id}-t{i}"), "detaching tags")
+            self.transact_retrying(chunk.to_vec(), &format!("{id}-t{i}"), "detaching tags")
                 .await?;
         }
         rest.extend(last);
-        self.transact_or_conflict(rest, &id, "deleting a manifest")
+        self.transact_retrying(rest, &id, "deleting a manifest")
             .await
-    }
-
-    /// One transaction, retried while DynamoDB cancels it for another in flight; a failed
-    /// condition is the caller's `Conflict`.
-    async fn transact_or_conflict(
-        &self,
-        items: Vec<TransactWriteItem>,
-        token: &str,
-        what: &str,
-    ) -> StoreResult<()> {
-        for attempt in 0..ATTEMPTS {
-            match self
-                .transact(items.clone(), &format!("{token}-{attempt}"))
-                .await
-            {
-                Ok(()) => return Ok(()),
-                Err(TxFailure::Cancelled(codes)) if codes.iter().any(|c| condition_failed(c)) => {
-                    return Err(StoreError::Conflict(format!("{what}: a condition failed")));
-                }
-                Err(TxFailure::Cancelled(codes)) if transient(&codes) => backoff(attempt).await,
-                Err(f) => return Err(f.into_store_error(what)),
-            }
-        }
-        Err(StoreError::Conflict(format!(
-            "{what} kept conflicting with other transactions"
-        )))
     }
 
     /// The tags of `repo` that point at `digest`, with their v1 images, in ASCII order: one
@@ -234,31 +206,22 @@ impl DynamoMetadata {
         event: &RegistryEvent,
     ) -> StoreResult<bool> {
         let (event_item, id) = Self::event_item(repo, event)?;
-        for attempt in 0..ATTEMPTS {
-            let delete = Delete::builder()
-                .table_name(&self.table)
-                .set_key(Some(Self::key(repo, tag_sk(tag))))
-                .condition_expression("attribute_exists(#pk)")
-                .expression_attribute_names("#pk", "pk")
-                .build()
-                .map_err(build_error)?;
-            let items = vec![
-                TransactWriteItem::builder().delete(delete).build(),
-                self.put(event_item.clone(), Some("attribute_not_exists(#pk)"))?,
-            ];
-            match self.transact(items, &format!("{id}-{attempt}")).await {
-                Ok(()) => return Ok(true),
-                Err(TxFailure::Cancelled(codes))
-                    if codes.first().is_some_and(|c| condition_failed(c)) =>
-                {
-                    return Ok(false);
-                }
-                Err(TxFailure::Cancelled(codes)) if transient(&codes) => backoff(attempt).await,
-                Err(f) => return Err(f.into_store_error("deleting a tag")),
-            }
+        let delete = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(repo, tag_sk(tag))))
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#pk", "pk")
+            .build()
+            .map_err(build_error)?;
+        let items = vec![
+            TransactWriteItem::builder().delete(delete).build(),
+            // The event's id is fresh: only the tag's condition can fail.
+            self.put(event_item, Some("attribute_not_exists(#pk)"))?,
+        ];
+        match self.transact_retrying(items, &id, "deleting a tag").await {
+            Ok(()) => Ok(true),
+            Err(StoreError::Conflict(_)) => Ok(false),
+            Err(e) => Err(e),
         }
-        Err(StoreError::Conflict(format!(
-            "deleting {repo}:{tag} kept conflicting with other writers"
-        )))
     }
 }

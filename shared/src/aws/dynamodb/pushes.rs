@@ -138,38 +138,24 @@ impl DynamoMetadata {
             manifest,
         } = generated;
         self.spill_if_large(manifest).await?;
-        let id = random_id()?;
-        for attempt in 0..ATTEMPTS {
-            let tag_put = Put::builder()
-                .table_name(&self.table)
-                .set_item(Some(Self::tag_item(repo, tag, manifest, Some(v1_image))))
-                .condition_expression(
-                    "attribute_exists(#pk) AND attribute_not_exists(#digest) AND #v1 = :v1",
-                )
-                .expression_attribute_names("#pk", "pk")
-                .expression_attribute_names("#digest", "digest")
-                .expression_attribute_names("#v1", "v1_image")
-                .expression_attribute_values(":v1", s(v1_image))
-                .build()
-                .map_err(build_error)?;
-            let items = vec![
-                self.manifest_update(repo, manifest, None, true)?,
-                TransactWriteItem::builder().put(tag_put).build(),
-            ];
-            match self.transact(items, &format!("{id}-{attempt}")).await {
-                Ok(()) => return Ok(()),
-                Err(TxFailure::Cancelled(codes)) if codes.iter().any(|c| condition_failed(c)) => {
-                    return Err(StoreError::Conflict(format!(
-                        "tag {repo}:{tag} no longer names v1 image {v1_image} without a manifest"
-                    )));
-                }
-                Err(TxFailure::Cancelled(codes)) if transient(&codes) => backoff(attempt).await,
-                Err(f) => return Err(f.into_store_error("attaching a generated manifest")),
-            }
-        }
-        Err(StoreError::Conflict(format!(
-            "attaching a manifest to {repo}:{tag} kept conflicting with other writers"
-        )))
+        let tag_put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(Self::tag_item(repo, tag, manifest, Some(v1_image))))
+            .condition_expression(
+                "attribute_exists(#pk) AND attribute_not_exists(#digest) AND #v1 = :v1",
+            )
+            .expression_attribute_names("#pk", "pk")
+            .expression_attribute_names("#digest", "digest")
+            .expression_attribute_names("#v1", "v1_image")
+            .expression_attribute_values(":v1", s(v1_image))
+            .build()
+            .map_err(build_error)?;
+        let items = vec![
+            self.manifest_update(repo, manifest, None, true)?,
+            TransactWriteItem::builder().put(tag_put).build(),
+        ];
+        let what = format!("attaching a manifest to {repo}:{tag}");
+        self.transact_retrying(items, &random_id()?, &what).await
     }
 
     /// The body of `MetadataStore::link_blob`.
@@ -181,19 +167,10 @@ impl DynamoMetadata {
     ) -> StoreResult<()> {
         let mut link = Self::key(repo, blob_sk(digest));
         link.insert("length".into(), n(size));
-        let id = random_id()?;
-        for attempt in 0..ATTEMPTS {
-            // One transaction: a link never exists without its repository.
-            let items = vec![self.repository_update(repo)?, self.put(link.clone(), None)?];
-            match self.transact(items, &format!("{id}-{attempt}")).await {
-                Ok(()) => return Ok(()),
-                Err(TxFailure::Cancelled(codes)) if transient(&codes) => backoff(attempt).await,
-                Err(f) => return Err(f.into_store_error("linking a blob")),
-            }
-        }
-        Err(StoreError::Conflict(format!(
-            "linking {digest} to {repo} kept conflicting with other writers"
-        )))
+        // One transaction: a link never exists without its repository.
+        let items = vec![self.repository_update(repo)?, self.put(link, None)?];
+        self.transact_retrying(items, &random_id()?, "linking a blob")
+            .await
     }
 
     /// The `REPOSITORY` item, created if absent (and left as it is otherwise).

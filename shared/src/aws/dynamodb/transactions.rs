@@ -134,6 +134,35 @@ impl DynamoMetadata {
         }
     }
 
+    /// Runs one transaction, again while DynamoDB cancels it for another in flight (or
+    /// throttles it); a failed condition is `Conflict`, nothing written. `token` makes each
+    /// attempt idempotent; `what` names the write in errors.
+    pub(super) async fn transact_retrying(
+        &self,
+        items: Vec<TransactWriteItem>,
+        token: &str,
+        what: &str,
+    ) -> StoreResult<()> {
+        for attempt in 0..ATTEMPTS {
+            match self
+                .transact(items.clone(), &format!("{token}-{attempt}"))
+                .await
+            {
+                Ok(()) => return Ok(()),
+                Err(TxFailure::Cancelled(codes)) if codes.iter().any(|c| condition_failed(c)) => {
+                    return Err(StoreError::Conflict(format!(
+                        "{what}: another writer changed it first"
+                    )));
+                }
+                Err(TxFailure::Cancelled(codes)) if transient(&codes) => backoff(attempt).await,
+                Err(f) => return Err(f.into_store_error(what)),
+            }
+        }
+        Err(StoreError::Conflict(format!(
+            "{what} kept conflicting with other writers"
+        )))
+    }
+
     pub(super) fn put(
         &self,
         item: Item,
