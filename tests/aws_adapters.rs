@@ -828,7 +828,7 @@ async fn upload_items_expire_at_their_start_plus_the_age_and_stale_ones_are_list
         .await
         .unwrap()
         .into_iter()
-        .filter(|(_, u)| quayside::ports::started_before(u, now - age))
+        .filter(|(_, u)| quayside::registry::started_before(u, now - age))
         .collect();
     stale.sort_by(|x, y| x.1.id.cmp(&y.1.id));
     assert_eq!(stale, vec![(a.clone(), old.clone()), (b.clone(), older)]);

@@ -176,8 +176,8 @@ pub trait BlobStore: Send + Sync {
     /// last written before `cutoff`: bytes an upload left when its state went without them
     /// (a crash between the two), and temporary files a crash left behind. Whatever was
     /// written before `cutoff` belongs to an upload started before it, so a purge with
-    /// the same cutoff as [`MetadataStore::uploads_started_before`] never touches a live
-    /// upload. Returns how many files or objects it removed.
+    /// the same cutoff as the registry's purge of uploads (`registry::started_before`) never
+    /// touches a live upload. Returns how many files or objects it removed.
     async fn purge_stray(&self, cutoff: SystemTime) -> StoreResult<u64> {
         let _ = cutoff;
         Err(not_implemented("purge_stray"))

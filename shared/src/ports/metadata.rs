@@ -1,5 +1,5 @@
-//! The metadata port: repositories, tags, manifests, v1 images, blob links, uploads; the
-//! records it keeps, and the rules of theirs both stores apply.
+//! The metadata port: repositories, tags, manifests, v1 images, blob links, uploads, and the
+//! records it keeps of them.
 
 use super::*;
 use crate::digest::Digest;
@@ -8,7 +8,6 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
-use std::time::SystemTime;
 
 /// A manifest exactly as pushed: its digest, media type and bytes.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -253,18 +252,9 @@ pub trait MetadataStore: Send + Sync {
     async fn delete_upload(&self, repo: &RepositoryName, id: &str) -> StoreResult<Option<Upload>>;
 
     /// Every upload in progress, of every repository: what a purge chooses the abandoned
-    /// ones from ([`started_before`]). Uploads are few (each lives a day by default), so
+    /// ones from (`registry::started_before`). Uploads are few (each lives a day by default), so
     /// all come at once.
     async fn uploads(&self) -> StoreResult<Vec<(RepositoryName, Upload)>>;
-}
-
-/// Whether an upload's `started` (RFC 3339) is before `cutoff`; a time that does not parse
-/// counts as before: such an upload has no age, and a purge must not keep it for ever.
-pub fn started_before(upload: &Upload, cutoff: SystemTime) -> bool {
-    match humantime::parse_rfc3339_weak(&upload.started) {
-        Ok(started) => started < cutoff,
-        Err(_) => true,
-    }
 }
 
 /// A blob upload in progress: its state between requests, each of which may be a separate
@@ -365,27 +355,5 @@ mod tests {
         assert_eq!(upload_max_age_days(hours(24)), 1);
         assert_eq!(upload_max_age_days(hours(25)), 2);
         assert_eq!(upload_max_age_days(hours(24 * 365)), 365);
-    }
-
-    #[test]
-    fn an_upload_started_before_a_cutoff_or_of_no_readable_age_is_stale() {
-        let upload = |started: &str| Upload {
-            id: "u".into(),
-            offset: 0,
-            hash_state: vec![],
-            pending: 0,
-            pending_key: None,
-            handle: None,
-            parts: vec![],
-            started: started.into(),
-            version: 0,
-            writer: None,
-            lease_until: 0,
-        };
-        let cutoff = humantime::parse_rfc3339("2026-01-02T00:00:00Z").unwrap();
-        assert!(started_before(&upload("2026-01-01T23:59:59Z"), cutoff));
-        assert!(!started_before(&upload("2026-01-02T00:00:00Z"), cutoff));
-        assert!(!started_before(&upload("2026-01-03T00:00:00Z"), cutoff));
-        assert!(started_before(&upload("not a time"), cutoff));
     }
 }

@@ -5,6 +5,12 @@
 //! The records here are the domain's, not any backend's item shapes. Each method is shaped so
 //! that a DynamoDB/S3 adapter answers it in one round trip where the hot path needs it
 //! (manifest GET/HEAD: one read; manifest PUT: one batched lookup, one transaction).
+//!
+//! A store decides nothing: it reads, and commits what the registry decided atomically, only
+//! if what it was decided from still holds, else `StoreError::Conflict` with nothing written
+//! (a deletion's read, a generated manifest's tag, an upload's version; a push's images are
+//! inserted only where absent). What each conflict means is the registry's to handle.
+//!
 //! May call: `digest`, `names`. Must not know HTTP or any backend.
 //!
 //! | file | port |

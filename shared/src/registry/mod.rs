@@ -25,7 +25,7 @@ pub use blobs::{ByteRange, FetchedBlob};
 pub use lists::{MAX_PAGE, Page, PageRequest, page_request};
 pub use manifests::{MAX_TAGS_PER_PUSH, PushedManifest, image_chain};
 pub use upload_body::UploadBody;
-pub use uploads::{Purged, UploadStatus};
+pub use uploads::{Purged, UploadStatus, started_before};
 
 use crate::error::{ErrorCode, RegistryError};
 use crate::ports::{BlobStore, EventSink, MetadataStore, Signer, StoreError};

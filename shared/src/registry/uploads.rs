@@ -33,7 +33,7 @@ use super::upload_body::{
 use crate::digest::{Algorithm, Digest, Hasher};
 use crate::error::{ErrorCode, RegistryError, Result};
 use crate::names::RepositoryName;
-use crate::ports::{Part, StoreError, Upload, started_before};
+use crate::ports::{Part, StoreError, Upload};
 use crate::registry::Registry;
 use bytes::{Bytes, BytesMut};
 use serde_json::json;
@@ -826,4 +826,40 @@ fn digest_mismatch(expected: &Digest, actual: &Digest) -> RegistryError {
         format!("the uploaded bytes have digest {actual}, not {expected}"),
     )
     .with_detail(json!({ "digest": expected.to_string() }))
+}
+
+/// Whether an upload's `started` (RFC 3339) is before `cutoff`; a time that does not parse
+/// counts as before: such an upload has no age, and a purge must not keep it for ever.
+pub fn started_before(upload: &Upload, cutoff: SystemTime) -> bool {
+    match humantime::parse_rfc3339_weak(&upload.started) {
+        Ok(started) => started < cutoff,
+        Err(_) => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_upload_started_before_a_cutoff_or_of_no_readable_age_is_stale() {
+        let upload = |started: &str| Upload {
+            id: "u".into(),
+            offset: 0,
+            hash_state: vec![],
+            pending: 0,
+            pending_key: None,
+            handle: None,
+            parts: vec![],
+            started: started.into(),
+            version: 0,
+            writer: None,
+            lease_until: 0,
+        };
+        let cutoff = humantime::parse_rfc3339("2026-01-02T00:00:00Z").unwrap();
+        assert!(started_before(&upload("2026-01-01T23:59:59Z"), cutoff));
+        assert!(!started_before(&upload("2026-01-02T00:00:00Z"), cutoff));
+        assert!(!started_before(&upload("2026-01-03T00:00:00Z"), cutoff));
+        assert!(started_before(&upload("not a time"), cutoff));
+    }
 }
