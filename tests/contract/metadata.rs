@@ -27,6 +27,7 @@ macro_rules! metadata_contract {
         a_deletion_keeps_the_planned_tags_and_removes_the_others,
         a_deletion_removes_the_referrer_entry,
         a_deletion_conflicts_without_writing_when_its_read_no_longer_holds,
+        a_deletion_of_more_tags_than_one_transaction_holds_removes_them_all,
         attach_generated_manifest_succeeds_once_then_conflicts_without_writing,
         image_chain_is_leaf_first_and_survives_cycles,
         existing_images_are_not_overwritten,
@@ -417,6 +418,27 @@ pub async fn a_deletion_conflicts_without_writing_when_its_read_no_longer_holds(
             .manifest,
         Some(other)
     );
+}
+
+/// 150 tags: more than a DynamoDB transaction's 100 items, so that store detaches some in
+/// transactions of their own before the last one deletes the manifest.
+pub async fn a_deletion_of_more_tags_than_one_transaction_holds_removes_them_all(
+    store: &dyn MetadataStore,
+) {
+    let m = manifest("popular");
+    let names_: Vec<String> = (0..150).map(|i| format!("t{i:03}")).collect();
+    for batch in names_.chunks(30) {
+        let p = Push {
+            tags: batch.iter().map(|t| tag(t)).collect(),
+            ..push(&m, None)
+        };
+        commit(store, &p).await;
+    }
+    let planned = deletion(store, &m, &[]).await;
+    assert_eq!(planned.read.tags.len(), 150);
+    store.commit_deletion(&repo(), &planned).await.unwrap();
+    assert_eq!(store.manifest(&repo(), &m.digest).await.unwrap(), None);
+    assert_eq!(all_tags(store, &repo()).await, Some(names(&[])));
 }
 
 pub async fn attach_generated_manifest_succeeds_once_then_conflicts_without_writing(

@@ -582,7 +582,6 @@ impl Registry {
     }
 }
 
-/// An event of `repo`, now.
 /// What deleting a manifest does to the tags naming it, decided here for every store: a
 /// schema1 tag whose v1 image is stored stays, without a manifest (the next `GET` by tag
 /// builds one from the image chain, as the seed did: docs/seed.md); any other tag goes, and
@@ -607,6 +606,7 @@ fn plan_deletion(
     }
 }
 
+/// An event of `repo`, now.
 fn event(
     kind: &str,
     repo: &RepositoryName,
