@@ -378,17 +378,31 @@ mod config {
         }
     }
 
-    #[async_trait]
-    impl BlobStore for NotLinked {
-        async fn size(&self, _: &Digest) -> StoreResult<Option<u64>> {
-            Err(self.error())
-        }
-        async fn get(&self, _: &Digest) -> StoreResult<Option<Bytes>> {
-            Err(self.error())
-        }
-        async fn put(&self, _: &Digest, _: Bytes) -> StoreResult<()> {
-            Err(self.error())
-        }
+    /// `impl BlobStore for NotLinked`: every method listed answers [`NotLinked::error`].
+    macro_rules! not_linked {
+        ($(async fn $name:ident($($ty:ty),*) -> $out:ty;)*) => {
+            #[async_trait]
+            impl BlobStore for NotLinked {
+                $(async fn $name(&self, $(_: $ty),*) -> StoreResult<$out> {
+                    Err(self.error())
+                })*
+            }
+        };
+    }
+
+    not_linked! {
+        async fn size(&Digest) -> Option<u64>;
+        async fn get(&Digest) -> Option<Bytes>;
+        async fn put(&Digest, Bytes) -> ();
+        async fn fetch(&Digest, Option<(u64, u64)>) -> Option<crate::ports::BlobBody>;
+        async fn begin_parts(&str) -> String;
+        async fn put_part(&str, &str, u32, Bytes) -> String;
+        async fn put_pending(&str, Bytes) -> String;
+        async fn pending(&str, &str) -> Bytes;
+        async fn remove_pending(&str, &str) -> ();
+        async fn complete_parts(&str, &str, &[crate::ports::Part], &Digest) -> ();
+        async fn abort_parts(&str, Option<&str>, Option<&str>) -> ();
+        async fn purge_stray(std::time::SystemTime) -> u64;
     }
 
     /// An SDK call's failure, after the SDK's own retries, as the registry answers it:

@@ -62,15 +62,11 @@ pub trait BlobStore: Send + Sync {
         &self,
         digest: &Digest,
         range: Option<(u64, u64)>,
-    ) -> StoreResult<Option<BlobBody>> {
-        let _ = (digest, range);
-        Err(not_implemented("fetch"))
-    }
+    ) -> StoreResult<Option<BlobBody>>;
 
     // The bytes of uploads in progress, assembled in parts as S3 multipart uploads are:
     // every part but the last at least [`MIN_PART_BYTES`]; smaller chunks wait as pending
-    // bytes. The default bodies are for a function built without S3 (`aws::NotLinked`):
-    // a backend fault naming the method, never a wrong result.
+    // bytes.
 
     /// The largest part the store takes from memory (`put_part`), or `None` for a store
     /// that streams a part of any size ([`BlobStore::put_part_from`]), and needs no
@@ -93,10 +89,7 @@ pub trait BlobStore: Send + Sync {
     }
 
     /// Starts the parts of upload `id`; returns the backend's handle for them.
-    async fn begin_parts(&self, id: &str) -> StoreResult<String> {
-        let _ = id;
-        Err(not_implemented("begin_parts"))
-    }
+    async fn begin_parts(&self, id: &str) -> StoreResult<String>;
 
     /// Stores part `number` of upload `id`; returns its tag.
     async fn put_part(
@@ -105,31 +98,19 @@ pub trait BlobStore: Send + Sync {
         handle: &str,
         number: u32,
         bytes: Bytes,
-    ) -> StoreResult<String> {
-        let _ = (id, handle, number, bytes);
-        Err(not_implemented("put_part"))
-    }
+    ) -> StoreResult<String>;
 
     /// Stores pending bytes of upload `id` (those not yet in a part) under a new key, which
     /// it returns: no other write can change them (see [`Upload::pending_key`]).
-    async fn put_pending(&self, id: &str, bytes: Bytes) -> StoreResult<String> {
-        let _ = (id, bytes);
-        Err(not_implemented("put_pending"))
-    }
+    async fn put_pending(&self, id: &str, bytes: Bytes) -> StoreResult<String>;
 
     /// The pending bytes stored under `key`; `Conflict` if they are gone (the upload was
     /// finished or cancelled meanwhile).
-    async fn pending(&self, id: &str, key: &str) -> StoreResult<Bytes> {
-        let _ = (id, key);
-        Err(not_implemented("pending"))
-    }
+    async fn pending(&self, id: &str, key: &str) -> StoreResult<Bytes>;
 
     /// Removes the pending bytes stored under `key` (superseded, or of a request that lost
     /// a race); already gone is fine.
-    async fn remove_pending(&self, id: &str, key: &str) -> StoreResult<()> {
-        let _ = (id, key);
-        Err(not_implemented("remove_pending"))
-    }
+    async fn remove_pending(&self, id: &str, key: &str) -> StoreResult<()>;
 
     /// Stores the pending bytes `key` (all of an upload, whose digest the registry computed
     /// as they were written) as the blob `digest`, which the registry found not stored. The
@@ -154,10 +135,7 @@ pub trait BlobStore: Send + Sync {
         handle: &str,
         parts: &[Part],
         digest: &Digest,
-    ) -> StoreResult<()> {
-        let _ = (id, handle, parts, digest);
-        Err(not_implemented("complete_parts"))
-    }
+    ) -> StoreResult<()>;
 
     /// Removes every byte of upload `id`: its parts (`handle`, if the state names one) and
     /// its pending bytes (`pending`), and whatever else the store holds for the upload that
@@ -167,10 +145,7 @@ pub trait BlobStore: Send + Sync {
         id: &str,
         handle: Option<&str>,
         pending: Option<&str>,
-    ) -> StoreResult<()> {
-        let _ = (id, handle, pending);
-        Err(not_implemented("abort_parts"))
-    }
+    ) -> StoreResult<()>;
 
     /// Removes what the store holds for uploads that no upload state can name any more,
     /// last written before `cutoff`: bytes an upload left when its state went without them
@@ -178,10 +153,7 @@ pub trait BlobStore: Send + Sync {
     /// written before `cutoff` belongs to an upload started before it, so a purge with
     /// the same cutoff as the registry's purge of uploads (`registry::started_before`) never
     /// touches a live upload. Returns how many files or objects it removed.
-    async fn purge_stray(&self, cutoff: SystemTime) -> StoreResult<u64> {
-        let _ = cutoff;
-        Err(not_implemented("purge_stray"))
-    }
+    async fn purge_stray(&self, cutoff: SystemTime) -> StoreResult<u64>;
 }
 
 /// S3's smallest part but the last.
