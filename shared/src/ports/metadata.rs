@@ -138,7 +138,7 @@ impl ManifestDeletion {
     }
 }
 
-/// Repositories, tags, manifests, v1 images, blob links (and later uploads).
+/// Repositories, tags, manifests, v1 images, blob links and uploads.
 #[async_trait]
 pub trait MetadataStore: Send + Sync {
     async fn repository_exists(&self, repo: &RepositoryName) -> StoreResult<bool>;
