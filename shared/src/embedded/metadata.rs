@@ -441,12 +441,16 @@ impl MetadataStore for RedbMetadata {
             let conflict = {
                 let mut manifests = txn.open_table(MANIFESTS).or_backend()?;
                 let mut tags = txn.open_table(TAGS).or_backend()?;
-                if manifests.get(manifest_key.as_str()).or_backend()?.is_none() {
-                    Some(format!("manifest {digest} of {repo} is gone"))
-                } else if tags_naming(&tags, &repo, &digest)? != deletion.read.tags {
+                // A conflict aborts the transaction: nothing removed here stays removed.
+                if tags_naming(&tags, &repo, &digest)? != deletion.read.tags {
                     Some(format!("the tags naming {digest} in {repo} changed"))
+                } else if manifests
+                    .remove(manifest_key.as_str())
+                    .or_backend()?
+                    .is_none()
+                {
+                    Some(format!("manifest {digest} of {repo} is gone"))
                 } else {
-                    manifests.remove(manifest_key.as_str()).or_backend()?;
                     if let Some(subject) = &deletion.read.subject {
                         let mut referrers = txn.open_table(REFERRERS).or_backend()?;
                         let k = key(&key(&repo, &subject.to_string()), &digest);

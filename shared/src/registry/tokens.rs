@@ -129,8 +129,8 @@ impl Registry {
             return Ok(out);
         }
         let mut cursor = page.last.clone();
+        let count = page.limit.clamp(50, 100);
         loop {
-            let count = page.limit.clamp(50, 100);
             let batch = self.metadata.repositories(cursor.as_deref(), count).await?;
             let repos: Vec<RepositoryName> = batch
                 .iter()

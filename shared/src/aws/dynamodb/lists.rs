@@ -3,12 +3,13 @@
 //! May call: `items`, `transactions`, `repository_exists`, the DynamoDB client. No HTTP.
 
 use super::items::{blob_sk, image_of, image_sk, manifest_sk, referrer_of, required_s, s};
-use super::transactions::{ATTEMPTS, backoff, build_error, query_prefix};
+use super::transactions::{ATTEMPTS, build_error, query_prefix};
 use super::{CATALOG_INDEX, DynamoMetadata};
 use crate::aws::sdk_error;
 use crate::digest::Digest;
 use crate::names::RepositoryName;
 use crate::ports::{Found, Lookup, Referrer, StoreError, StoreResult};
+use crate::retry::backoff;
 use aws_sdk_dynamodb::types::KeysAndAttributes;
 use std::collections::{BTreeMap, HashMap};
 

@@ -5,13 +5,14 @@
 use super::DynamoMetadata;
 use super::items::{Item, approximate_size, b, blob_sk, is_spilled, manifest_sk, n, required_s, s};
 use super::transactions::{
-    ATTEMPTS, MAX_TRANSACTION_ITEMS, TRANSACTION_BYTES, TxFailure, backoff, build_error,
-    condition_failed, random_id, transient,
+    ATTEMPTS, MAX_TRANSACTION_ITEMS, TRANSACTION_BYTES, TxFailure, build_error, condition_failed,
+    random_id, transient,
 };
 use crate::aws::sdk_error;
 use crate::digest::Digest;
 use crate::names::RepositoryName;
 use crate::ports::{GeneratedManifest, Push, StoreError, StoreResult, StoredManifest, V1Image};
+use crate::retry::backoff;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use bytes::Bytes;
 use std::collections::HashSet;

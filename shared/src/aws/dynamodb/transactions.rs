@@ -1,11 +1,12 @@
 //! The DynamoDB calls every concern shares: transactions and why they fail, single-item
-//! reads and conditional writes, the retries' backoff, random ids.
-//! May call: `items`, the SDK's DynamoDB client. Knows nothing of HTTP.
+//! reads and conditional writes, a conditioned transaction retried, random ids.
+//! May call: `items`, `crate::retry`, the SDK's DynamoDB client. Knows nothing of HTTP.
 
 use super::DynamoMetadata;
 use super::items::{Item, n, s};
 use crate::aws::sdk_error;
 use crate::ports::{StoreError, StoreResult};
+use crate::retry::backoff;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
@@ -263,5 +264,3 @@ pub(super) fn random_id() -> StoreResult<String> {
     getrandom::fill(&mut bytes).map_err(|e| StoreError::backend(format!("random id: {e}")))?;
     Ok(hex::encode(bytes))
 }
-
-pub(super) use crate::retry::backoff;
