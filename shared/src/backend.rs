@@ -34,44 +34,48 @@ pub fn open_embedded_with_auth(
 }
 
 /// The registry over the AWS adapters this build links: DynamoDB and KMS always (every
-/// function's gate verifies tokens with the key), S3 when its feature is on (a function
-/// that never reads blobs does without it, and a call to the missing port is a backend
-/// error naming it). Events go to the log:
-/// their delivery is the table's outbox, stream and notify-push. Builds clients only; no
-/// call is made until a request needs one.
+/// function's gate verifies tokens with the key), S3 when its feature is on: a function
+/// that never reads blobs is built without it, and its registry then has no blob store and
+/// no operation that reads one (the `blobs` feature). Events go to the log: their delivery
+/// is the table's outbox, stream and notify-push. Builds clients only; no call is made
+/// until a request needs one.
 #[cfg(all(feature = "dynamodb", feature = "kms"))]
 pub fn open_aws(aws: &crate::aws::Aws, settings: &crate::aws::Settings) -> Registry {
-    use crate::ports::{BlobStore, Signer};
+    use crate::aws::dynamodb::DynamoMetadata;
+    use crate::ports::Signer;
     use std::sync::Arc;
 
+    let signer: Arc<dyn Signer> =
+        Arc::new(crate::aws::kms::KmsSigner::new(aws.kms(), &settings.key_id));
+    let events = Arc::new(crate::aws::LogEvents);
     #[cfg(feature = "s3")]
-    let blobs: Arc<dyn BlobStore> = Arc::new(crate::aws::s3::S3Blobs::new(
+    let blobs: Arc<dyn crate::ports::BlobStore> = Arc::new(crate::aws::s3::S3Blobs::new(
         aws.s3(),
         &settings.bucket,
         settings.presign_expiry,
     ));
-    #[cfg(not(feature = "s3"))]
-    let blobs: Arc<dyn BlobStore> = Arc::new(crate::aws::NotLinked("the blob store (S3)"));
-
-    let signer: Arc<dyn Signer> =
-        Arc::new(crate::aws::kms::KmsSigner::new(aws.kms(), &settings.key_id));
-
-    let metadata = crate::aws::dynamodb::DynamoMetadata::new(
+    let metadata = DynamoMetadata::new(
         aws.dynamodb(),
         &settings.table,
+        #[cfg(feature = "s3")]
         Arc::clone(&blobs),
     );
     let upload_max_age = metadata.upload_max_age();
     let mut registry = Registry::new(
         Arc::new(metadata),
+        #[cfg(feature = "s3")]
         blobs,
         signer,
-        Arc::new(crate::aws::LogEvents),
+        events,
     );
     // The uploads' TTL and the registry's rule count the same age.
     registry.limits.upload_max_age = upload_max_age;
     registry
 }
+
+// The AWS registry's blob store is S3: with the embedded adapters' `blobs` on, it needs S3.
+#[cfg(all(feature = "dynamodb", feature = "embedded", not(feature = "s3")))]
+compile_error!("the AWS backend beside the embedded one needs the `s3` feature");
 
 /// The users, robots and grants of the AWS backend: items in the registry's table.
 #[cfg(feature = "dynamodb")]

@@ -77,13 +77,11 @@ pub const EVENT_PREFIX: &str = "EVENT#";
 
 #[cfg(feature = "aws")]
 mod config {
-    use crate::digest::Digest;
-    use crate::ports::{BlobStore, EventSink, RegistryEvent, StoreError, StoreResult};
+    use crate::ports::{EventSink, RegistryEvent, StoreError, StoreResult};
     use async_trait::async_trait;
     use aws_config::timeout::TimeoutConfig;
     use aws_config::{BehaviorVersion, SdkConfig};
     use aws_smithy_runtime_api::client::interceptors::SharedInterceptor;
-    use bytes::Bytes;
     use std::time::Duration;
 
     /// The AWS resources the registry uses, by name.
@@ -363,46 +361,6 @@ mod config {
             event.log("registry event (delivered through the table's outbox)");
             Ok(())
         }
-    }
-
-    /// Stands in for the blob store in a function built without S3, so that it need not
-    /// link (nor be granted) the service: list-tags, catalog, delete-manifest and the others
-    /// whose routes never read or write blob bytes. Every call is a backend error naming
-    /// what is missing. (Every API function links KMS: its gate verifies tokens.)
-    #[derive(Clone, Copy, Debug)]
-    pub struct NotLinked(pub &'static str);
-
-    impl NotLinked {
-        fn error(&self) -> StoreError {
-            StoreError::backend(format!("{} is not available in this function", self.0))
-        }
-    }
-
-    /// `impl BlobStore for NotLinked`: every method listed answers [`NotLinked::error`].
-    macro_rules! not_linked {
-        ($(async fn $name:ident($($ty:ty),*) -> $out:ty;)*) => {
-            #[async_trait]
-            impl BlobStore for NotLinked {
-                $(async fn $name(&self, $(_: $ty),*) -> StoreResult<$out> {
-                    Err(self.error())
-                })*
-            }
-        };
-    }
-
-    not_linked! {
-        async fn size(&Digest) -> Option<u64>;
-        async fn get(&Digest) -> Option<Bytes>;
-        async fn put(&Digest, Bytes) -> ();
-        async fn fetch(&Digest, Option<(u64, u64)>) -> Option<crate::ports::BlobBody>;
-        async fn begin_parts(&str) -> String;
-        async fn put_part(&str, &str, u32, Bytes) -> String;
-        async fn put_pending(&str, Bytes) -> String;
-        async fn pending(&str, &str) -> Bytes;
-        async fn remove_pending(&str, &str) -> ();
-        async fn complete_parts(&str, &str, &[crate::ports::Part], &Digest) -> ();
-        async fn abort_parts(&str, Option<&str>, Option<&str>) -> ();
-        async fn purge_stray(std::time::SystemTime) -> u64;
     }
 
     /// An SDK call's failure, after the SDK's own retries, as the registry answers it:

@@ -51,6 +51,7 @@ pub enum Access {
 /// The URL of the registry's API that opened a session, from its capability: where a
 /// session continued on the upload service sends the client when the blob is stored.
 #[derive(Clone, Debug)]
+#[cfg_attr(not(feature = "blobs"), allow(dead_code))] // read by the blob handlers only
 pub(crate) struct RegistryOrigin(pub String);
 
 /// The query parameter of an upload session's URL that carries its capability (see

@@ -3,6 +3,10 @@
 //! May call: `registry` (its blob operations), domain types, `http` helpers. Nothing of
 //! storage: whether the bytes come back or a redirect to S3 is the blob store's answer.
 
+// Without a blob store (feature `blobs` off) the operations reading one are compiled out;
+// what only they use is unused there.
+#![cfg_attr(not(feature = "blobs"), allow(unused_imports, dead_code))]
+
 use super::{
     DOCKER_CONTENT_DIGEST, FileBody, answer, digest, header, path_parameter, repository, response,
 };
@@ -14,6 +18,7 @@ use http::header::{ACCEPT_RANGES, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, L
 use http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 
+#[cfg(feature = "blobs")]
 /// GET: the bytes (206 for a `Range`), or `307` to where they are; HEAD: size and digest.
 pub async fn fetch_blob(registry: &Registry, req: Request) -> Response<Body> {
     answer(req, async |req| {

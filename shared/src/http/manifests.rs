@@ -3,6 +3,10 @@
 //!
 //! May call: `registry`, domain types, `http` helpers. Nothing of storage.
 
+// Without a blob store (feature `blobs` off) the operations reading one are compiled out;
+// what only they use is unused there.
+#![cfg_attr(not(feature = "blobs"), allow(unused_imports, dead_code))]
+
 use super::{
     DOCKER_CONTENT_DIGEST, OCI_SUBJECT, OCI_TAG, answer, body_bytes, body_of, path_parameter,
     repository, response,
@@ -21,6 +25,7 @@ fn manifest_route(req: &Request) -> Result<(RepositoryName, Reference), Registry
     Ok((repo, reference))
 }
 
+#[cfg(feature = "blobs")]
 /// GET and HEAD: the stored bytes unchanged (or the form `Accept` asks for), with
 /// `Content-Type`, `Docker-Content-Digest` and `Content-Length`; HEAD without the body.
 pub async fn fetch_manifest(registry: &Registry, req: Request) -> Response<Body> {

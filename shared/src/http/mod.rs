@@ -354,6 +354,7 @@ pub const API_GATEWAY_NAME_DEPTH: usize = 6;
 
 const MANIFEST_PATH: &str = "/v2/{name}/manifests/{reference}";
 const BLOB_PATH: &str = "/v2/{name}/blobs/{digest}";
+#[cfg(feature = "blobs")]
 const UPLOADS_PATH: &str = "/v2/{name}/blobs/uploads/";
 const UPLOAD_PATH: &str = "/v2/{name}/blobs/uploads/{uuid}";
 
@@ -461,6 +462,7 @@ pub fn find_route(
 /// Every route of the registry.
 pub fn routes() -> Vec<Route> {
     vec![
+        #[cfg(feature = "blobs")]
         Route {
             function: "fetch-manifest",
             methods: &[Method::GET, Method::HEAD],
@@ -489,6 +491,7 @@ pub fn routes() -> Vec<Route> {
             access: Access::AnyToken,
             handler: boxed!(api_version),
         },
+        #[cfg(feature = "blobs")]
         Route {
             function: "fetch-blob",
             methods: &[Method::GET, Method::HEAD],
@@ -503,6 +506,7 @@ pub fn routes() -> Vec<Route> {
             access: Access::Repository(Action::Delete),
             handler: boxed!(blobs::delete_blob),
         },
+        #[cfg(feature = "blobs")]
         Route {
             function: "start-upload",
             methods: &[Method::POST],
@@ -510,6 +514,7 @@ pub fn routes() -> Vec<Route> {
             access: Access::PushOrMount,
             handler: boxed!(uploads::start_upload),
         },
+        #[cfg(feature = "blobs")]
         Route {
             function: "patch-upload",
             methods: &[Method::PATCH],
@@ -517,6 +522,7 @@ pub fn routes() -> Vec<Route> {
             access: Access::UploadSession,
             handler: boxed!(uploads::patch_upload),
         },
+        #[cfg(feature = "blobs")]
         Route {
             function: "finish-upload",
             methods: &[Method::PUT],
@@ -532,6 +538,7 @@ pub fn routes() -> Vec<Route> {
             access: Access::UploadSession,
             handler: boxed!(uploads::upload_status),
         },
+        #[cfg(feature = "blobs")]
         Route {
             function: "cancel-upload",
             methods: &[Method::DELETE],

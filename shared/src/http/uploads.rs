@@ -5,6 +5,10 @@
 //! May call: `registry` (its blob operations), domain types, `http` helpers. Nothing of
 //! storage.
 
+// Without a blob store (feature `blobs` off) the operations reading one are compiled out;
+// what only they use is unused there.
+#![cfg_attr(not(feature = "blobs"), allow(unused_imports, dead_code))]
+
 use super::auth::{Caller, RegistryOrigin, UPLOAD_CAPABILITY, api_base};
 use super::{
     DOCKER_CONTENT_DIGEST, StreamedBody, answer, body_bytes, digest, header, path_parameter, query,
@@ -22,6 +26,7 @@ use lambda_http::{Body, Request, Response};
 const DOCKER_UPLOAD_UUID: HeaderName = HeaderName::from_static("docker-upload-uuid");
 const OCI_CHUNK_MAX_LENGTH: HeaderName = HeaderName::from_static("oci-chunk-max-length");
 
+#[cfg(feature = "blobs")]
 /// POST: `?mount=&from=` links a blob the source repository has (201; `from` may be left
 /// out where the registry allows, see [`Registry::mount_blob`]), else opens a session; `?digest=` takes the whole blob in the body (201); otherwise a session (202),
 /// hashed with `?digest-algorithm=` (sha256 unless it says sha512).
@@ -68,6 +73,7 @@ pub async fn start_upload(registry: &Registry, req: Request) -> Response<Body> {
     .await
 }
 
+#[cfg(feature = "blobs")]
 /// PATCH: one chunk, with or without `Content-Range`; out of order is `416`.
 pub async fn patch_upload(registry: &Registry, req: Request) -> Response<Body> {
     answer(req, async |req| {
@@ -85,6 +91,7 @@ pub async fn patch_upload(registry: &Registry, req: Request) -> Response<Body> {
     .await
 }
 
+#[cfg(feature = "blobs")]
 /// PUT `?digest=`: the last chunk, if any, then the blob is checked and stored (201).
 pub async fn finish_upload(registry: &Registry, req: Request) -> Response<Body> {
     answer(req, async |req| {
@@ -131,6 +138,7 @@ pub async fn upload_status(registry: &Registry, req: Request) -> Response<Body> 
     .await
 }
 
+#[cfg(feature = "blobs")]
 /// DELETE: cancels the upload and removes its bytes (204).
 pub async fn cancel_upload(registry: &Registry, req: Request) -> Response<Body> {
     answer(req, async |req| {

@@ -4,6 +4,10 @@
 //!
 //! May call: the domain modules and the `ports` traits. Must not know HTTP or any backend.
 
+// Without a blob store (feature `blobs` off) the operations reading one are compiled out;
+// what only they use is unused there.
+#![cfg_attr(not(feature = "blobs"), allow(unused_imports, dead_code))]
+
 use crate::digest::Digest;
 use crate::error::{ErrorCode, RegistryError, Result};
 use crate::manifest::schema1_builder::{EMPTY_LAYER_BLOB, EMPTY_LAYER_DIGEST};
@@ -41,6 +45,20 @@ impl Registry {
         }
     }
 
+    /// Removes the blob from the repository (the link; bytes may serve other repositories).
+    pub async fn delete_blob(&self, repo: &RepositoryName, digest: &Digest) -> Result<()> {
+        if self.metadata.unlink_blob(repo, digest).await? {
+            tracing::info!(target: "quayside::audit", action = "blob_delete", repository = %repo, %digest);
+            Ok(())
+        } else {
+            Err(blob_unknown(repo, digest))
+        }
+    }
+}
+
+// What reads or writes the blob store: only in a build that has one (see the module `registry`).
+#[cfg(feature = "blobs")]
+impl Registry {
     /// A blob's bytes, or where to fetch them, all or `range` of them.
     pub async fn fetch_blob(
         &self,
@@ -107,16 +125,6 @@ impl Registry {
             None => Err(RegistryError::internal(format!(
                 "blob {digest} is linked to {repo} but not stored"
             ))),
-        }
-    }
-
-    /// Removes the blob from the repository (the link; bytes may serve other repositories).
-    pub async fn delete_blob(&self, repo: &RepositoryName, digest: &Digest) -> Result<()> {
-        if self.metadata.unlink_blob(repo, digest).await? {
-            tracing::info!(target: "quayside::audit", action = "blob_delete", repository = %repo, %digest);
-            Ok(())
-        } else {
-            Err(blob_unknown(repo, digest))
         }
     }
 

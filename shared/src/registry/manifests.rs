@@ -2,6 +2,10 @@
 //!
 //! May call: the domain modules and the `ports` traits. Must not know HTTP or any backend.
 
+// Without a blob store (feature `blobs` off) the operations reading one are compiled out;
+// what only they use is unused there.
+#![cfg_attr(not(feature = "blobs"), allow(unused_imports, dead_code))]
+
 use crate::digest::{Algorithm, Digest};
 use crate::error::{ErrorCode, RegistryError, Result};
 use crate::manifest::accept::Accept;
@@ -43,37 +47,6 @@ pub const MAX_TAGS_PER_PUSH: usize = 32;
 const DELETE_ATTEMPTS: u32 = 8;
 
 impl Registry {
-    /// GET/HEAD of a manifest by tag or digest, negotiated against `accept`.
-    pub async fn get_manifest(
-        &self,
-        repo: &RepositoryName,
-        reference: &Reference,
-        accept: &Accept,
-    ) -> Result<StoredManifest> {
-        match reference {
-            Reference::Digest(digest) => match self.metadata.manifest(repo, digest).await? {
-                Some(manifest) => self.negotiate(repo, None, manifest, accept).await,
-                None => Err(self.not_found(repo, reference).await),
-            },
-            Reference::Tag(tag) => match self.metadata.tag(repo, tag).await? {
-                Some(TagTarget {
-                    manifest: Some(manifest),
-                    ..
-                }) => self.negotiate(repo, Some(tag), manifest, accept).await,
-                // The seed's path: a v1 tag whose manifest was deleted (or never pushed) is
-                // served a manifest built and signed from its image chain.
-                Some(TagTarget {
-                    manifest: None,
-                    v1_image: Some(leaf),
-                }) => {
-                    let manifest = self.generate_schema1(repo, tag, &leaf).await?;
-                    self.negotiate(repo, Some(tag), manifest, accept).await
-                }
-                _ => Err(self.not_found(repo, reference).await),
-            },
-        }
-    }
-
     /// PUT of a manifest by tag or digest: checked against the reference and the repository,
     /// stored atomically with its tags and v1 images, announced as `repo_push`. The tags are
     /// the reference's (by tag) and `tag_parameters` (the OCI dev spec's `?tag=`, mostly with
@@ -381,6 +354,67 @@ impl Registry {
         Ok(())
     }
 
+    /// `NAME_UNKNOWN` for a repository that does not exist, else `MANIFEST_UNKNOWN`. Only
+    /// a miss pays for the second read.
+    async fn not_found(&self, repo: &RepositoryName, reference: &Reference) -> RegistryError {
+        match self.metadata.repository_exists(repo).await {
+            Ok(false) => RegistryError::new(
+                ErrorCode::NameUnknown,
+                format!("repository {repo} is not known to the registry"),
+            )
+            .with_detail(json!({ "name": repo.as_str() })),
+            Ok(true) => RegistryError::new(
+                ErrorCode::ManifestUnknown,
+                format!("manifest {reference} is not in {repo}"),
+            )
+            .with_detail(json!({ "reference": reference.to_string() })),
+            Err(e) => e.into(),
+        }
+    }
+
+    /// Publishes an event. The change is already stored, so a failure is logged, not
+    /// answered: the client's push succeeded.
+    async fn announce(&self, event: &RegistryEvent) {
+        if let Err(e) = self.events.publish(event).await {
+            tracing::error!(error = %e, event = ?event, "event not published");
+        }
+    }
+}
+
+// What reads or writes the blob store: only in a build that has one (see the module `registry`).
+#[cfg(feature = "blobs")]
+impl Registry {
+    /// GET/HEAD of a manifest by tag or digest, negotiated against `accept`.
+    pub async fn get_manifest(
+        &self,
+        repo: &RepositoryName,
+        reference: &Reference,
+        accept: &Accept,
+    ) -> Result<StoredManifest> {
+        match reference {
+            Reference::Digest(digest) => match self.metadata.manifest(repo, digest).await? {
+                Some(manifest) => self.negotiate(repo, None, manifest, accept).await,
+                None => Err(self.not_found(repo, reference).await),
+            },
+            Reference::Tag(tag) => match self.metadata.tag(repo, tag).await? {
+                Some(TagTarget {
+                    manifest: Some(manifest),
+                    ..
+                }) => self.negotiate(repo, Some(tag), manifest, accept).await,
+                // The seed's path: a v1 tag whose manifest was deleted (or never pushed) is
+                // served a manifest built and signed from its image chain.
+                Some(TagTarget {
+                    manifest: None,
+                    v1_image: Some(leaf),
+                }) => {
+                    let manifest = self.generate_schema1(repo, tag, &leaf).await?;
+                    self.negotiate(repo, Some(tag), manifest, accept).await
+                }
+                _ => Err(self.not_found(repo, reference).await),
+            },
+        }
+    }
+
     /// Serves `manifest` if the client accepts its type. Otherwise, by tag: an index is
     /// replaced by its linux/amd64 manifest, and an image manifest is converted to signed
     /// schema1 for a client that asks for schema1 (as distribution 2.x and Quay do).
@@ -552,32 +586,6 @@ impl Registry {
                 _ => Err(self.not_found(repo, &Reference::Tag(tag.clone())).await),
             },
             Err(e) => Err(e.into()),
-        }
-    }
-
-    /// `NAME_UNKNOWN` for a repository that does not exist, else `MANIFEST_UNKNOWN`. Only
-    /// a miss pays for the second read.
-    async fn not_found(&self, repo: &RepositoryName, reference: &Reference) -> RegistryError {
-        match self.metadata.repository_exists(repo).await {
-            Ok(false) => RegistryError::new(
-                ErrorCode::NameUnknown,
-                format!("repository {repo} is not known to the registry"),
-            )
-            .with_detail(json!({ "name": repo.as_str() })),
-            Ok(true) => RegistryError::new(
-                ErrorCode::ManifestUnknown,
-                format!("manifest {reference} is not in {repo}"),
-            )
-            .with_detail(json!({ "reference": reference.to_string() })),
-            Err(e) => e.into(),
-        }
-    }
-
-    /// Publishes an event. The change is already stored, so a failure is logged, not
-    /// answered: the client's push succeeded.
-    async fn announce(&self, event: &RegistryEvent) {
-        if let Err(e) = self.events.publish(event).await {
-            tracing::error!(error = %e, event = ?event, "event not published");
         }
     }
 }

@@ -10,6 +10,11 @@
 //! | `lists.rs` | tags, the catalog, referrers |
 //! | `tokens.rs` | the token service, upload capabilities, the catalog a caller may see |
 //!
+//! Each file keeps the operations that touch the blob store in an `impl` block of their own
+//! under `#[cfg(feature = "blobs")]`: a build without a blob store (a Lambda function
+//! without S3) has neither the store nor any operation that could reach it, and its route
+//! table (`http::routes`) none of their routes.
+//!
 //! May call: the domain modules (`digest`, `names`, `manifest`, `error`), the `ports` traits
 //! and `auth`'s rules. Must not know HTTP (the `http` module calls this), nor any backend's
 //! item shapes, nor AWS.
@@ -28,13 +33,18 @@ pub use upload_body::UploadBody;
 pub use uploads::{Purged, UploadStatus, started_before};
 
 use crate::error::{ErrorCode, RegistryError};
-use crate::ports::{BlobStore, EventSink, MetadataStore, Signer, StoreError};
+#[cfg(feature = "blobs")]
+use crate::ports::BlobStore;
+use crate::ports::{EventSink, MetadataStore, Signer, StoreError};
 use std::sync::Arc;
 
 /// The registry over its ports (the access store through `auth`). Cheap to share: build it once per process.
 #[derive(Clone)]
 pub struct Registry {
     pub metadata: Arc<dyn MetadataStore>,
+    /// Only in a build with a blob store (feature `blobs`): a Lambda function that never
+    /// reads blobs has none, so no operation of its can reach one.
+    #[cfg(feature = "blobs")]
     pub blobs: Arc<dyn BlobStore>,
     pub signer: Arc<dyn Signer>,
     pub events: Arc<dyn EventSink>,
@@ -93,12 +103,13 @@ impl Registry {
     /// The registry over these ports, with Lambda's limits.
     pub fn new(
         metadata: Arc<dyn MetadataStore>,
-        blobs: Arc<dyn BlobStore>,
+        #[cfg(feature = "blobs")] blobs: Arc<dyn BlobStore>,
         signer: Arc<dyn Signer>,
         events: Arc<dyn EventSink>,
     ) -> Registry {
         Registry {
             metadata,
+            #[cfg(feature = "blobs")]
             blobs,
             signer,
             events,

@@ -4,6 +4,9 @@
 //!
 //! May call: `digest`, `error`, the `ports` traits. Must not know HTTP or any backend.
 
+// Read by the upload operations only, compiled out without a blob store (feature `blobs`).
+#![cfg_attr(not(feature = "blobs"), allow(dead_code))]
+
 use crate::digest::{Algorithm, Hasher};
 use crate::error::{ErrorCode, RegistryError, Result};
 use crate::ports::PartSource;

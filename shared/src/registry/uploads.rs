@@ -27,6 +27,10 @@
 //!
 //! May call: the domain modules and the `ports` traits. Must not know HTTP or any backend.
 
+// Without a blob store (feature `blobs` off) the operations reading one are compiled out;
+// what only they use is unused there.
+#![cfg_attr(not(feature = "blobs"), allow(unused_imports, dead_code))]
+
 use super::upload_body::{
     Budget, Hashing, UploadBody, blob_too_large, body_error, chunk_too_large,
 };
@@ -55,6 +59,81 @@ pub struct Purged {
     pub stray: u64,
 }
 
+impl Registry {
+    /// Opens an upload session whose bytes are hashed with `algorithm` as they arrive (the
+    /// spec's `digest-algorithm`; a finish with a digest of another algorithm is checked
+    /// where the blob store can check it, see [`Registry::finish_upload`]).
+    pub async fn start_upload(
+        &self,
+        repo: &RepositoryName,
+        algorithm: Algorithm,
+    ) -> Result<UploadStatus> {
+        let upload = Upload {
+            id: uuid::Uuid::new_v4().to_string(),
+            offset: 0,
+            hash_state: Hasher::new(algorithm).save(),
+            pending: 0,
+            pending_key: None,
+            handle: None,
+            parts: Vec::new(),
+            started: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+            version: 0,
+            writer: None,
+            lease_until: 0,
+        };
+        self.metadata.create_upload(repo, &upload).await?;
+        Ok(status(&upload))
+    }
+
+    pub async fn upload_status(&self, repo: &RepositoryName, id: &str) -> Result<UploadStatus> {
+        Ok(status(&self.load_upload(repo, id).await?))
+    }
+
+    /// Lets go of every upload's claim, for a store that one process owns (registry-local's
+    /// embedded data folder, which redb locks), at its start: every claim then is a dead
+    /// writer's, and would otherwise answer the client's retry `416` until its lease ran
+    /// out. Never with stores that other processes write (the AWS backend): their claims
+    /// may be live. Returns how many were let go; a claim that changed meanwhile is left.
+    pub async fn release_dead_claims(&self) -> Result<u64> {
+        let mut released = 0u64;
+        for (repo, upload) in self.metadata.uploads().await? {
+            if upload.writer.is_none() {
+                continue;
+            }
+            let mut free = upload.clone();
+            free.writer = None;
+            free.lease_until = 0;
+            free.version = upload.version.wrapping_add(1);
+            match self
+                .metadata
+                .update_upload(&repo, &free, upload.version)
+                .await
+            {
+                Ok(()) => released = released.saturating_add(1),
+                Err(StoreError::Conflict(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(released)
+    }
+
+    async fn load_upload(&self, repo: &RepositoryName, id: &str) -> Result<Upload> {
+        // An id is ours only if it is a UUID: anything else cannot name an upload.
+        if uuid::Uuid::parse_str(id).is_err() {
+            return Err(upload_unknown(id));
+        }
+        let cutoff = SystemTime::now().checked_sub(self.limits.upload_max_age);
+        match self.metadata.upload(repo, id).await? {
+            Some(upload) if !cutoff.is_some_and(|cutoff| started_before(&upload, cutoff)) => {
+                Ok(upload)
+            }
+            _ => Err(upload_unknown(id)),
+        }
+    }
+}
+
+// What reads or writes the blob store: only in a build that has one (see the module `registry`).
+#[cfg(feature = "blobs")]
 impl Registry {
     /// A whole blob in one request (`POST ?digest=`). A body that fits the store's part
     /// buffer is checked and stored at once; a larger one goes through an upload session of
@@ -91,35 +170,6 @@ impl Registry {
                 .await;
         }
         finished
-    }
-
-    /// Opens an upload session whose bytes are hashed with `algorithm` as they arrive (the
-    /// spec's `digest-algorithm`; a finish with a digest of another algorithm is checked
-    /// where the blob store can check it, see [`Registry::finish_upload`]).
-    pub async fn start_upload(
-        &self,
-        repo: &RepositoryName,
-        algorithm: Algorithm,
-    ) -> Result<UploadStatus> {
-        let upload = Upload {
-            id: uuid::Uuid::new_v4().to_string(),
-            offset: 0,
-            hash_state: Hasher::new(algorithm).save(),
-            pending: 0,
-            pending_key: None,
-            handle: None,
-            parts: Vec::new(),
-            started: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
-            version: 0,
-            writer: None,
-            lease_until: 0,
-        };
-        self.metadata.create_upload(repo, &upload).await?;
-        Ok(status(&upload))
-    }
-
-    pub async fn upload_status(&self, repo: &RepositoryName, id: &str) -> Result<UploadStatus> {
-        Ok(status(&self.load_upload(repo, id).await?))
     }
 
     /// A chunk (`PATCH`). `start` is the first byte's offset from `Content-Range`, if sent:
@@ -362,48 +412,6 @@ impl Registry {
         }
         purged.stray = self.blobs.purge_stray(cutoff).await?;
         Ok(purged)
-    }
-
-    /// Lets go of every upload's claim, for a store that one process owns (registry-local's
-    /// embedded data folder, which redb locks), at its start: every claim then is a dead
-    /// writer's, and would otherwise answer the client's retry `416` until its lease ran
-    /// out. Never with stores that other processes write (the AWS backend): their claims
-    /// may be live. Returns how many were let go; a claim that changed meanwhile is left.
-    pub async fn release_dead_claims(&self) -> Result<u64> {
-        let mut released = 0u64;
-        for (repo, upload) in self.metadata.uploads().await? {
-            if upload.writer.is_none() {
-                continue;
-            }
-            let mut free = upload.clone();
-            free.writer = None;
-            free.lease_until = 0;
-            free.version = upload.version.wrapping_add(1);
-            match self
-                .metadata
-                .update_upload(&repo, &free, upload.version)
-                .await
-            {
-                Ok(()) => released = released.saturating_add(1),
-                Err(StoreError::Conflict(_)) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Ok(released)
-    }
-
-    async fn load_upload(&self, repo: &RepositoryName, id: &str) -> Result<Upload> {
-        // An id is ours only if it is a UUID: anything else cannot name an upload.
-        if uuid::Uuid::parse_str(id).is_err() {
-            return Err(upload_unknown(id));
-        }
-        let cutoff = SystemTime::now().checked_sub(self.limits.upload_max_age);
-        match self.metadata.upload(repo, id).await? {
-            Some(upload) if !cutoff.is_some_and(|cutoff| started_before(&upload, cutoff)) => {
-                Ok(upload)
-            }
-            _ => Err(upload_unknown(id)),
-        }
     }
 
     /// [`Registry::claim`] for a request whose body declares `declared` bytes: let go again

@@ -101,6 +101,7 @@ use crate::ports::{
 };
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
+#[cfg(feature = "s3")]
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -127,7 +128,9 @@ pub const TTL_ATTRIBUTE: &str = "expires_at";
 pub struct DynamoMetadata {
     client: Client,
     table: String,
-    /// Where manifests larger than [`INLINE_LIMIT`] go.
+    /// Where manifests larger than [`INLINE_LIMIT`] go: the blob store (S3), in a build
+    /// that links it (see [`DynamoMetadata::spill`]).
+    #[cfg(feature = "s3")]
     spill: Arc<dyn BlobStore>,
     /// How long an upload lives from its start (its item's TTL).
     upload_max_age: Duration,
@@ -142,10 +145,14 @@ impl std::fmt::Debug for DynamoMetadata {
 }
 
 impl DynamoMetadata {
-    /// The store over `table`, spilling large manifests to `spill`. Uploads live
-    /// `QUAYSIDE_UPLOAD_MAX_AGE` (see [`upload_max_age_from_env`]; the template sets it on
-    /// every function), or a day.
-    pub fn new(client: Client, table: impl Into<String>, spill: Arc<dyn BlobStore>) -> Self {
+    /// The store over `table`, spilling large manifests to `spill` (in a build with S3).
+    /// Uploads live `QUAYSIDE_UPLOAD_MAX_AGE` (see [`upload_max_age_from_env`]; the template
+    /// sets it on every function), or a day.
+    pub fn new(
+        client: Client,
+        table: impl Into<String>,
+        #[cfg(feature = "s3")] spill: Arc<dyn BlobStore>,
+    ) -> Self {
         let upload_max_age = upload_max_age_from_env().unwrap_or_else(|e| {
             // A construction cannot fail; the template only ever sets whole days.
             tracing::error!(error = %e, "using the default greatest age of uploads");
@@ -154,9 +161,22 @@ impl DynamoMetadata {
         DynamoMetadata {
             client,
             table: table.into(),
+            #[cfg(feature = "s3")]
             spill,
             upload_max_age,
         }
+    }
+
+    /// The blob store that holds spilled manifests. A function built without S3 never
+    /// reads or writes a manifest's bytes (its registry has no operation that does: the
+    /// `blobs` feature), so reaching here there is a fault, answered as one.
+    fn spill(&self) -> StoreResult<&dyn BlobStore> {
+        #[cfg(feature = "s3")]
+        return Ok(self.spill.as_ref());
+        #[cfg(not(feature = "s3"))]
+        return Err(crate::ports::StoreError::backend(
+            "a manifest spilled to S3, in a function built without S3",
+        ));
     }
 
     /// How long an upload lives from its start.

@@ -48,7 +48,7 @@ impl DynamoMetadata {
         };
         let spill_tags = inline > TRANSACTION_BYTES;
         if spill_tags {
-            self.spill
+            self.spill()?
                 .put(&push.manifest.digest, push.manifest.body.clone())
                 .await?;
             inline = push.manifest.body.len();
@@ -260,7 +260,7 @@ impl DynamoMetadata {
     /// Stores a large manifest's bytes in the blob store, before any item names them.
     async fn spill_if_large(&self, manifest: &StoredManifest) -> StoreResult<()> {
         if is_spilled(manifest) {
-            self.spill
+            self.spill()?
                 .put(&manifest.digest, manifest.body.clone())
                 .await?;
         }
@@ -277,7 +277,7 @@ impl DynamoMetadata {
         let body = match item.get("body") {
             Some(AttributeValue::B(body)) => Bytes::copy_from_slice(body.as_ref()),
             _ if matches!(item.get("spilled"), Some(AttributeValue::Bool(true))) => {
-                self.spill.get(&digest).await?.ok_or_else(|| {
+                self.spill()?.get(&digest).await?.ok_or_else(|| {
                     StoreError::backend(format!("the spilled bytes of {digest} are missing"))
                 })?
             }
