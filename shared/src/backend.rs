@@ -117,8 +117,9 @@ pub async fn from_env() -> Result<Registry, StoreError> {
 pub async fn run_lambda_route(route_name: &str) -> Result<(), lambda_http::Error> {
     crate::aws::logging::init();
     let registry = from_env().await?;
-    let route = crate::http::route(route_name)
-        .ok_or_else(|| format!("no route {route_name} in the route table"))?;
+    let route = crate::http::route(route_name).ok_or_else(|| {
+        format!("no route {route_name} in this build's route table (a blob route needs `s3`)")
+    })?;
     let serve = async |req: lambda_http::Request| {
         Ok::<_, lambda_http::Error>(route.serve_api_gateway(&registry, req).await)
     };

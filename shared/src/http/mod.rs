@@ -459,7 +459,8 @@ pub fn find_route(
     })
 }
 
-/// Every route of the registry.
+/// Every route of the registry; those that read or write blobs only in a build that has a
+/// blob store (feature `blobs`).
 pub fn routes() -> Vec<Route> {
     vec![
         #[cfg(feature = "blobs")]
