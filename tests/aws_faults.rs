@@ -221,3 +221,35 @@ async fn throttling_is_429_and_a_stalled_backend_503_both_with_retry_after() {
     assert_eq!(got.status, 201, "{}", got.text());
     assert_stored(&t, "acme/app", &data).await;
 }
+
+#[tokio::test]
+async fn a_write_dynamodb_keeps_cancelling_is_429_and_changes_nothing() {
+    let (t, proxy) = behind_proxy(None).await;
+    t.seed_tiny_blobs("acme/app").await;
+    let image = manifest_fixture("oci-image-manifest.json");
+    let put = t
+        .put_manifest("/v2/acme/app/manifests/v1", OCI_MANIFEST, &image)
+        .await;
+    assert_eq!(put.status, 201, "{}", put.text());
+
+    // Every attempt of the tag's deletion is cancelled for another transaction in flight:
+    // the table is busy (429, retry), not the tag unknown (404), and the tag stays.
+    proxy.inject(
+        "DynamoDB.TransactWriteItems",
+        Fault::dynamodb_transaction_conflict(),
+        1000,
+    );
+    let got = t.delete("/v2/acme/app/manifests/v1").await;
+    got.assert_error(429, "TOOMANYREQUESTS");
+    assert_eq!(got.header("retry-after"), Some("1"));
+    assert!(
+        proxy.seen("DynamoDB.TransactWriteItems") > 1,
+        "the store tried again before giving up"
+    );
+    proxy.clear();
+    assert_eq!(t.head("/v2/acme/app/manifests/v1").await.status, 200);
+
+    // Then the same request works.
+    assert_eq!(t.delete("/v2/acme/app/manifests/v1").await.status, 202);
+    assert_eq!(t.head("/v2/acme/app/manifests/v1").await.status, 404);
+}

@@ -39,6 +39,16 @@ impl Fault {
         }
     }
 
+    /// DynamoDB's answer to a transaction of two actions, the first of whose items another
+    /// transaction in flight holds: cancelled, no condition failed.
+    pub fn dynamodb_transaction_conflict() -> Fault {
+        Fault::Answer {
+            status: 400,
+            content_type: "application/x-amz-json-1.0",
+            body: r#"{"__type":"com.amazonaws.dynamodb.v20120810#TransactionCanceledException","message":"injected: Transaction cancelled, please refer cancellation reasons for specific reasons [TransactionConflict, None]","CancellationReasons":[{"Code":"TransactionConflict","Message":"Transaction is ongoing for the item"},{"Code":"None"}]}"#.into(),
+        }
+    }
+
     /// S3's answer to a prefix over its request rate.
     pub fn s3_slow_down() -> Fault {
         Fault::Answer {

@@ -6,7 +6,7 @@ use super::DynamoMetadata;
 use super::items::{Item, approximate_size, b, blob_sk, is_spilled, manifest_sk, n, required_s, s};
 use super::transactions::{
     ATTEMPTS, MAX_TRANSACTION_ITEMS, TRANSACTION_BYTES, TxFailure, build_error, condition_failed,
-    random_id, transient,
+    kept_cancelled, random_id, transient,
 };
 use crate::aws::sdk_error;
 use crate::digest::Digest;
@@ -121,8 +121,8 @@ impl DynamoMetadata {
                 Err(TxFailure::Other(e)) => return Err(e),
             }
         }
-        Err(StoreError::Conflict(format!(
-            "push of {} to {repo} kept conflicting with other writers",
+        Err(kept_cancelled(&format!(
+            "push of {} to {repo}",
             push.manifest.digest
         )))
     }

@@ -47,6 +47,15 @@ pub(super) fn transient(codes: &[String]) -> bool {
     })
 }
 
+/// A write DynamoDB cancelled at every attempt for other transactions in flight or for
+/// throttling: the table is busy (`429` with `Retry-After`), which is no `Conflict`: no
+/// condition failed, and callers read `Conflict` as "what the write was decided from is gone".
+pub(super) fn kept_cancelled(what: &str) -> StoreError {
+    StoreError::Throttled(format!(
+        "{what}: cancelled {ATTEMPTS} times for other transactions in flight or throttling"
+    ))
+}
+
 pub(super) fn condition_failed(code: &str) -> bool {
     code == "ConditionalCheckFailed"
 }
@@ -159,9 +168,7 @@ impl DynamoMetadata {
                 Err(f) => return Err(f.into_store_error(what)),
             }
         }
-        Err(StoreError::Conflict(format!(
-            "{what} kept conflicting with other writers"
-        )))
+        Err(kept_cancelled(what))
     }
 
     pub(super) fn put(
