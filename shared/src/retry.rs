@@ -15,6 +15,6 @@ pub async fn backoff(attempt: u32) {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.subsec_nanos())
             .unwrap_or_default(),
-    ) % base.max(1);
+    ) % base;
     tokio::time::sleep(Duration::from_millis(base + jitter)).await;
 }

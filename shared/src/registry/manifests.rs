@@ -235,15 +235,14 @@ impl Registry {
                 .filter_map(|t| t.v1_image.clone())
                 .collect();
             // Images are never deleted: one read of theirs holds for the commit below.
-            let stored = match images.is_empty() {
-                true => HashMap::new(),
-                false => {
-                    let lookup = Lookup {
-                        images,
-                        ..Lookup::default()
-                    };
-                    self.metadata.lookup(repo, &lookup).await?.images
-                }
+            let stored = if images.is_empty() {
+                HashMap::new()
+            } else {
+                let lookup = Lookup {
+                    images,
+                    ..Lookup::default()
+                };
+                self.metadata.lookup(repo, &lookup).await?.images
             };
             let event = event("manifest_delete", repo, Vec::new(), Some(digest), None);
             let deletion = plan_deletion(digest, read, |id| stored.contains_key(id), event);
